@@ -1,0 +1,52 @@
+import CSQLite
+
+/// A failed SQLite call: the extended result code, SQLite's own message (`sqlite3_errmsg`) and
+/// what walship was doing when it failed.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    /// The extended result code (for example `SQLITE_BUSY_SNAPSHOT`); `primaryCode` is its low byte.
+    public let code: Int32
+    public let message: String
+    public let operation: String
+
+    public init(code: Int32, message: String, operation: String) {
+        self.code = code
+        self.message = message
+        self.operation = operation
+    }
+
+    init(code: Int32, connection: OpaquePointer?, operation: String) {
+        let text: String
+        if let connection, let cText = sqlite3_errmsg(connection) {
+            text = String(cString: cText)
+        } else if let cText = sqlite3_errstr(code) {
+            text = String(cString: cText)
+        } else {
+            text = "SQLite error \(code)"
+        }
+        self.init(code: code, message: text, operation: operation)
+    }
+
+    public var primaryCode: Int32 { code & 0xff }
+
+    /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a conflicting lock.
+    public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
+
+    /// SQLITE_NOTADB: the file is not a SQLite database (or is encrypted).
+    public var isNotADatabase: Bool { primaryCode == SQLITE_NOTADB }
+
+    /// SQLITE_CORRUPT: the database file is malformed.
+    public var isCorrupt: Bool { primaryCode == SQLITE_CORRUPT }
+
+    public var description: String { "\(operation): \(message) (SQLite code \(code))" }
+}
+
+/// Throws a `SQLiteError` for any result code other than the accepted ones.
+@inline(__always)
+func check(
+    _ result: Int32, _ connection: OpaquePointer?, _ operation: @autoclosure () -> String,
+    accepting accepted: Int32 = SQLITE_OK
+) throws {
+    if result != accepted && result != SQLITE_OK {
+        throw SQLiteError(code: result, connection: connection, operation: operation())
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Small file-system operations with errors that name the path: existence checks, atomic
+/// placement of finished files (rename or no-clobber link), and directory fsync.
+public enum FileSystem {
+    /// The text of an `errno` value.
+    public static func describe(errno code: Int32) -> String {
+        String(cString: strerror(code))
+    }
+
+    /// `stat(2)` of a path, or nil when it does not exist.
+    public static func status(_ path: String) -> stat? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info : nil
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        status(path) != nil
+    }
+
+    public static func isRegularFile(_ path: String) -> Bool {
+        guard let info = status(path) else { return false }
+        return (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        guard let info = status(path) else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The size of a file, or nil when it does not exist.
+    public static func size(_ path: String) -> Int64? {
+        status(path).map { Int64($0.st_size) }
+    }
+
+    /// The directory part of a path ("." for a bare file name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The last component of a path.
+    public static func fileName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// An absolute, lexically normalized form of `path` (no symlinks resolved).
+    public static func absolute(_ path: String) -> String {
+        var full = path
+        if !path.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            if getcwd(&buffer, buffer.count) != nil {
+                let length = buffer.firstIndex(of: 0) ?? buffer.count
+                full = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
+            }
+        }
+        var parts: [Substring] = []
+        for part in full.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// A path beside `path` for a temporary file: same directory (so a rename is atomic), hidden,
+    /// and unique to this process and call.
+    public static func temporarySibling(of path: String, purpose: String) -> String {
+        let directory = directory(of: path)
+        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        return "\(directory)/.\(fileName(of: path)).walship-\(purpose)-\(getpid())-\(suffix)"
+    }
+
+    /// Removes a file if it exists; errors other than "does not exist" throw.
+    public static func removeIfPresent(_ path: String) throws {
+        if unlink(path) != 0 && errno != ENOENT {
+            throw LocalFile.error("remove", path, errno)
+        }
+    }
+
+    /// Removes a SQLite database file and its `-wal`, `-shm` and `-journal` companions, ignoring
+    /// failures: used to clean up temporary files on error paths.
+    public static func removeDatabaseFiles(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            _ = unlink(path + suffix)
+        }
+    }
+
+    /// Removes the `-wal`, `-shm` and `-journal` files beside a database, ignoring failures.
+    public static func removeCompanions(of path: String) {
+        for suffix in ["-wal", "-shm", "-journal"] {
+            _ = unlink(path + suffix)
+        }
+    }
+
+    /// Flushes a directory's entries (after creating, renaming or removing files in it).
+    public static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw LocalFile.error("open directory", path, errno) }
+        defer { _ = close(fd) }
+        if fsync(fd) != 0 { throw LocalFile.error("fsync directory", path, errno) }
+    }
+
+    /// Flushes a file's contents to stable storage.
+    public static func syncFile(_ path: String) throws {
+        let file = try LocalFile.openForReading(path)
+        try file.sync()
+        try file.close()
+    }
+
+    /// Moves `source` to `destination` atomically, replacing any existing file.
+    public static func rename(_ source: String, to destination: String) throws {
+        if Glibc.rename(source, destination) != 0 {
+            throw LocalFile.error("rename to '\(destination)' from", source, errno)
+        }
+    }
+
+    /// Moves `source` to `destination` atomically only if `destination` does not exist: a hard link
+    /// (which fails with EEXIST instead of replacing) followed by removing `source`. Throws
+    /// `outputExists` when `destination` appeared in the meantime.
+    public static func renameNoReplace(_ source: String, to destination: String) throws {
+        if link(source, destination) != 0 {
+            let code = errno
+            if code == EEXIST {
+                throw WalshipError(.outputExists, "output '\(destination)' already exists")
+            }
+            if code == EPERM || code == ENOTSUP || code == EOPNOTSUPP || code == EXDEV {
+                // File systems without hard links: check, then rename (a narrow race remains).
+                if exists(destination) {
+                    throw WalshipError(.outputExists, "output '\(destination)' already exists")
+                }
+                try rename(source, to: destination)
+                return
+            }
+            throw LocalFile.error("link to '\(destination)' from", source, code)
+        }
+        if unlink(source) != 0 { throw LocalFile.error("remove", source, errno) }
+    }
+
+    /// Creates a directory and its missing parents with `mode`.
+    public static func createDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        if isDirectory(path) { return }
+        let parent = directory(of: path)
+        if parent != path && parent != "." && parent != "/" {
+            try createDirectories(parent, mode: mode)
+        }
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw LocalFile.error("create directory", path, errno)
+        }
+    }
+
+    /// Whether the current process may write files in `directory`.
+    public static func isWritableDirectory(_ directory: String) -> Bool {
+        access(directory, W_OK | X_OK) == 0
+    }
+}

