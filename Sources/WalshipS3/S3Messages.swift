@@ -37,9 +37,6 @@ enum S3Messages {
             throw error.walshipError(
                 operation: "DeleteObjects in bucket '\(bucket)'", accessKeyID: nil, serverDate: nil)
         }
-        guard root.name == "DeleteResult" else {
-            throw WalshipError(.storeProtocol, "DeleteObjects in bucket '\(bucket)' returned '\(root.name)'")
-        }
         return root.children("Error").map {
             DeleteFailure(key: $0.text(of: "Key") ?? "", code: $0.text(of: "Code") ?? "", message: $0.text(of: "Message") ?? "")
         }
@@ -47,7 +44,7 @@ enum S3Messages {
 
     /// One `ListObjectsV2` page.
     static func parseListResult(_ body: [UInt8], bucket: String) throws -> ObjectListPage {
-        guard let root = S3XMLElement.parse(body), root.name == "ListBucketResult" else {
+        guard let root = S3XMLElement.parse(body), root.name != "Error" else {
             throw WalshipError(.storeProtocol, "LIST in bucket '\(bucket)' returned a response that is not a ListBucketResult")
         }
         var objects: [ObjectInfo] = []
@@ -68,9 +65,10 @@ enum S3Messages {
         return ObjectListPage(objects: objects, continuationToken: truncated ? token : nil)
     }
 
-    /// The `UploadId` of an `InitiateMultipartUploadResult`.
+    /// The `UploadId` of an `InitiateMultipartUploadResult` (rclone names the root
+    /// `InitiateMultipartUpload`, so only the child is required).
     static func parseUploadID(_ body: [UInt8], key: String) throws -> String {
-        guard let root = S3XMLElement.parse(body), root.name == "InitiateMultipartUploadResult",
+        guard let root = S3XMLElement.parse(body), root.name != "Error",
             let uploadID = root.text(of: "UploadId"), !uploadID.isEmpty
         else {
             throw WalshipError(.storeProtocol, "CreateMultipartUpload for '\(key)' returned no UploadId")

@@ -28,6 +28,8 @@ final class StoreFixture: Sendable {
             let server = try await S3TestServer.start()
             let store = try server.makeStore(transport: transport) { configuration in
                 configuration.partSize = 5 << 20
+                // rclone serve s3 ignores If-None-Match; the header is still sent (see S3RequestTests).
+                configuration.conditionalPut = false
                 configuration.retry = RetryPolicy(maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
             }
             return StoreFixture(store: store, server: server, directory: nil)
@@ -180,10 +182,11 @@ struct ObjectStoreContractTests {
         #expect(try await fixture.store.exists("no/such/key") == false)
     }
 
-    @Test("a conditional PUT of an existing key fails with objectExists", arguments: StoreKind.allCases)
-    func conditionalPut(kind: StoreKind) async throws {
-        let fixture = try await StoreFixture.make(kind)
+    @Test("a conditional PUT of an existing key fails with objectExists where the store enforces it")
+    func conditionalPut() async throws {
+        let fixture = try await StoreFixture.make(.file)
         defer { fixture.stop() }
+        #expect(fixture.store.supportsConditionalPut)
         try await fixture.store.put("c/once", body: .bytes([1]), ifNoneMatch: true)
         do {
             try await fixture.store.put("c/once", body: .bytes([2]), ifNoneMatch: true)
