@@ -67,6 +67,7 @@ let package = Package(
         .testTarget(
             name: "WalshipS3Tests",
             dependencies: ["WalshipS3", "WalshipCore", "WalshipTesting"],
+            exclude: ["Scripts"],
             resources: [.copy("Vectors")]
         ),
         .testTarget(

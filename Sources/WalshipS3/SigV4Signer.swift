@@ -135,13 +135,14 @@ public struct SigV4Signer: Sendable {
         query.append(("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope(date))"))
         query.append(("X-Amz-Date", Self.timestamp(date)))
         query.append(("X-Amz-Expires", String(expires)))
-        if let token = credentials.sessionToken { query.append(("X-Amz-Security-Token", token)) }
+        if let token = credentials.sessionToken, signSessionToken { query.append(("X-Amz-Security-Token", token)) }
         query.append(("X-Amz-SignedHeaders", headers.map(\.name).joined(separator: ";")))
         var signed = request
         signed.query = query
         let canonical = canonicalRequest(signed, payloadHash: payloadHash)
         let signature = self.signature(stringToSign: stringToSign(canonicalRequest: canonical.text, date: date), date: date)
         query.append(("X-Amz-Signature", signature))
+        if let token = credentials.sessionToken, !signSessionToken { query.append(("X-Amz-Security-Token", token)) }
         return query
     }
 
