@@ -1,11 +1,16 @@
-/// How an object's payload is compressed. The raw value is stored in object headers, so cases
-/// are never renumbered.
+import CZstd
+
+/// How an object's payload is compressed.
+///
+/// The raw value is stored in object headers, so cases are never renumbered. The names are the
+/// configuration spelling and the file suffixes of the standard tools (`gzip -d`, `zstd -d` read
+/// what walship writes).
 public enum CompressionCodec: UInt8, Sendable, CaseIterable {
     case none = 0
     case gzip = 1
     case zstd = 2
 
-    /// Parses the configuration name: `none`, `gzip` or `zstd`.
+    /// Parses the configuration name: `none`, `gzip` or `zstd` (any letter case).
     public init?(name: String) {
         switch name.lowercased() {
         case "none": self = .none
@@ -15,6 +20,7 @@ public enum CompressionCodec: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// The configuration name, also used in log metadata and error messages.
     public var name: String {
         switch self {
         case .none: "none"
@@ -30,6 +36,16 @@ public enum CompressionCodec: UInt8, Sendable, CaseIterable {
         case .none: 0
         case .gzip: 1
         case .zstd: 1
+        }
+    }
+
+    /// The levels `Compressor` accepts: zlib's 0 (stored) to 9, zstd's `ZSTD_minCLevel()` (the
+    /// fastest negative level) to `ZSTD_maxCLevel()` (22); `none` ignores its level.
+    public var levels: ClosedRange<Int32> {
+        switch self {
+        case .none: 0...0
+        case .gzip: 0...9
+        case .zstd: ZSTD_minCLevel()...ZSTD_maxCLevel()
         }
     }
 }

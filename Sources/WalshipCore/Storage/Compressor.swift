@@ -1,48 +1,44 @@
 import CZlib
 import CZstd
 
-/// A streaming compressor: feed input with `update`, end with `finish`; compressed bytes come out
-/// through the `output` callback in chunks of at most 128 KiB, so memory stays bounded whatever
-/// the input size. zstd frames carry a content checksum (`ZSTD_c_checksumFlag`), gzip members
-/// their CRC-32; both are readable by the standard `zstd -d` and `gzip -d` tools.
+/// A streaming compressor: feed input with `update`, end the stream with `finish`.
+///
+/// Compressed bytes come out through the `output` callback in chunks of at most 128 KiB from one
+/// buffer allocated at creation, so memory stays bounded whatever the input size. The output is
+/// one zstd frame with a content checksum (`ZSTD_c_checksumFlag`) or one gzip member with its
+/// CRC-32, readable by `zstd -d` and `gzip -d`.
+///
+/// Invariants: after `finish`, or after any call threw (the stream may then have consumed part of
+/// the input), every call throws `.internal`. Not thread-safe: one caller at a time.
 public final class Compressor {
+    /// Where the stream stands; anything but `open` refuses further calls.
+    private enum State { case open, finished, failed }
+
     public let codec: CompressionCodec
+    private let buffer: UnsafeMutableRawBufferPointer
     private var zstdContext: OpaquePointer?
     private var zlibStream: UnsafeMutablePointer<z_stream>?
-    private let buffer: UnsafeMutableRawBufferPointer
-    private var finished = false
+    private var state = State.open
 
-    public static let chunkSize = 128 * 1024
-
+    /// Creates a compressor at `level` (default `codec.defaultLevel`); a level outside
+    /// `codec.levels` is a `.usage` error.
     public init(codec: CompressionCodec, level: Int32? = nil) throws {
-        self.codec = codec
-        buffer = .allocate(byteCount: Self.chunkSize, alignment: 16)
         let level = level ?? codec.defaultLevel
+        if codec != .none && !codec.levels.contains(level) {
+            throw WalshipError(
+                .usage, "compression level \(level) is not valid for \(codec.name): use \(codec.levels)")
+        }
+        self.codec = codec
+        // From here on every stored property is set, so a throw runs deinit, which frees what
+        // exists: no manual cleanup before throwing.
+        buffer = .allocate(byteCount: Compression.outputChunkSize, alignment: 16)
         switch codec {
         case .none:
             break
         case .zstd:
-            guard let context = ZSTD_createCCtx() else {
-                buffer.deallocate()
-                throw WalshipError(.internal, "create zstd compressor: out of memory")
-            }
-            zstdContext = context
-            try CompressionErrors.zstd(
-                ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level), "set zstd level \(level)", corrupt: false)
-            try CompressionErrors.zstd(
-                ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable zstd checksums", corrupt: false)
+            try startZstd(level: level)
         case .gzip:
-            let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-            stream.initialize(to: z_stream())
-            // windowBits 15 + 16 asks zlib for a gzip wrapper (zlib.h, deflateInit2).
-            let code = walship_deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-            if code != Z_OK {
-                let error = CompressionErrors.zlib(code, stream.pointee, "create gzip compressor", corrupt: false)
-                stream.deallocate()
-                buffer.deallocate()
-                throw error
-            }
-            zlibStream = stream
+            try startGzip(level: level)
         }
     }
 
@@ -50,59 +46,121 @@ public final class Compressor {
         if let zstdContext { ZSTD_freeCCtx(zstdContext) }
         if let zlibStream {
             deflateEnd(zlibStream)
+            zlibStream.deinitialize(count: 1)
             zlibStream.deallocate()
         }
         buffer.deallocate()
     }
 
-    /// Compresses `input`, emitting whatever compressed bytes are ready.
+    private func startZstd(level: Int32) throws {
+        guard let context = ZSTD_createCCtx() else {
+            throw WalshipError(.internal, "create zstd compressor: out of memory")
+        }
+        zstdContext = context
+        try Compression.zstdCheck(
+            ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level), "set zstd level \(level)",
+            dataError: .internal)
+        try Compression.zstdCheck(
+            ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable zstd checksums", dataError: .internal)
+        // Levels 20 to 22 pick windows of 32 to 128 MiB when the input size is unknown (zstd.h,
+        // ZSTD_c_windowLog: larger windows must be allowed at decompression), which our own
+        // Decompressor refuses. Levels up to 19 stay at 8 MiB or less and keep zstd's choice.
+        if level > 19 {
+            try Compression.zstdCheck(
+                ZSTD_CCtx_setParameter(context, ZSTD_c_windowLog, Compression.zstdWindowLogMax),
+                "limit zstd window", dataError: .internal)
+        }
+    }
+
+    private func startGzip(level: Int32) throws {
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        // windowBits 15 + 16 asks for a gzip wrapper instead of zlib's; memLevel 8 is zlib's
+        // default (zlib.h, deflateInit2).
+        let code = walship_deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+        guard code == Z_OK else {
+            let error = Compression.zlibError(code, stream, "create gzip compressor", dataError: .internal)
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+            throw error
+        }
+        zlibStream = stream
+    }
+
+    /// Compresses `input`, passing whatever compressed bytes are ready to `output` (zero or more
+    /// calls; each buffer is valid only during its call).
     public func update(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard !finished else { throw WalshipError(.internal, "compressor used after finish") }
         try run(input, end: false, output: output)
     }
 
-    /// Ends the stream and emits the rest. The compressor cannot be used afterwards.
+    /// Ends the stream and passes the rest of the compressed bytes to `output`.
     public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard !finished else { throw WalshipError(.internal, "compressor finished twice") }
-        finished = true
         try run(UnsafeRawBufferPointer(start: nil, count: 0), end: true, output: output)
     }
 
-    private func run(_ input: UnsafeRawBufferPointer, end: Bool, output: (UnsafeRawBufferPointer) throws -> Void)
+    private func run(
+        _ input: UnsafeRawBufferPointer, end: Bool, output: (UnsafeRawBufferPointer) throws -> Void
+    )
         throws
     {
+        switch state {
+        case .open: break
+        case .finished: throw WalshipError(.internal, "compress \(codec.name) data: the stream is already finished")
+        case .failed: throw WalshipError(.internal, "compress \(codec.name) data: the stream failed earlier")
+        }
+        state = .failed
         switch codec {
         case .none:
             if input.count > 0 { try output(input) }
         case .zstd:
-            var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-            // ZSTD_compressStream2 with ZSTD_e_end returns 0 once the frame is complete; with
-            // ZSTD_e_continue, the input is consumed when pos == size.
-            while true {
-                var outBuffer = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
-                let remaining = try CompressionErrors.zstd(
-                    ZSTD_compressStream2(zstdContext, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue),
-                    "zstd compress", corrupt: false)
-                if outBuffer.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<outBuffer.pos])) }
-                if end ? remaining == 0 : inBuffer.pos == inBuffer.size { break }
-            }
+            try compressZstd(input, end: end, output: output)
         case .gzip:
-            let stream = zlibStream!
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
-            stream.pointee.avail_in = uInt(input.count)
-            // deflate with Z_FINISH returns Z_STREAM_END when done; with Z_NO_FLUSH, all input
-            // is consumed once avail_out is not exhausted.
-            while true {
-                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(buffer.count)
-                let code = deflate(stream, end ? Z_FINISH : Z_NO_FLUSH)
-                if code != Z_OK && code != Z_STREAM_END && code != Z_BUF_ERROR {
-                    throw CompressionErrors.zlib(code, stream.pointee, "gzip compress", corrupt: false)
-                }
-                let produced = buffer.count - Int(stream.pointee.avail_out)
-                if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<produced])) }
-                if end ? code == Z_STREAM_END : stream.pointee.avail_out != 0 { break }
+            try Compression.forEachZlibPiece(of: input) { piece, isLast in
+                try compressGzip(piece, end: end && isLast, output: output)
             }
+        }
+        state = end ? .finished : .open
+    }
+
+    private func compressZstd(
+        _ input: UnsafeRawBufferPointer, end: Bool, output: (UnsafeRawBufferPointer) throws -> Void
+    )
+        throws
+    {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        // ZSTD_compressStream2: with ZSTD_e_continue all input is consumed once pos == size (data
+        // may stay buffered inside); with ZSTD_e_end the frame is complete when it returns 0.
+        while true {
+            var outBuffer = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
+            let remaining = try Compression.zstdCheck(
+                ZSTD_compressStream2(zstdContext, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue),
+                "compress zstd data", dataError: .internal)
+            if outBuffer.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<outBuffer.pos])) }
+            if end ? remaining == 0 : inBuffer.pos == inBuffer.size { return }
+        }
+    }
+
+    private func compressGzip(
+        _ input: UnsafeRawBufferPointer, end: Bool, output: (UnsafeRawBufferPointer) throws -> Void
+    )
+        throws
+    {
+        let stream = zlibStream!
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(input.count)
+        // deflate: with Z_NO_FLUSH all input is consumed once a call leaves avail_out non-zero;
+        // with Z_FINISH the member is complete when it returns Z_STREAM_END. Z_BUF_ERROR only
+        // means no progress was possible, which a fresh output buffer rules out under Z_FINISH.
+        while true {
+            stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(buffer.count)
+            let code = deflate(stream, end ? Z_FINISH : Z_NO_FLUSH)
+            let produced = buffer.count - Int(stream.pointee.avail_out)
+            guard code == Z_OK || code == Z_STREAM_END || (code == Z_BUF_ERROR && !end) else {
+                throw Compression.zlibError(code, stream, "compress gzip data", dataError: .internal)
+            }
+            if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<produced])) }
+            if end ? code == Z_STREAM_END : stream.pointee.avail_out != 0 { return }
         }
     }
 }

@@ -1,43 +1,58 @@
 import CZlib
 import CZstd
 
-/// A streaming decompressor for the codecs of `CompressionCodec`. Accepts concatenated zstd
-/// frames and multi-member gzip streams, as `zstd -d` and `gzip -d` do. Corrupt or truncated
-/// input is `WalshipError.Code.objectCorrupt`. Memory is bounded: 128 KiB of output at a time,
-/// and zstd frames that need a window above 16 MiB are refused (`ZSTD_d_windowLogMax` 24).
+/// A streaming decompressor: feed input with `update`, then call `finish` to check that the input
+/// ended cleanly.
+///
+/// Like `zstd -d` and `gzip -d`, it reads concatenated zstd frames and multi-member gzip streams;
+/// unlike `gzip -d`, it rejects anything after the last gzip member, trailing zeros included.
+/// Memory is bounded: one 128 KiB output buffer allocated at creation, and zstd frames needing a
+/// window above 16 MiB are refused (`ZSTD_d_windowLogMax` 24). Corrupt, truncated or empty input
+/// is `.objectCorrupt`.
+///
+/// Invariants: after `finish`, or after any call threw, every call throws `.internal`. Not
+/// thread-safe: one caller at a time.
 public final class Decompressor {
+    /// Where the stream stands; anything but `open` refuses further calls.
+    private enum State { case open, finished, failed }
+
     public let codec: CompressionCodec
+    private let buffer: UnsafeMutableRawBufferPointer
     private var zstdContext: OpaquePointer?
     private var zlibStream: UnsafeMutablePointer<z_stream>?
-    private let buffer: UnsafeMutableRawBufferPointer
-    /// zstd: the last `ZSTD_decompressStream` hint (0 at a frame boundary). gzip: whether the
-    /// current member has ended.
-    private var atBoundary = true
-    private var sawInput = false
-    private var finished = false
+    private var state = State.open
+    /// Whether the decoder holds part of a frame or member: input ending here is truncated.
+    private var insideFrame = false
+    /// Whether at least one frame or member ended.
+    private var sawCompleteFrame = false
+    /// gzip: a member ended with the last input, so the stream needs `inflateReset` before more.
+    private var memberEnded = false
 
     public init(codec: CompressionCodec) throws {
         self.codec = codec
-        buffer = .allocate(byteCount: Compressor.chunkSize, alignment: 16)
+        // From here on every stored property is set, so a throw runs deinit, which frees what
+        // exists: no manual cleanup before throwing.
+        buffer = .allocate(byteCount: Compression.outputChunkSize, alignment: 16)
         switch codec {
         case .none:
             break
         case .zstd:
             guard let context = ZSTD_createDCtx() else {
-                buffer.deallocate()
                 throw WalshipError(.internal, "create zstd decompressor: out of memory")
             }
             zstdContext = context
-            try CompressionErrors.zstd(
-                ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, 24), "limit zstd window", corrupt: false)
+            try Compression.zstdCheck(
+                ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Compression.zstdWindowLogMax),
+                "limit zstd window", dataError: .internal)
         case .gzip:
             let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
             stream.initialize(to: z_stream())
+            // windowBits 15 + 16 accepts only the gzip wrapper (zlib.h, inflateInit2).
             let code = walship_inflateInit2(stream, 15 + 16)
-            if code != Z_OK {
-                let error = CompressionErrors.zlib(code, stream.pointee, "create gzip decompressor", corrupt: false)
+            guard code == Z_OK else {
+                let error = Compression.zlibError(code, stream, "create gzip decompressor", dataError: .internal)
+                stream.deinitialize(count: 1)
                 stream.deallocate()
-                buffer.deallocate()
                 throw error
             }
             zlibStream = stream
@@ -48,73 +63,124 @@ public final class Decompressor {
         if let zstdContext { ZSTD_freeDCtx(zstdContext) }
         if let zlibStream {
             inflateEnd(zlibStream)
+            zlibStream.deinitialize(count: 1)
             zlibStream.deallocate()
         }
         buffer.deallocate()
     }
 
-    /// Decompresses `input`, emitting whatever decompressed bytes are ready.
+    /// Decompresses `input`, passing whatever bytes are ready to `output` (zero or more calls;
+    /// each buffer is valid only during its call).
     public func update(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard !finished else { throw WalshipError(.internal, "decompressor used after finish") }
+        try checkOpen()
         guard input.count > 0 else { return }
-        sawInput = true
+        state = .failed
         switch codec {
         case .none:
             try output(input)
         case .zstd:
-            var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-            // ZSTD_decompressStream returns 0 when a frame is complete, else a hint > 0; it has
-            // consumed all input once pos == size and the output buffer was not filled.
-            while true {
-                var outBuffer = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
-                let hint = try CompressionErrors.zstd(
-                    ZSTD_decompressStream(zstdContext, &outBuffer, &inBuffer), "decompress zstd data", corrupt: true)
-                atBoundary = hint == 0
-                if outBuffer.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<outBuffer.pos])) }
-                if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size { break }
-            }
+            try decompressZstd(input, output: output)
         case .gzip:
-            let stream = zlibStream!
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: Bytef.self))
-            stream.pointee.avail_in = uInt(input.count)
-            while stream.pointee.avail_in > 0 || !atBoundary {
-                stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(buffer.count)
-                let code = inflate(stream, Z_NO_FLUSH)
-                let produced = buffer.count - Int(stream.pointee.avail_out)
-                if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<produced])) }
-                switch code {
-                case Z_STREAM_END:
-                    // One gzip member ended; another may follow (multi-member files).
-                    atBoundary = true
-                    if stream.pointee.avail_in > 0 {
-                        let reset = inflateReset(stream)
-                        if reset != Z_OK { throw CompressionErrors.zlib(reset, stream.pointee, "decompress gzip data", corrupt: true) }
-                        atBoundary = false
-                    }
-                case Z_OK:
-                    atBoundary = false
-                case Z_BUF_ERROR:
-                    // No progress possible: all input consumed mid-member.
-                    atBoundary = false
-                    if stream.pointee.avail_in == 0 { return }
-                default:
-                    throw CompressionErrors.zlib(code, stream.pointee, "decompress gzip data", corrupt: true)
-                }
-                if stream.pointee.avail_in == 0 && stream.pointee.avail_out != 0 { break }
+            try Compression.forEachZlibPiece(of: input) { piece, _ in try decompressGzip(piece, output: output) }
+        }
+        state = .open
+    }
+
+    /// Checks that the input ended right after a complete frame or member. The decompressor
+    /// cannot be used afterwards.
+    public func finish() throws {
+        try checkOpen()
+        state = .finished
+        guard codec != .none else { return }
+        let unit = codec == .zstd ? "frame" : "member"
+        if insideFrame {
+            throw WalshipError(
+                .objectCorrupt, "decompress \(codec.name) data: the input ends inside a \(unit) (truncated)")
+        }
+        if !sawCompleteFrame {
+            throw WalshipError(.objectCorrupt, "decompress \(codec.name) data: the input holds no complete \(unit)")
+        }
+    }
+
+    private func checkOpen() throws {
+        switch state {
+        case .open: return
+        case .finished: throw WalshipError(.internal, "decompress \(codec.name) data: the stream is already finished")
+        case .failed: throw WalshipError(.internal, "decompress \(codec.name) data: the stream failed earlier")
+        }
+    }
+
+    private func decompressZstd(
+        _ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void
+    )
+        throws
+    {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        // ZSTD_decompressStream returns 0 once a frame is decoded and fully flushed, and stops
+        // there; a following frame starts on the next call. Otherwise it returns a hint > 0, and
+        // all input is used with nothing pending once pos == size with output space left over.
+        // It is never called with no input at a frame boundary: that would start a new frame.
+        while true {
+            var outBuffer = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
+            let hint = try Compression.zstdCheck(
+                ZSTD_decompressStream(zstdContext, &outBuffer, &inBuffer), "decompress zstd data",
+                dataError: .objectCorrupt)
+            if outBuffer.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<outBuffer.pos])) }
+            insideFrame = hint != 0
+            if hint == 0 {
+                sawCompleteFrame = true
+                if inBuffer.pos == inBuffer.size { return }
+            } else if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size {
+                return
             }
         }
     }
 
-    /// Checks that the input ended at the end of a complete frame or member.
-    public func finish() throws {
-        guard !finished else { return }
-        finished = true
-        if codec != .none && sawInput && !atBoundary {
-            throw WalshipError(.objectCorrupt, "decompress \(codec.name) data: the input is truncated")
+    private func decompressGzip(
+        _ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void
+    )
+        throws
+    {
+        let stream = zlibStream!
+        if memberEnded {
+            try resetGzip(stream)
         }
-        if codec != .none && !sawInput {
-            throw WalshipError(.objectCorrupt, "decompress \(codec.name) data: the input is empty")
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(input.count)
+        insideFrame = true
+        // inflate: Z_OK with avail_out left over means all input is used and nothing is pending;
+        // Z_STREAM_END ends one member (the bytes after it stay in next_in); Z_BUF_ERROR means no
+        // progress was possible, which with a fresh output buffer happens only without input.
+        while true {
+            stream.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(buffer.count)
+            let code = inflate(stream, Z_NO_FLUSH)
+            let produced = buffer.count - Int(stream.pointee.avail_out)
+            guard code == Z_OK || code == Z_STREAM_END || (code == Z_BUF_ERROR && stream.pointee.avail_in == 0) else {
+                throw Compression.zlibError(code, stream, "decompress gzip data", dataError: .objectCorrupt)
+            }
+            if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: buffer[..<produced])) }
+            if code == Z_STREAM_END {
+                insideFrame = false
+                sawCompleteFrame = true
+                memberEnded = true
+                if stream.pointee.avail_in == 0 { return }
+                // RFC 1952 section 2.2: a gzip file is a series of members. What follows must be
+                // another member; anything else fails that member's header check.
+                try resetGzip(stream)
+                insideFrame = true
+            } else if stream.pointee.avail_in == 0 && stream.pointee.avail_out != 0 {
+                return
+            }
         }
+    }
+
+    /// Prepares the stream for the next gzip member.
+    private func resetGzip(_ stream: UnsafeMutablePointer<z_stream>) throws {
+        let code = inflateReset(stream)
+        guard code == Z_OK else {
+            throw Compression.zlibError(code, stream, "decompress gzip data", dataError: .objectCorrupt)
+        }
+        memberEnded = false
     }
 }
