@@ -55,7 +55,8 @@ final class CurlWorker {
 
         try checkCurl(walship_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback), "write fn")
         try checkCurl(walship_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, user), "write data")
-        try checkCurl(walship_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "header fn")
+        try checkCurl(
+            walship_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, curlHeaderCallback), "header fn")
         try checkCurl(walship_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, user), "header data")
         try set(CURLOPT_NOPROGRESS, 0)
         try checkCurl(walship_curl_setopt_xferinfo_callback(handle, curlProgressCallback), "progress fn")
@@ -73,7 +74,8 @@ final class CurlWorker {
             // UPLOAD streams the body through the read callback with a Content-Length (never
             // chunked: INFILESIZE is always set); CUSTOMREQUEST turns the PUT into a POST.
             try set(CURLOPT_UPLOAD, 1)
-            try checkCurl(walship_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.length)), "size")
+            try checkCurl(
+                walship_curl_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.length)), "size")
             try checkCurl(walship_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, curlReadCallback), "read fn")
             try checkCurl(walship_curl_setopt_pointer(handle, CURLOPT_READDATA, user), "read data")
             try checkCurl(walship_curl_setopt_seek_callback(handle, curlSeekCallback), "seek fn")

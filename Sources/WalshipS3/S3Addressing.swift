@@ -22,7 +22,9 @@ struct S3Addressing: Sendable {
         guard let components = URLComponents(string: endpoint), let scheme = components.scheme?.lowercased(),
             scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
         else {
-            throw WalshipError(.usage, "invalid endpoint '\(endpoint)': use a URL like https://s3.example.com or http://127.0.0.1:9000")
+            throw WalshipError(
+                .usage, "invalid endpoint '\(endpoint)': use a URL like https://s3.example.com or http://127.0.0.1:9000"
+            )
         }
         guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
             throw WalshipError(.usage, "invalid bucket name '\(configuration.bucket)'")
@@ -47,7 +49,9 @@ struct S3Addressing: Sendable {
     /// wildcard certificates).
     static func isDNSCompatible(_ bucket: String, secure: Bool) -> Bool {
         guard (3...63).contains(bucket.count), !bucket.hasPrefix("-"), !bucket.hasSuffix("-") else { return false }
-        return bucket.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || (!secure && $0 == ".") }
+        return bucket.allSatisfy {
+            ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || (!secure && $0 == ".")
+        }
     }
 
     /// The `Host` header value.

@@ -53,7 +53,9 @@ public struct S3ErrorResponse: Error, Sendable, CustomStringConvertible {
     ///   - operation: what was attempted, e.g. "PUT object 'a/b' in bucket 'x'".
     ///   - accessKeyID: the key id used, named in 403 messages (never the secret).
     ///   - serverDate: the response's `Date` header, to report clock skew.
-    func walshipError(operation: String, accessKeyID: String?, serverDate: Date?, now: Date = Date())
+    func walshipError(
+        operation: String, accessKeyID: String?, serverDate: Date?, now: Date = Date()
+    )
         -> WalshipError
     {
         switch (status, code) {

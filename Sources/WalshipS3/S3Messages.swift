@@ -21,7 +21,8 @@ enum S3Messages {
 
     /// A quiet `DeleteObjects` request: only failures come back.
     static func deleteObjectsBody(_ keys: [String]) -> String {
-        var body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+        var body =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
         for key in keys { body += "<Object><Key>\(escape(key))</Key></Object>" }
         return body + "</Delete>"
     }
@@ -29,7 +30,8 @@ enum S3Messages {
     /// The per-key errors of a `DeleteResult`.
     static func parseDeleteResult(_ body: [UInt8], bucket: String) throws -> [DeleteFailure] {
         guard let root = S3XMLElement.parse(body) else {
-            throw WalshipError(.storeProtocol, "DeleteObjects in bucket '\(bucket)' returned a response that is not XML")
+            throw WalshipError(
+                .storeProtocol, "DeleteObjects in bucket '\(bucket)' returned a response that is not XML")
         }
         if root.name == "Error" {
             let error = S3ErrorResponse(
@@ -38,14 +40,16 @@ enum S3Messages {
                 operation: "DeleteObjects in bucket '\(bucket)'", accessKeyID: nil, serverDate: nil)
         }
         return root.children("Error").map {
-            DeleteFailure(key: $0.text(of: "Key") ?? "", code: $0.text(of: "Code") ?? "", message: $0.text(of: "Message") ?? "")
+            DeleteFailure(
+                key: $0.text(of: "Key") ?? "", code: $0.text(of: "Code") ?? "", message: $0.text(of: "Message") ?? "")
         }
     }
 
     /// One `ListObjectsV2` page.
     static func parseListResult(_ body: [UInt8], bucket: String) throws -> ObjectListPage {
         guard let root = S3XMLElement.parse(body), root.name != "Error" else {
-            throw WalshipError(.storeProtocol, "LIST in bucket '\(bucket)' returned a response that is not a ListBucketResult")
+            throw WalshipError(
+                .storeProtocol, "LIST in bucket '\(bucket)' returned a response that is not a ListBucketResult")
         }
         var objects: [ObjectInfo] = []
         for content in root.children("Contents") {
@@ -78,7 +82,8 @@ enum S3Messages {
 
     /// A `CompleteMultipartUpload` request listing every part in order.
     static func completeBody(etags: [String]) -> String {
-        var body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        var body =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         for (index, etag) in etags.enumerated() {
             body += "<Part><PartNumber>\(index + 1)</PartNumber><ETag>\(escape("\"\(etag)\""))</ETag></Part>"
         }
@@ -88,7 +93,9 @@ enum S3Messages {
     /// A CompleteMultipartUpload answer: a 200 whose body is an `<Error>` is a failure.
     static func completeError(_ body: [UInt8]) -> S3ErrorResponse? {
         guard let root = S3XMLElement.parse(body) else {
-            return body.isEmpty ? nil : S3ErrorResponse(status: 200, code: "InternalError", message: "unreadable response", requestID: nil)
+            return body.isEmpty
+                ? nil
+                : S3ErrorResponse(status: 200, code: "InternalError", message: "unreadable response", requestID: nil)
         }
         guard root.name == "Error" else { return nil }
         return S3ErrorResponse(

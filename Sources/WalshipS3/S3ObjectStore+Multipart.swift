@@ -27,7 +27,8 @@ extension S3ObjectStore {
         do {
             let etags = try await uploadParts(
                 key, body: body, size: size, partSize: partSize, partCount: partCount, uploadID: uploadID)
-            try await completeMultipartUpload(key, uploadID: uploadID, etags: etags, size: size, conditional: conditional)
+            try await completeMultipartUpload(
+                key, uploadID: uploadID, etags: etags, size: size, conditional: conditional)
         } catch {
             do {
                 _ = try await send(

@@ -33,7 +33,8 @@ public final class S3ObjectStore: ObjectStore {
 
     /// One logical request, retried on transient failures; each attempt is signed anew.
     func send(
-        _ operation: @autoclosure () -> String, method: String, key: String?, query: [(name: String, value: String)] = [],
+        _ operation: @autoclosure () -> String, method: String, key: String?,
+        query: [(name: String, value: String)] = [],
         headers: [(name: String, value: String)] = [], body: HTTPRequestBody = .none,
         digest: PayloadDigest? = nil, sink: HTTPResponseSink = .memory(limit: 16 << 20),
         acceptStatus: (Int) -> Bool = { (200..<300).contains($0) },
@@ -154,7 +155,8 @@ public final class S3ObjectStore: ObjectStore {
 
     public func delete(_ key: String) async throws {
         _ = try await send(
-            describe("DELETE", key), method: "DELETE", key: key, acceptStatus: { (200..<300).contains($0) || $0 == 404 })
+            describe("DELETE", key), method: "DELETE", key: key, acceptStatus: { (200..<300).contains($0) || $0 == 404 }
+        )
     }
 
     public func delete(_ keys: [String]) async throws -> [DeleteFailure] {
@@ -167,14 +169,17 @@ public final class S3ObjectStore: ObjectStore {
             let digest = PayloadDigest.of(body)
             let response = try await send(
                 "DeleteObjects of \(batch.count) keys in bucket '\(configuration.bucket)'", method: "POST", key: nil,
-                query: [("delete", "")], headers: [("content-md5", digest.md5Base64), ("content-type", "application/xml")],
+                query: [("delete", "")],
+                headers: [("content-md5", digest.md5Base64), ("content-type", "application/xml")],
                 body: .bytes(body), digest: digest)
             failures += try S3Messages.parseDeleteResult(response.body, bucket: configuration.bucket)
         }
         return failures
     }
 
-    public func listPage(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) async throws
+    public func listPage(
+        prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int
+    ) async throws
         -> ObjectListPage
     {
         var query: [(name: String, value: String)] = [

@@ -68,12 +68,17 @@ public struct SigV4Signer: Sendable {
         if signedBodyHeader { added.append(("x-amz-content-sha256", payloadHash)) }
         var unsignedToken: (name: String, value: String)?
         if let token = credentials.sessionToken {
-            if signSessionToken { added.append(("x-amz-security-token", token)) } else { unsignedToken = ("x-amz-security-token", token) }
+            if signSessionToken {
+                added.append(("x-amz-security-token", token))
+            } else {
+                unsignedToken = ("x-amz-security-token", token)
+            }
         }
         var signed = request
         signed.headers += added
         let canonical = canonicalRequest(signed, payloadHash: payloadHash)
-        let signature = self.signature(stringToSign: stringToSign(canonicalRequest: canonical.text, date: date), date: date)
+        let signature = self.signature(
+            stringToSign: stringToSign(canonicalRequest: canonical.text, date: date), date: date)
         let authorization =
             "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope(date)), SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"
         added.append(("Authorization", authorization))
@@ -82,7 +87,8 @@ public struct SigV4Signer: Sendable {
     }
 
     /// The canonical request and its signed-header list.
-    public func canonicalRequest(_ request: SigV4Request, payloadHash: String) -> (text: String, signedHeaders: String) {
+    public func canonicalRequest(_ request: SigV4Request, payloadHash: String) -> (text: String, signedHeaders: String)
+    {
         let headers = Self.canonicalHeaders(request.headers)
         let signedHeaders = headers.map(\.name).joined(separator: ";")
         let text = [
@@ -126,7 +132,9 @@ public struct SigV4Signer: Sendable {
 
     /// The query parameters of a presigned URL for `request`, valid for `expires` seconds:
     /// the request's own query plus the `X-Amz-*` parameters and the signature.
-    public func presignedQuery(_ request: SigV4Request, payloadHash: String, date: Date, expires: Int)
+    public func presignedQuery(
+        _ request: SigV4Request, payloadHash: String, date: Date, expires: Int
+    )
         -> [(name: String, value: String)]
     {
         let headers = Self.canonicalHeaders(request.headers)
@@ -140,7 +148,8 @@ public struct SigV4Signer: Sendable {
         var signed = request
         signed.query = query
         let canonical = canonicalRequest(signed, payloadHash: payloadHash)
-        let signature = self.signature(stringToSign: stringToSign(canonicalRequest: canonical.text, date: date), date: date)
+        let signature = self.signature(
+            stringToSign: stringToSign(canonicalRequest: canonical.text, date: date), date: date)
         query.append(("X-Amz-Signature", signature))
         if let token = credentials.sessionToken, !signSessionToken { query.append(("X-Amz-Security-Token", token)) }
         return query

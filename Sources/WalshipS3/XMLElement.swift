@@ -65,7 +65,11 @@ struct S3XMLElement: Sendable, Equatable {
                     index += 1
                     while index < bytes.count, bytes[index] != quote { index += 1 }
                 }
-                if index < bytes.count, bytes[index] == UInt8(ascii: "/") { selfClosing = true } else { selfClosing = false }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "/") {
+                    selfClosing = true
+                } else {
+                    selfClosing = false
+                }
                 index += 1
             }
             guard consume(">") else { return nil }

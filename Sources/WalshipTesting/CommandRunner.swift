@@ -71,7 +71,8 @@ public enum WalshipBinary {
         }
         throw WalshipError(
             .internal,
-            "the walship executable was not found beside '\(CommandLine.arguments[0])'; run 'swift build' first or set WALSHIP_BINARY")
+            "the walship executable was not found beside '\(CommandLine.arguments[0])'; run 'swift build' first or set WALSHIP_BINARY"
+        )
     }
 
     /// Runs `walship` with `arguments`.

@@ -106,7 +106,8 @@ public struct FaultInjectingTransport: HTTPTransport {
     public func send(_ request: HTTPRequest, sink: HTTPResponseSink) async throws -> HTTPResponse {
         switch plan.next(operation: request.method) {
         case .status(let status, let code)?:
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>\(code)</Code><Message>injected fault</Message></Error>"
+            let body =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>\(code)</Code><Message>injected fault</Message></Error>"
             return HTTPResponse(status: status, headers: [:], body: Array(body.utf8), bodyBytes: Int64(body.utf8.count))
         case .dropConnection?:
             throw WalshipError(.storeUnavailable, "injected connection drop", isTransient: true)
@@ -137,7 +138,8 @@ public struct FaultInjectingObjectStore: ObjectStore {
         switch plan.next(operation: operation) {
         case .status(let status, let code)?:
             throw WalshipError(
-                .storeUnavailable, "injected HTTP \(status) \(code) on \(operation)", isTransient: status >= 500 || status == 429)
+                .storeUnavailable, "injected HTTP \(status) \(code) on \(operation)",
+                isTransient: status >= 500 || status == 429)
         case .dropConnection?:
             throw WalshipError(.storeUnavailable, "injected connection drop on \(operation)", isTransient: true)
         case .delay(let duration)?:
@@ -177,7 +179,9 @@ public struct FaultInjectingObjectStore: ObjectStore {
         return try await base.delete(keys)
     }
 
-    public func listPage(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) async throws
+    public func listPage(
+        prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int
+    ) async throws
         -> ObjectListPage
     {
         try await before("list")

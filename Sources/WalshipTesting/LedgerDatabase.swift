@@ -6,7 +6,9 @@ import WalshipCore
 /// one transaction boundary therefore has `count(ledger) == max(ledger.id) == counter.n`.
 public enum LedgerDatabase {
     /// Creates the schema in WAL mode and pre-fills `rows` rows of `payloadBytes` random bytes.
-    public static func create(at path: String, rows: Int = 0, payloadBytes: Int = 1000, journalMode: String = "wal")
+    public static func create(
+        at path: String, rows: Int = 0, payloadBytes: Int = 1000, journalMode: String = "wal"
+    )
         throws
     {
         let connection = try Connection(path: path)
@@ -56,7 +58,8 @@ public enum LedgerDatabase {
         guard count == maximum, maximum == counter else {
             throw WalshipError(
                 .internal,
-                "copy '\(path)' is not at a transaction boundary: count \(count), max id \(maximum), counter \(counter)")
+                "copy '\(path)' is not at a transaction boundary: count \(count), max id \(maximum), counter \(counter)"
+            )
         }
         return counter
     }

@@ -13,7 +13,8 @@ import WalshipS3
 /// removed.
 ///
 /// Without rclone the tests fail with the setup command to run; they are never skipped.
-public final class S3TestServer: @unchecked Sendable {  // Immutable after start, but for `process`, used once by stop().
+// @unchecked: every property is immutable after start; `process` is only signalled by stop().
+public final class S3TestServer: @unchecked Sendable {
     public let endpoint: String
     public let accessKeyID: String
     public let secretAccessKey: String
@@ -23,7 +24,9 @@ public final class S3TestServer: @unchecked Sendable {  // Immutable after start
     /// The bucket directory root (`<directory>/root`).
     public var dataRoot: String { directory.file("root") }
 
-    private init(endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory, process: Process) {
+    private init(
+        endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory, process: Process
+    ) {
         self.endpoint = endpoint
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
@@ -42,7 +45,8 @@ public final class S3TestServer: @unchecked Sendable {  // Immutable after start
             let directory = try TemporaryDirectory(prefix: "walship-s3")
             try FileManager.default.createDirectory(atPath: directory.file("root"), withIntermediateDirectories: true)
             for bucket in buckets {
-                try FileManager.default.createDirectory(atPath: directory.file("root/\(bucket)"), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: directory.file("root/\(bucket)"), withIntermediateDirectories: true)
             }
             _ = FileManager.default.createFile(atPath: directory.file("rclone.conf"), contents: Data())
             let port = try freePort()
@@ -141,7 +145,9 @@ public final class S3TestServer: @unchecked Sendable {  // Immutable after start
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw WalshipError(.internal, "bind() failed") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)

@@ -13,7 +13,8 @@ struct GlobalOptions: ParsableArguments {
     /// Installs the stderr log handler once; returns the root logger.
     func bootstrapLogging() throws -> Logger {
         guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-            throw WalshipError(.usage, "invalid --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
+            throw WalshipError(
+                .usage, "invalid --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
         }
         guard let format = StderrLogHandler.Format(rawValue: logFormat.lowercased()) else {
             throw WalshipError(.usage, "invalid --log-format '\(logFormat)': use text or json")

@@ -48,7 +48,8 @@ extension CLIIntegration {
             defer { directory.remove() }
             let source = directory.file("app.db")
             try LedgerDatabase.create(at: source, rows: 5)
-            _ = FileManager.default.createFile(atPath: directory.file("text.db"), contents: Data(repeating: 65, count: 4096))
+            _ = FileManager.default.createFile(
+                atPath: directory.file("text.db"), contents: Data(repeating: 65, count: 4096))
             _ = FileManager.default.createFile(atPath: directory.file("exists.db"), contents: Data("x".utf8))
 
             let missing = try WalshipBinary.run(["backup", directory.file("nope.db"), directory.file("o1.db")])
@@ -80,7 +81,9 @@ extension CLIIntegration {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             try LedgerDatabase.create(at: directory.file("app.db"), rows: 100)
-            let output = try WalshipBinary.run(["backup", directory.file("app.db"), directory.file("b.db.gz"), "--gzip"])
+            let output = try WalshipBinary.run([
+                "backup", directory.file("app.db"), directory.file("b.db.gz"), "--gzip",
+            ])
             #expect(output.status == 0, "\(output.stderr)")
             let gunzip = try CommandRunner.run("/bin/gzip", ["-d", directory.file("b.db.gz")])
             #expect(gunzip.status == 0, "\(gunzip.stderr)")

@@ -49,7 +49,8 @@ public enum ValueParsing {
         guard !number.isEmpty, let value = Double(number),
             let unit = sizeUnits.first(where: { $0.suffix == unitText })
         else {
-            throw WalshipError(.usage, "invalid \(name) '\(text)': use a number of bytes with a unit, like 512KiB, 16MiB or 1GiB")
+            throw WalshipError(
+                .usage, "invalid \(name) '\(text)': use a number of bytes with a unit, like 512KiB, 16MiB or 1GiB")
         }
         let bytes = value * unit.bytes
         guard bytes.isFinite, bytes < 9e18 else {

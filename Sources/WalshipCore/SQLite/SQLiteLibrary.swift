@@ -20,6 +20,7 @@ public enum SQLiteLibrary {
     /// The warning logged at start when the linked SQLite has the WAL-reset bug, else nil.
     public static var walResetBugWarning: String? {
         guard hasWALResetBug() else { return nil }
-        return "SQLite \(version) has the WAL-reset corruption bug fixed in 3.51.3; upgrade the SQLite library when you can (see docs/operations.md)"
+        return
+            "SQLite \(version) has the WAL-reset corruption bug fixed in 3.51.3; upgrade the SQLite library when you can (see docs/operations.md)"
     }
 }

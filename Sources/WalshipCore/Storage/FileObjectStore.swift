@@ -160,7 +160,9 @@ public struct FileObjectStore: ObjectStore {
         return failures
     }
 
-    public func listPage(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) async throws
+    public func listPage(
+        prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int
+    ) async throws
         -> ObjectListPage
     {
         try requireRoot()
@@ -177,7 +179,8 @@ public struct FileObjectStore: ObjectStore {
             var objects: [ObjectInfo] = []
             for key in page {
                 guard let info = FileSystem.status(root + "/" + key) else { continue }
-                objects.append(ObjectInfo(key: key, size: Int64(info.st_size), lastModified: Self.modificationDate(info)))
+                objects.append(
+                    ObjectInfo(key: key, size: Int64(info.st_size), lastModified: Self.modificationDate(info)))
             }
             let token = keys.count > limit ? page.last : nil
             return ObjectListPage(objects: objects, continuationToken: token)

@@ -96,7 +96,9 @@ public protocol ObjectStore: Sendable {
     func delete(_ keys: [String]) async throws -> [DeleteFailure]
 
     /// Lists up to `maxKeys` objects whose keys start with `prefix` and sort after `startAfter`.
-    func listPage(prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int) async throws
+    func listPage(
+        prefix: String, startAfter: String?, continuationToken: String?, maxKeys: Int
+    ) async throws
         -> ObjectListPage
 
     /// Whether `put(ifNoneMatch: true)` is enforced by the store.
@@ -117,7 +119,8 @@ extension ObjectStore {
         var objects: [ObjectInfo] = []
         var token: String?
         repeat {
-            let page = try await listPage(prefix: prefix, startAfter: startAfter, continuationToken: token, maxKeys: 1000)
+            let page = try await listPage(
+                prefix: prefix, startAfter: startAfter, continuationToken: token, maxKeys: 1000)
             objects.append(contentsOf: page.objects)
             token = page.continuationToken
         } while token != nil

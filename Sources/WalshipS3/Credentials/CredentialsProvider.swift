@@ -35,7 +35,8 @@ public actor RefreshingCredentialsProvider: CredentialsProvider {
     private var inFlight: Task<AWSCredentials, any Error>?
 
     public init(
-        _ base: any CredentialsProvider, refreshMargin: TimeInterval = 300, now: @escaping @Sendable () -> Date = Date.init
+        _ base: any CredentialsProvider, refreshMargin: TimeInterval = 300,
+        now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.base = base
         self.sourceName = base.sourceName

@@ -46,7 +46,8 @@ public enum CredentialsResolver {
             let session = environment["AWS_ROLE_SESSION_NAME"] ?? "walship-\(getpid())"
             return RefreshingCredentialsProvider(
                 WebIdentityCredentialsProvider(
-                    tokenFile: tokenFile, roleARN: roleARN, sessionName: session, stsEndpoint: sts, transport: transport))
+                    tokenFile: tokenFile, roleARN: roleARN, sessionName: session, stsEndpoint: sts, transport: transport
+                ))
         }
         let credentialsFile =
             environment["AWS_SHARED_CREDENTIALS_FILE"] ?? homeDirectory.map { "\($0)/.aws/credentials" }
@@ -57,29 +58,36 @@ public enum CredentialsResolver {
                 return SharedCredentialsFileProvider(path: credentialsFile, profile: chosen)
             }
             if namedProfile != nil {
-                throw WalshipError(.usage, "profile '\(chosen)' is not in the shared credentials file '\(credentialsFile)'")
+                throw WalshipError(
+                    .usage, "profile '\(chosen)' is not in the shared credentials file '\(credentialsFile)'")
             }
         } else if let namedProfile {
-            throw WalshipError(.usage, "profile '\(namedProfile)' was requested but there is no shared credentials file")
+            throw WalshipError(
+                .usage, "profile '\(namedProfile)' was requested but there is no shared credentials file")
         }
         if let full = environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"], !full.isEmpty {
             return RefreshingCredentialsProvider(
                 ContainerCredentialsProvider(
                     uri: full, authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
-                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport))
+                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport)
+            )
         }
         if let relative = environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"], !relative.isEmpty {
             return RefreshingCredentialsProvider(
                 ContainerCredentialsProvider(
-                    uri: "http://169.254.170.2\(relative)", authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
-                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport))
+                    uri: "http://169.254.170.2\(relative)",
+                    authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport)
+            )
         }
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" {
             throw WalshipError(
                 .usage,
-                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or credentials in the configuration file")
+                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or credentials in the configuration file"
+            )
         }
         let endpoint = environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? "http://169.254.169.254"
-        return RefreshingCredentialsProvider(InstanceMetadataCredentialsProvider(endpoint: endpoint, transport: transport))
+        return RefreshingCredentialsProvider(
+            InstanceMetadataCredentialsProvider(endpoint: endpoint, transport: transport))
     }
 }

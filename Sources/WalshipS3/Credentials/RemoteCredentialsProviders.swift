@@ -13,7 +13,9 @@ public struct WebIdentityCredentialsProvider: CredentialsProvider {
     let transport: any HTTPTransport
     public var sourceName: String { "web identity token '\(tokenFile)' for role '\(roleARN)'" }
 
-    public init(tokenFile: String, roleARN: String, sessionName: String, stsEndpoint: String, transport: any HTTPTransport) {
+    public init(
+        tokenFile: String, roleARN: String, sessionName: String, stsEndpoint: String, transport: any HTTPTransport
+    ) {
         self.tokenFile = tokenFile
         self.roleARN = roleARN
         self.sessionName = sessionName
@@ -33,7 +35,8 @@ public struct WebIdentityCredentialsProvider: CredentialsProvider {
         while base.hasSuffix("/") { base.removeLast() }
         let url = base + "/?" + S3URIEncoding.canonicalQuery(query)
         let response = try await transport.send(
-            HTTPRequest(method: "GET", url: url, headers: [("Accept", "application/xml")]), sink: .memory(limit: 1 << 20))
+            HTTPRequest(method: "GET", url: url, headers: [("Accept", "application/xml")]),
+            sink: .memory(limit: 1 << 20))
         guard response.isSuccess else {
             let error = S3ErrorResponse.parseSTS(status: response.status, body: response.body)
             throw WalshipError(
@@ -44,7 +47,8 @@ public struct WebIdentityCredentialsProvider: CredentialsProvider {
             let credentials = root.child("AssumeRoleWithWebIdentityResult")?.child("Credentials"),
             let keyID = credentials.text(of: "AccessKeyId"), let secret = credentials.text(of: "SecretAccessKey")
         else {
-            throw WalshipError(.storeProtocol, "AssumeRoleWithWebIdentity for role '\(roleARN)' returned no credentials")
+            throw WalshipError(
+                .storeProtocol, "AssumeRoleWithWebIdentity for role '\(roleARN)' returned no credentials")
         }
         return AWSCredentials(
             accessKeyID: keyID, secretAccessKey: secret, sessionToken: credentials.text(of: "SessionToken"),
@@ -63,7 +67,8 @@ public struct ContainerCredentialsProvider: CredentialsProvider {
     let transport: any HTTPTransport
     public var sourceName: String { "container credentials endpoint '\(uri)'" }
 
-    public init(uri: String, authorizationToken: String?, authorizationTokenFile: String?, transport: any HTTPTransport) {
+    public init(uri: String, authorizationToken: String?, authorizationTokenFile: String?, transport: any HTTPTransport)
+    {
         self.uri = uri
         self.authorizationToken = authorizationToken
         self.authorizationTokenFile = authorizationTokenFile
@@ -74,7 +79,8 @@ public struct ContainerCredentialsProvider: CredentialsProvider {
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if let authorizationTokenFile {
             guard let token = try? String(contentsOfFile: authorizationTokenFile, encoding: .utf8) else {
-                throw WalshipError(.usage, "read container authorization token file '\(authorizationTokenFile)': cannot read the file")
+                throw WalshipError(
+                    .usage, "read container authorization token file '\(authorizationTokenFile)': cannot read the file")
             }
             headers.append(("Authorization", token.trimmingWhitespace()))
         } else if let authorizationToken {
@@ -108,15 +114,18 @@ public struct InstanceMetadataCredentialsProvider: CredentialsProvider {
             sink: .memory(limit: 4096))
         guard tokenResponse.isSuccess else {
             throw WalshipError(
-                .accessDenied, "instance metadata token request to '\(endpoint)' failed with HTTP \(tokenResponse.status)",
+                .accessDenied,
+                "instance metadata token request to '\(endpoint)' failed with HTTP \(tokenResponse.status)",
                 isTransient: tokenResponse.status >= 500)
         }
         let token = String(decoding: tokenResponse.body, as: UTF8.self).trimmingWhitespace()
         let tokenHeader = ("X-aws-ec2-metadata-token", token)
         let roleResponse = try await transport.send(
-            HTTPRequest(method: "GET", url: "\(endpoint)/latest/meta-data/iam/security-credentials/", headers: [tokenHeader]),
+            HTTPRequest(
+                method: "GET", url: "\(endpoint)/latest/meta-data/iam/security-credentials/", headers: [tokenHeader]),
             sink: .memory(limit: 4096))
-        let role = String(decoding: roleResponse.body, as: UTF8.self)
+        let role =
+            String(decoding: roleResponse.body, as: UTF8.self)
             .split(whereSeparator: \.isNewline).first.map { $0.trimmingWhitespace() } ?? ""
         guard roleResponse.isSuccess, !role.isEmpty else {
             throw WalshipError(.accessDenied, "instance metadata at '\(endpoint)' names no IAM role for this instance")
@@ -124,7 +133,8 @@ public struct InstanceMetadataCredentialsProvider: CredentialsProvider {
         let response = try await transport.send(
             HTTPRequest(
                 method: "GET",
-                url: "\(endpoint)/latest/meta-data/iam/security-credentials/\(S3URIEncoding.encode(role, keepSlash: false))",
+                url:
+                    "\(endpoint)/latest/meta-data/iam/security-credentials/\(S3URIEncoding.encode(role, keepSlash: false))",
                 headers: [tokenHeader]),
             sink: .memory(limit: 1 << 20))
         return try JSONCredentials.decode(response, source: sourceName)

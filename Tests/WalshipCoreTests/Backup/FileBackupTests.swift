@@ -20,7 +20,9 @@ struct FileBackupTests {
         #expect(try LedgerDatabase.verifiedTransactionCount(at: destination) == 300)
         #expect(report.journalMode == "wal")
         #expect(report.outputBytes == FileSystem.size(destination))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("walship") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+            $0.contains("walship")
+        }
         #expect(leftovers.isEmpty)
     }
 
@@ -73,9 +75,11 @@ struct FileBackupTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let source = directory.file("notes.txt")
-        _ = FileManager.default.createFile(atPath: source, contents: Data(String(repeating: "hello ", count: 2000).utf8))
+        _ = FileManager.default.createFile(
+            atPath: source, contents: Data(String(repeating: "hello ", count: 2000).utf8))
         #expect {
-            _ = try FileBackup(options: .init(), logger: logger).run(source: source, destination: directory.file("out.db"))
+            _ = try FileBackup(options: .init(), logger: logger).run(
+                source: source, destination: directory.file("out.db"))
         } throws: { ($0 as? WalshipError)?.code == .databaseUnusable }
         #expect(!FileSystem.exists(directory.file("out.db")))
     }
@@ -112,8 +116,10 @@ struct FileBackupTests {
         try LedgerDatabase.create(at: source, rows: 200)
         var options = FileBackup.Options()
         options.codec = .gzip
-        _ = try FileBackup(options: options, logger: logger).run(source: source, destination: directory.file("out.db.gz"))
-        _ = try Compression.decompressFile(at: directory.file("out.db.gz"), to: directory.file("plain.db"), codec: .gzip)
+        _ = try FileBackup(options: options, logger: logger).run(
+            source: source, destination: directory.file("out.db.gz"))
+        _ = try Compression.decompressFile(
+            at: directory.file("out.db.gz"), to: directory.file("plain.db"), codec: .gzip)
         #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("plain.db")) == 200)
     }
 

@@ -6,7 +6,9 @@ import WalshipTesting
 
 @Suite("Online backup")
 struct OnlineBackupTests {
-    @Test("a stepped backup under a writer committing every few milliseconds equals the source at one transaction boundary")
+    @Test(
+        "a stepped backup under a writer committing every few milliseconds equals the source at one transaction boundary"
+    )
     func steppedBackupUnderConcurrentCommitsIsConsistent() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -32,7 +34,9 @@ struct OnlineBackupTests {
         let total = try writer.stop()
 
         // The test only means something if the writer really committed during the copy.
-        #expect(commitsAtEnd - commitsAtStart > 20, "writer committed \(commitsAtEnd - commitsAtStart) times during the copy")
+        #expect(
+            commitsAtEnd - commitsAtStart > 20,
+            "writer committed \(commitsAtEnd - commitsAtStart) times during the copy")
         #expect(result.steps > 100)
         #expect(progressReports.count == result.steps)
         #expect(progressReports.last?.remainingPages == 0)

@@ -30,7 +30,8 @@ final class StoreFixture: Sendable {
                 configuration.partSize = 5 << 20
                 // rclone serve s3 ignores If-None-Match; the header is still sent (see S3RequestTests).
                 configuration.conditionalPut = false
-                configuration.retry = RetryPolicy(maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
+                configuration.retry = RetryPolicy(
+                    maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50))
             }
             return StoreFixture(store: store, server: server, directory: nil)
         }
@@ -112,10 +113,13 @@ struct ObjectStoreContractTests {
         #expect(size == Int64(bytes.count))
         let downloaded = try [UInt8](Data(contentsOf: URL(fileURLWithPath: target)))
         #expect(sha256(downloaded) == sha256(bytes))
-        #expect(try await fixture.store.get("big/object.snapshot", range: 49_999_990..<50_000_017) == Array(bytes[49_999_990...]))
+        #expect(
+            try await fixture.store.get("big/object.snapshot", range: 49_999_990..<50_000_017)
+                == Array(bytes[49_999_990...]))
     }
 
-    @Test("listing 2,500 keys follows continuation tokens, with prefixes and start-after", arguments: StoreKind.allCases)
+    @Test(
+        "listing 2,500 keys follows continuation tokens, with prefixes and start-after", arguments: StoreKind.allCases)
     func listingPaginates(kind: StoreKind) async throws {
         let fixture = try await StoreFixture.make(kind)
         defer { fixture.stop() }
@@ -135,7 +139,8 @@ struct ObjectStoreContractTests {
             }
         }
         try await store.put("gen/0002/other", body: .bytes([2]))
-        let first = try await store.listPage(prefix: "gen/0001/", startAfter: nil, continuationToken: nil, maxKeys: 1000)
+        let first = try await store.listPage(
+            prefix: "gen/0001/", startAfter: nil, continuationToken: nil, maxKeys: 1000)
         #expect(first.objects.count == 1000)
         #expect(first.continuationToken != nil)
         let all = try await store.list(prefix: "gen/0001/")
@@ -205,7 +210,8 @@ struct S3ErrorContractTests {
         let server = try await S3TestServer.start()
         defer { server.stop() }
         let store = try server.makeStore(
-            credentials: AWSCredentials(accessKeyID: server.accessKeyID, secretAccessKey: "wrong-secret-value", sessionToken: nil))
+            credentials: AWSCredentials(
+                accessKeyID: server.accessKeyID, secretAccessKey: "wrong-secret-value", sessionToken: nil))
         do {
             try await store.put("x", body: .bytes([1]))
             Issue.record("PUT with a wrong secret succeeded")
@@ -229,7 +235,9 @@ struct S3ErrorContractTests {
             #expect(error.code == .bucketNotFound, "\(error)")
         }
         let fileStore = try FileObjectStore(root: "/nonexistent/walship/replica")
-        await #expect { try await fileStore.list(prefix: "") } throws: { ($0 as? WalshipError)?.code == .bucketNotFound }
+        await #expect { try await fileStore.list(prefix: "") } throws: {
+            ($0 as? WalshipError)?.code == .bucketNotFound
+        }
     }
 
     @Test("retries recover from injected 503 SlowDown and dropped connections, signing each attempt")

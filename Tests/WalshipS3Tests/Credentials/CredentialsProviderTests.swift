@@ -145,7 +145,9 @@ struct CredentialsProviderTests {
         aws_session_token = backup-token
         """.write(toFile: directory.file(".aws/credentials"), atomically: true, encoding: .utf8)
         let transport = CurlTransport(options: .init())
-        func source(_ environment: [String: String], explicit: AWSCredentials? = nil, profile: String? = nil) throws -> String {
+        func source(
+            _ environment: [String: String], explicit: AWSCredentials? = nil, profile: String? = nil
+        ) throws -> String {
             try CredentialsResolver.provider(
                 explicit: explicit, profile: profile, region: "us-east-1", environment: environment,
                 homeDirectory: directory.path, transport: transport
@@ -175,8 +177,11 @@ struct CredentialsProviderTests {
             """
         let other = try SharedCredentialsFileProvider.credentials(in: text, profile: "other", path: "f")
         #expect(other == AWSCredentials(accessKeyID: "A2", secretAccessKey: "S2", sessionToken: "T2"))
-        #expect(try SharedCredentialsFileProvider.credentials(in: text, profile: "default", path: "f").sessionToken == nil)
-        #expect { try SharedCredentialsFileProvider.credentials(in: "[x]\naws_access_key_id=a", profile: "x", path: "f") } throws: {
+        #expect(
+            try SharedCredentialsFileProvider.credentials(in: text, profile: "default", path: "f").sessionToken == nil)
+        #expect {
+            try SharedCredentialsFileProvider.credentials(in: "[x]\naws_access_key_id=a", profile: "x", path: "f")
+        } throws: {
             ($0 as? WalshipError)?.code == .usage
         }
     }

@@ -31,7 +31,8 @@ struct SigV4BotocoreCrossCheckTests {
         Case(
             name: "ListObjectsV2 with a slash in the prefix and an encoded token", method: "GET", key: nil,
             query: [
-                ("list-type", "2"), ("prefix", "generations/abc/"), ("continuation-token", "a+b=="), ("max-keys", "1000"),
+                ("list-type", "2"), ("prefix", "generations/abc/"), ("continuation-token", "a+b=="),
+                ("max-keys", "1000"),
             ]),
         Case(name: "GET of a key with spaces and non-ASCII characters", method: "GET", key: "dir/my file ü ሴ.db"),
         Case(
@@ -52,14 +53,17 @@ struct SigV4BotocoreCrossCheckTests {
         let headers = testCase.extraHeaders + [("host", addressing.host)]
         let signer = SigV4Signer(credentials: credentials, region: "us-east-1")
         let added = signer.sign(
-            SigV4Request(method: testCase.method, path: addressing.path(key: testCase.key), query: testCase.query, headers: headers),
+            SigV4Request(
+                method: testCase.method, path: addressing.path(key: testCase.key), query: testCase.query,
+                headers: headers),
             payloadHash: payloadHash, date: date)
         let ours = Dictionary(added.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { $1 })
 
         let spec: [String: Any] = [
             "method": testCase.method, "url": addressing.url(key: testCase.key, query: testCase.query),
             "headers": Dictionary(testCase.extraHeaders.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
-            "body_hex": testCase.body.map { String(format: "%02x", $0) }.joined(), "access_key": credentials.accessKeyID,
+            "body_hex": testCase.body.map { String(format: "%02x", $0) }.joined(),
+            "access_key": credentials.accessKeyID,
             "secret_key": credentials.secretAccessKey, "session_token": testCase.sessionToken as Any,
             "region": "us-east-1", "timestamp": SigV4Signer.timestamp(date),
         ]

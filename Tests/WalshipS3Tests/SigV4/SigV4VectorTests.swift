@@ -128,7 +128,8 @@ struct SigV4VectorTests {
     /// The folder holds 38 case directories (its README says 39); every one must load.
     @Test("every case directory of the suite loads")
     func suiteIsComplete() throws {
-        let root = try #require(Bundle.module.url(forResource: "Vectors", withExtension: nil)).appendingPathComponent("sigv4")
+        let root = try #require(Bundle.module.url(forResource: "Vectors", withExtension: nil)).appendingPathComponent(
+            "sigv4")
         var isDirectory: ObjCBool = false
         let directories = try FileManager.default.contentsOfDirectory(atPath: root.path).filter {
             FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &isDirectory)
@@ -138,18 +139,22 @@ struct SigV4VectorTests {
         #expect(Self.vectors.count == directories.count)
     }
 
-    @Test("header signing matches the canonical request, string to sign, signature and Authorization", arguments: vectors)
+    @Test(
+        "header signing matches the canonical request, string to sign, signature and Authorization", arguments: vectors)
     func headerSigning(vector: SigV4Vector) throws {
         let signer = vector.signer
         let added = signer.sign(vector.request, payloadHash: vector.payloadHash, date: vector.date)
         var signedRequest = vector.request
-        signedRequest.headers += added.filter { $0.name != "Authorization" && (signer.signSessionToken || $0.name != "x-amz-security-token") }
+        signedRequest.headers += added.filter {
+            $0.name != "Authorization" && (signer.signSessionToken || $0.name != "x-amz-security-token")
+        }
         let canonical = signer.canonicalRequest(signedRequest, payloadHash: vector.payloadHash).text
         #expect(canonical == (try vector.expected("header-canonical-request.txt")))
         let stringToSign = signer.stringToSign(canonicalRequest: canonical, date: vector.date)
         #expect(stringToSign == (try vector.expected("header-string-to-sign.txt")))
         let signature = signer.signature(stringToSign: stringToSign, date: vector.date)
-        #expect(signature == (try vector.expected("header-signature.txt")).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            signature == (try vector.expected("header-signature.txt")).trimmingCharacters(in: .whitespacesAndNewlines))
         let authorization = added.first { $0.name == "Authorization" }?.value
         let expectedAuthorization = try vector.expected("header-signed-request.txt")
             .split(whereSeparator: \.isNewline)
