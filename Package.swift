@@ -60,6 +60,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "walship-bench",
+            dependencies: ["WalshipCore", "WalshipS3", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "WalshipCoreTests",
             dependencies: ["WalshipCore", "WalshipTesting", "CSQLite"]

@@ -19,6 +19,11 @@ struct Walship: AsyncParsableCommand {
     )
 
     static func main() async {
+        // A parent may start us with signals blocked (Foundation's Process does); walship's
+        // graceful shutdown needs SIGINT and SIGTERM delivered.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
         let status = await runMain(arguments: Array(CommandLine.arguments.dropFirst()))
         Glibc.exit(status)
     }
