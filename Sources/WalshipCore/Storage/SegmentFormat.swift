@@ -1,0 +1,158 @@
+/// The payload of a segment object, before compression (docs/format.md):
+///
+/// ```
+/// 4 bytes           transaction count n
+/// n × 32 bytes      index: txid u64, commitMs u64, databasePages u32, frameCount u32, flags u32, 0 u32
+/// frames            for each transaction in order, frameCount × (page number u32, page bytes)
+/// ```
+///
+/// A transaction's frames are its page after-images in WAL order; a page written twice in one
+/// transaction appears twice and the later one wins when applied.
+public enum SegmentFormat {
+    public static let indexEntrySize = 32
+
+    /// One transaction in a segment's index.
+    public struct Transaction: Sendable, Equatable {
+        public var txid: UInt64
+        /// The agent's wall clock when it read the commit (Unix ms), non-decreasing.
+        public var commitMs: UInt64
+        /// Database size in pages after the transaction.
+        public var databasePages: UInt32
+        public var frameCount: UInt32
+        /// Read late (after downtime or a stall): the commit time is when the agent saw it.
+        public var isLate: Bool
+
+        public init(txid: UInt64, commitMs: UInt64, databasePages: UInt32, frameCount: UInt32, isLate: Bool = false) {
+            self.txid = txid
+            self.commitMs = commitMs
+            self.databasePages = databasePages
+            self.frameCount = frameCount
+            self.isLate = isLate
+        }
+
+        func encoded() -> [UInt8] {
+            var writer = ByteWriter(capacity: indexEntrySize)
+            writer.append(txid)
+            writer.append(commitMs)
+            writer.append(databasePages)
+            writer.append(frameCount)
+            writer.append(UInt32(isLate ? 1 : 0))
+            writer.append(UInt32(0))
+            return writer.bytes
+        }
+    }
+
+    /// The index bytes for `transactions`.
+    static func encodeIndex(_ transactions: [Transaction]) -> [UInt8] {
+        var writer = ByteWriter(capacity: 4 + transactions.count * indexEntrySize)
+        writer.append(UInt32(transactions.count))
+        for transaction in transactions { writer.append(transaction.encoded()) }
+        return writer.bytes
+    }
+}
+
+/// Parses a segment payload as its decompressed bytes arrive, in any chunking, with memory
+/// bounded by one page: the index first, then each transaction's frames.
+public struct SegmentPayloadParser {
+    public enum Event {
+        /// The index has been read.
+        case index([SegmentFormat.Transaction])
+        /// One page after-image of transaction `transactionIndex`.
+        case page(transactionIndex: Int, pageNumber: UInt32, bytes: UnsafeRawBufferPointer)
+    }
+
+    let pageSize: Int
+    let key: String
+    private var buffer: [UInt8] = []
+    private var count: Int?
+    private(set) public var transactions: [SegmentFormat.Transaction] = []
+    private var indexDone = false
+    private var transactionIndex = 0
+    private var framesLeftInTransaction = 0
+    private var totalBytes: UInt64 = 0
+
+    public init(pageSize: Int, key: String) {
+        self.pageSize = pageSize
+        self.key = key
+    }
+
+    func corrupt(_ why: String) -> WalshipError {
+        WalshipError(.objectCorrupt, "segment '\(key)' is corrupt: \(why)")
+    }
+
+    /// Feeds decompressed bytes; calls `handler` for the index and each page.
+    public mutating func feed(_ input: UnsafeRawBufferPointer, _ handler: (Event) throws -> Void) throws {
+        var input = input
+        totalBytes += UInt64(input.count)
+        while !input.isEmpty {
+            let need = neededBytes()
+            let take = min(need - buffer.count, input.count)
+            buffer.append(contentsOf: input[0..<take])
+            input = UnsafeRawBufferPointer(rebasing: input[take...])
+            if buffer.count == need { try consume(handler) }
+        }
+    }
+
+    private func neededBytes() -> Int {
+        if count == nil { return 4 }
+        if !indexDone { return count! * SegmentFormat.indexEntrySize }
+        return 4 + pageSize
+    }
+
+    private mutating func consume(_ handler: (Event) throws -> Void) throws {
+        var reader = ByteReader(bytes: buffer)
+        if count == nil {
+            let value: UInt32 = reader.read()
+            guard value > 0, value < 10_000_000 else { throw corrupt("implausible transaction count \(value)") }
+            count = Int(value)
+        } else if !indexDone {
+            for _ in 0..<count! {
+                let txid: UInt64 = reader.read()
+                let commitMs: UInt64 = reader.read()
+                let databasePages: UInt32 = reader.read()
+                let frameCount: UInt32 = reader.read()
+                let flags: UInt32 = reader.read()
+                reader.skip(4)
+                transactions.append(
+                    SegmentFormat.Transaction(
+                        txid: txid, commitMs: commitMs, databasePages: databasePages, frameCount: frameCount,
+                        isLate: flags & 1 == 1))
+            }
+            indexDone = true
+            try handler(.index(transactions))
+            advanceToTransactionWithFrames()
+        } else {
+            guard transactionIndex < transactions.count else { throw corrupt("more frames than the index lists") }
+            let pageNumber: UInt32 = reader.read()
+            guard pageNumber > 0 else { throw corrupt("page number 0") }
+            try buffer.withUnsafeBytes { raw in
+                try handler(
+                    .page(
+                        transactionIndex: transactionIndex, pageNumber: pageNumber,
+                        bytes: UnsafeRawBufferPointer(rebasing: raw[4...])))
+            }
+            framesLeftInTransaction -= 1
+            if framesLeftInTransaction == 0 {
+                transactionIndex += 1
+                advanceToTransactionWithFrames()
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func advanceToTransactionWithFrames() {
+        while transactionIndex < transactions.count && transactions[transactionIndex].frameCount == 0 {
+            transactionIndex += 1
+        }
+        if transactionIndex < transactions.count {
+            framesLeftInTransaction = Int(transactions[transactionIndex].frameCount)
+        }
+    }
+
+    /// Checks the payload ended exactly after the last frame.
+    public func finish() throws {
+        guard indexDone, buffer.isEmpty, transactionIndex == transactions.count else {
+            throw corrupt("the payload ends early")
+        }
+    }
+}
