@@ -15,7 +15,9 @@ struct Walship: AsyncParsableCommand {
         commandName: "walship",
         abstract: "Continuous, point-in-time backup of SQLite databases in WAL mode.",
         version: WalshipVersion.current,
-        subcommands: [BackupCommand.self, VersionCommand.self]
+        subcommands: [
+            ReplicateCommand.self, RestoreCommand.self, ListCommand.self, BackupCommand.self, VersionCommand.self,
+        ]
     )
 
     static func main() async {

@@ -45,7 +45,8 @@ struct WALScanner {
         while frame < lastFrame {
             let batch = Int(min(UInt32(framesPerRead), lastFrame - frame))
             let offset = WALFormat.frameOffset(frame + 1, pageSize: pageSize)
-            let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(batch * frameSize)]), at: offset)
+            let count = try file.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(batch * frameSize)]), at: offset)
             let whole = count / frameSize
             for index in 0..<whole {
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[(index * frameSize)..<((index + 1) * frameSize)])
@@ -54,7 +55,8 @@ struct WALScanner {
                     result.stoppedEarly = true
                     return result
                 }
-                let computed = WALFormat.frameChecksum(frame: bytes, bigEndian: cursor.bigEndianChecksum, seed: checksum)
+                let computed = WALFormat.frameChecksum(
+                    frame: bytes, bigEndian: cursor.bigEndianChecksum, seed: checksum)
                 guard computed == header.checksum else {
                     result.stoppedEarly = true
                     return result
@@ -69,7 +71,9 @@ struct WALScanner {
                 bytesRead += Int64(frameSize)
                 if header.isCommit {
                     result.commits.append(
-                        Commit(frame: frame, databasePages: header.databaseSize, checksum: checksum, frameCount: framesSinceCommit))
+                        Commit(
+                            frame: frame, databasePages: header.databaseSize, checksum: checksum,
+                            frameCount: framesSinceCommit))
                     framesSinceCommit = 0
                     result.trailingFrames = 0
                     if bytesRead >= maxBytes { return result }

@@ -65,7 +65,8 @@ public enum ObjectFile {
         guard UInt64(size) == UInt64(ObjectHeader.size) + header.payloadSize else {
             throw WalshipError(
                 .objectCorrupt,
-                "object '\(key)' is corrupt: \(size) bytes, its header says \(UInt64(ObjectHeader.size) + header.payloadSize)")
+                "object '\(key)' is corrupt: \(size) bytes, its header says \(UInt64(ObjectHeader.size) + header.payloadSize)"
+            )
         }
         let decompressor = try Decompressor(codec: header.codec)
         var hasher = SHA256()
@@ -96,7 +97,9 @@ public enum ObjectFile {
             throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: payload checksum mismatch")
         }
         guard produced == header.uncompressedSize else {
-            throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: \(produced) bytes decompressed, header says \(header.uncompressedSize)")
+            throw WalshipError(
+                .objectCorrupt,
+                "object '\(key)' is corrupt: \(produced) bytes decompressed, header says \(header.uncompressedSize)")
         }
         return header
     }

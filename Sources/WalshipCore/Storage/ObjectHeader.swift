@@ -150,7 +150,8 @@ public struct ObjectHeader: Sendable, Equatable {
         var reader = ByteReader(bytes: Array(bytes[0..<size]))
         reader.skip(4)
         let version: UInt16 = reader.read()
-        let storedCRC = UInt32(bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 188, as: UInt32.self) })
+        let storedCRC = UInt32(
+            bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 188, as: UInt32.self) })
         guard CRC32C.checksum(bytes[0..<188]) == storedCRC else { throw corrupt("header checksum mismatch") }
         guard version == formatVersion else {
             throw corrupt("format version \(version) is not supported by this walship (supports \(formatVersion))")

@@ -50,7 +50,9 @@ public struct ReplicaLayout: Sendable, Equatable {
         "\(generationPrefix(generation))snapshots/\(Hex.pad(usableTxid, 16))-\(Hex.pad(fromTxid, 16))-\(Hex.pad(takenMs, 12)).snapshot"
     }
 
-    public func segmentKey(generation: GenerationID, firstTxid: UInt64, lastTxid: UInt64, firstMs: UInt64, lastMs: UInt64)
+    public func segmentKey(
+        generation: GenerationID, firstTxid: UInt64, lastTxid: UInt64, firstMs: UInt64, lastMs: UInt64
+    )
         -> String
     {
         "\(generationPrefix(generation))segments/\(Hex.pad(firstTxid, 16))-\(Hex.pad(lastTxid, 16))-\(Hex.pad(firstMs, 12))-\(Hex.pad(lastMs, 12)).segment"
@@ -94,17 +96,20 @@ public struct ReplicaLayout: Sendable, Equatable {
                 let taken = UInt64(fields[2], radix: 16)
             else { return nil }
             return .snapshot(
-                SnapshotEntry(key: key, generation: generation, usableTxid: usable, fromTxid: from, takenMs: taken, size: size))
+                SnapshotEntry(
+                    key: key, generation: generation, usableTxid: usable, fromTxid: from, takenMs: taken, size: size))
         }
         if parts[1] == "segments", name.hasSuffix(".segment") {
             let fields = name.dropLast(".segment".count).split(separator: "-")
             guard fields.count == 4, fields[0].count == 16, fields[1].count == 16, fields[2].count == 12,
-                fields[3].count == 12, let first = UInt64(fields[0], radix: 16), let last = UInt64(fields[1], radix: 16),
+                fields[3].count == 12, let first = UInt64(fields[0], radix: 16),
+                let last = UInt64(fields[1], radix: 16),
                 let firstMs = UInt64(fields[2], radix: 16), let lastMs = UInt64(fields[3], radix: 16), first <= last
             else { return nil }
             return .segment(
                 SegmentEntry(
-                    key: key, generation: generation, firstTxid: first, lastTxid: last, firstMs: firstMs, lastMs: lastMs,
+                    key: key, generation: generation, firstTxid: first, lastTxid: last, firstMs: firstMs,
+                    lastMs: lastMs,
                     size: size))
         }
         return nil
@@ -127,5 +132,22 @@ enum Hex {
             out.append(digits[Int(byte & 15)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension ReplicaLayout {
+    /// The key of the object a header describes (keys are derived from headers, never stored).
+    public func key(for header: ObjectHeader) -> String {
+        let generation = GenerationID(header.generation)
+        switch header.kind {
+        case .snapshot:
+            return snapshotKey(
+                generation: generation, usableTxid: header.lastTxid, fromTxid: header.firstTxid, takenMs: header.firstMs
+            )
+        case .segment:
+            return segmentKey(
+                generation: generation, firstTxid: header.firstTxid, lastTxid: header.lastTxid, firstMs: header.firstMs,
+                lastMs: header.lastMs)
+        }
     }
 }

@@ -163,3 +163,23 @@ public enum FileSystem {
         access(directory, W_OK | X_OK) == 0
     }
 }
+
+extension FileSystem {
+    /// Removes a directory and everything in it, ignoring failures (temporary directories).
+    public static func removeTree(_ path: String) {
+        guard let handle = opendir(path) else {
+            _ = unlink(path)
+            return
+        }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let child = path + "/" + name
+            if isDirectory(child) { removeTree(child) } else { _ = unlink(child) }
+        }
+        closedir(handle)
+        _ = rmdir(path)
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Replicates one database to one replica: `walship replicate`. Holds the database's lock in
+/// the state directory, lists the replica once, continues or starts a generation, then runs the
+/// WAL loop on its own thread, snapshots on another, and uploads from the spool, until stopped
+/// (or, with `once`, until everything committed so far, and a snapshot if the generation has
+/// none, is in the store).
+public final class DatabaseReplicator: Sendable {
+    /// What a run did.
+    public struct Report: Sendable {
+        public var transactionsShipped: Int
+        public var generationsStarted: Int
+        /// Objects still waiting in the spool at exit (0 means everything committed was shipped).
+        public var pendingObjects: Int
+        public var lastTxid: UInt64
+        public var generation: GenerationID?
+    }
+
+    public let databasePath: String
+    public let replica: Replica
+    public let stateDirectory: String
+    public let settings: ReplicationSettings
+    let logger: Logger
+    let now: @Sendable () -> UInt64
+
+    public init(
+        databasePath: String, replica: Replica, stateDirectory: String, settings: ReplicationSettings, logger: Logger,
+        now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.databasePath = FileSystem.absolute(databasePath)
+        self.replica = replica
+        self.stateDirectory = stateDirectory
+        self.settings = settings
+        self.logger = logger
+        self.now = now
+    }
+
+    public func run(once: Bool, stop: StopSignal) async throws -> Report {
+        try FileSystem.createDirectories(stateDirectory, mode: 0o700)
+        let lock = try StateLock(path: stateDirectory + "/lock", databasePath: databasePath)
+        defer { lock.release() }
+        try checkDatabase()
+        let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
+        let uploader = Uploader(store: replica.store, layout: replica.layout, spool: spool, logger: logger)
+
+        // Objects a previous run left in the spool go up first: they continue its position.
+        if !spool.pending.isEmpty {
+            logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
+            _ = await uploader.drain(until: ContinuousClock.now + .seconds(60))
+        }
+        let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        let spooled = try spool.pending.map { try ObjectFile.readHeader(path: $0.path, key: $0.path) }
+        let saved = ReplicaState.load(from: stateDirectory + "/state.json")
+        var newestStored: ObjectHeader?
+        if let saved, let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid }) {
+            let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.size))
+            newestStored = try ObjectHeader.decode(bytes, key: entry.key)
+        }
+
+        let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
+        let loop = ReplicationLoop(
+            databasePath: databasePath, settings: settings, spool: spool, statePath: stateDirectory + "/state.json",
+            logger: logger, now: now, requestSnapshot: { requestContinuation.yield($0) })
+        let box = LoopBox(loop)
+        let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
+        try await Blocking.run { try box.loop.start(start) }
+        let snapshotter = Snapshotter(
+            databasePath: databasePath, progress: loop.progress, spool: spool, codec: settings.compression,
+            stepPages: settings.snapshotStepPages, pollInterval: settings.walPollInterval, logger: logger, now: now)
+        let loopDone = StopSignal()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Snapshots, one at a time, on their own thread.
+            group.addTask {
+                for await request in requests {
+                    do {
+                        let header = try await Blocking.run {
+                            try snapshotter.take(request, isCancelled: { stop.isImmediate || loopDone.isImmediate })
+                        }
+                        box.loop.snapshotFinished(generation: request.generation, header: header)
+                    } catch {
+                        self.logger.error(
+                            "snapshot failed", metadata: ["db.path": "\(self.databasePath)", "error": "\(error)"])
+                        box.loop.snapshotFinished(generation: request.generation, header: nil)
+                        if !stop.isStopped { try? await Task.sleep(for: .seconds(5)) }
+                    }
+                }
+            }
+            // The WAL loop.
+            group.addTask {
+                defer {
+                    loopDone.stop()
+                    requestContinuation.finish()
+                    spool.wake()
+                }
+                try await Blocking.run {
+                    try self.runLoop(box.loop, spool: spool, once: once, stop: stop, loopDone: loopDone)
+                }
+            }
+            // Uploads, while the loop runs.
+            group.addTask {
+                while !loopDone.isStopped {
+                    _ = await uploader.drain(until: nil, isStopped: { loopDone.isStopped })
+                    if loopDone.isStopped { break }
+                    for await _ in spool.signals { break }
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Ship what is committed, for at most shutdown-timeout (longer for --once: it is the job).
+        let deadline = once ? nil : ContinuousClock.now + settings.shutdownTimeout
+        let drained = stop.isImmediate ? false : await uploader.drain(until: deadline, isStopped: { stop.isImmediate })
+        if !drained {
+            logger.error(
+                "stopped with objects not uploaded; they stay in the spool for the next run",
+                metadata: ["spool.objects": "\(spool.pending.count)", "spool.bytes": "\(spool.bytes)"])
+        }
+        return Report(
+            transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
+            pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation)
+    }
+
+    /// The WAL loop on its thread: poll every `wal-poll-interval`; on a full spool end the read
+    /// chain until the store catches up, then start a new generation.
+    private func runLoop(
+        _ loop: ReplicationLoop, spool: Spool, once: Bool, stop: StopSignal, loopDone: StopSignal
+    ) throws {
+        defer { loop.finish() }
+        while !stop.isStopped {
+            let started = ContinuousClock.now
+            if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot { return }
+            if !loop.isFollowing {
+                if spool.bytes < spool.maxBytes / 2 {
+                    try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
+                } else {
+                    OnlineBackup.sleep(settings.walPollInterval)
+                    continue
+                }
+            }
+            let again = try loop.iterate()
+            if spool.isFull && loop.isFollowing {
+                logger.error(
+                    "spool full: ending the read chain until the store recovers; a new generation follows",
+                    metadata: ["spool.bytes": "\(spool.bytes)", "spool.max_bytes": "\(spool.maxBytes)"])
+                loop.endReadChain()
+            }
+            if !again {
+                let elapsed = ContinuousClock.now - started
+                if elapsed < settings.walPollInterval { OnlineBackup.sleep(settings.walPollInterval - elapsed) }
+            }
+        }
+        _ = loopDone
+    }
+
+    /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its
+    /// directory and `-shm`, and it runs as the database's owner or root.
+    private func checkDatabase() throws {
+        guard let info = FileSystem.status(databasePath) else {
+            throw WalshipError(.databaseUnusable, "database '\(databasePath)' does not exist")
+        }
+        let uid = getuid()
+        if uid != 0 && uid != info.st_uid {
+            throw WalshipError(
+                .databaseUnusable,
+                "database '\(databasePath)' belongs to uid \(info.st_uid); run walship as that user (or root) so it never creates '-shm' with the wrong owner"
+            )
+        }
+        let directory = FileSystem.directory(of: databasePath)
+        guard FileSystem.isWritableDirectory(directory) else {
+            throw WalshipError(
+                .databaseUnusable, "directory '\(directory)' is not writable: SQLite needs it for '-wal' and '-shm'")
+        }
+        if FileSystem.exists(databasePath + "-shm") && access(databasePath + "-shm", R_OK | W_OK) != 0 {
+            throw WalshipError(.databaseUnusable, "'\(databasePath)-shm' is not readable and writable by this user")
+        }
+    }
+}
+
+/// Hands the non-Sendable loop to the tasks that use it in turn (start, then the WAL thread; the
+/// snapshot task only calls its Sendable parts).
+final class LoopBox: @unchecked Sendable {  // The WAL thread is the loop's only mutator.
+    let loop: ReplicationLoop
+    init(_ loop: ReplicationLoop) { self.loop = loop }
+}
+
+/// An exclusive `flock` on `<state-dir>/<db>/lock`: a second agent for the same database fails
+/// with databaseUnusable (exit status 3).
+final class StateLock: Sendable {
+    private let descriptor: Int32
+
+    init(path: String, databasePath: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalFile.error("open lock file", path, errno) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw WalshipError(
+                .databaseUnusable, "another walship agent is replicating '\(databasePath)' (lock '\(path)' is held)")
+        }
+        descriptor = fd
+    }
+
+    func release() {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
+}

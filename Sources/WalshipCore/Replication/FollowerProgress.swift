@@ -1,0 +1,47 @@
+import Synchronization
+
+/// The thread-safe view of a `WALFollower` for the snapshotter: the last published txid, and
+/// which polls (reads that reached the published end of the WAL) have completed.
+final class FollowerProgress: Sendable {
+    private struct State {
+        var lastTxid: UInt64 = 0
+        var generation: GenerationID?
+        var pollsStarted = 0
+        var lastCompletedPoll = 0
+    }
+
+    private let state = Mutex(State())
+
+    func publish(lastTxid: UInt64) {
+        state.withLock { $0.lastTxid = lastTxid }
+    }
+
+    var lastTxid: UInt64 { state.withLock { $0.lastTxid } }
+
+    /// The generation the follower is shipping into.
+    var generation: GenerationID? {
+        get { state.withLock { $0.generation } }
+        set { state.withLock { $0.generation = newValue } }
+    }
+
+    /// Numbers a poll as it starts.
+    func beginPoll() -> Int {
+        state.withLock { state in
+            state.pollsStarted += 1
+            return state.pollsStarted
+        }
+    }
+
+    /// Records that poll `number` read everything published.
+    func completePoll(_ number: Int) {
+        state.withLock { $0.lastCompletedPoll = max($0.lastCompletedPoll, number) }
+    }
+
+    /// The number the next poll will get: a poll numbered at least this starts after now.
+    var nextPoll: Int { state.withLock { $0.pollsStarted + 1 } }
+
+    /// The last txid, if a poll numbered at least `number` has completed.
+    func lastTxid(afterPoll number: Int) -> UInt64? {
+        state.withLock { $0.lastCompletedPoll >= number ? $0.lastTxid : nil }
+    }
+}

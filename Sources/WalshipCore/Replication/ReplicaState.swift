@@ -1,0 +1,40 @@
+import Foundation
+
+/// What the agent remembers locally about one database's replica, in
+/// `<state-dir>/<db>/state.json` (written atomically). It is a cache: the bucket is the truth,
+/// and a lost state file only costs a new generation.
+public struct ReplicaState: Codable, Sendable, Equatable {
+    public var formatVersion = 1
+    public var generation: GenerationID
+    public var reason: UInt8
+    /// The txid before the generation's first transaction.
+    public var baseTxid: UInt64
+    /// The WAL position where the generation started.
+    public var baseCursor: WALCursor
+    public var predecessorGeneration: GenerationID?
+    public var predecessorTxid: UInt64
+    public var startedMs: UInt64
+    var databaseIdentity: FileIdentity?
+    /// When the last snapshot of this generation was taken, and the last txid then.
+    public var lastSnapshotMs: UInt64?
+    public var lastSnapshotTxid: UInt64?
+
+    static func load(from path: String) -> ReplicaState? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(ReplicaState.self, from: data)
+    }
+
+    func save(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(self)
+        let temporary = path + ".tmp"
+        try? FileSystem.removeIfPresent(temporary)
+        let file = try LocalFile.create(temporary)
+        try file.write(Array(data))
+        try file.sync()
+        try file.close()
+        try FileSystem.rename(temporary, to: path)
+        try FileSystem.syncDirectory(FileSystem.directory(of: path))
+    }
+}

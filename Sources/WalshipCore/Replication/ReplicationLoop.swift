@@ -1,0 +1,328 @@
+import Logging
+
+/// The WAL side of replicating one database, run on its own thread: it owns the `WALFollower`
+/// and the open segment, decides when a generation starts (DESIGN.md section 3, "Continuity"),
+/// cuts segments every `sync-interval` or at `segment-max-bytes`, keeps the WAL bounded with its
+/// checkpoints, and asks for snapshots. Uploads and snapshots happen elsewhere; this loop never
+/// waits for the store.
+final class ReplicationLoop {
+    struct Start: Sendable {
+        var inventory: ReplicaInventory
+        /// Headers of objects still in the spool.
+        var spooled: [ObjectHeader]
+        /// The header of the newest segment of the saved generation in the bucket, if any.
+        var newestStoredSegment: ObjectHeader?
+    }
+
+    let databasePath: String
+    let settings: ReplicationSettings
+    let spool: Spool
+    let statePath: String
+    let logger: Logger
+    let progress = FollowerProgress()
+    let snapshots = SnapshotBook()
+    let now: @Sendable () -> UInt64
+    let requestSnapshot: @Sendable (Snapshotter.Request) -> Void
+
+    private var follower: WALFollower?
+    private var builder: SegmentBuilder?
+    private(set) var state: ReplicaState?
+    private var segmentStarted: ContinuousClock.Instant?
+    private var previousSegment: (txid: UInt64, sha: [UInt8]) = (0, [])
+    private var lastTxid: UInt64 = 0
+    private var lastCommitMs: UInt64 = 0
+    private(set) var shippedTransactions = 0
+    private(set) var generationsStarted = 0
+    private(set) var checkpoints = 0
+    private(set) var longestCheckpoint: Duration = .zero
+
+    init(
+        databasePath: String, settings: ReplicationSettings, spool: Spool, statePath: String, logger: Logger,
+        now: @escaping @Sendable () -> UInt64, requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
+    ) {
+        self.databasePath = databasePath
+        self.settings = settings
+        self.spool = spool
+        self.statePath = statePath
+        self.logger = logger
+        self.now = now
+        self.requestSnapshot = requestSnapshot
+    }
+
+    var generation: GenerationID? { state?.generation }
+
+    // MARK: Start
+
+    /// Continues the saved generation when continuity can be proven, else starts a new one.
+    func start(_ start: Start) throws {
+        let saved = ReplicaState.load(from: statePath)
+        let spooledMax = start.spooled.map(\.lastTxid).max() ?? 0
+        lastTxid = max(start.inventory.maxTxid, spooledMax, saved?.baseTxid ?? 0)
+        let newestStored = start.inventory.generations.last
+        guard let saved else {
+            try startGeneration(
+                start.inventory.isEmpty ? .firstStart : .continuityLost, "no local state for this replica")
+            return
+        }
+        if let newestStored, newestStored > saved.generation {
+            try startGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
+            return
+        }
+        // The newest segment of the saved generation, in the spool or the bucket.
+        let candidates =
+            start.spooled.filter { $0.kind == .segment && $0.generation == saved.generation.value }
+            + [start.newestStoredSegment].compactMap { $0 }
+        let newest = candidates.max { $0.lastTxid < $1.lastTxid }
+        let resumeTxid = newest?.lastTxid ?? saved.baseTxid
+        guard resumeTxid == lastTxid else {
+            try startGeneration(.continuityLost, "objects with later txids than this agent's position exist")
+            return
+        }
+        guard FileIdentity(path: databasePath) == saved.databaseIdentity else {
+            try startGeneration(.databaseReplaced, "the database file is not the one this generation replicated")
+            return
+        }
+        var cursor = saved.baseCursor
+        if let newest {
+            cursor.salt1 = newest.walSalt1
+            cursor.salt2 = newest.walSalt2
+            cursor.frame = newest.walFrame
+            cursor.checksum = newest.walChecksum
+            cursor.pageSize = Int(newest.pageSize)
+            previousSegment = (newest.lastTxid, newest.payloadSHA256)
+        } else {
+            previousSegment = (saved.baseTxid, [])
+        }
+        lastCommitMs = newest?.lastMs ?? saved.startedMs
+        let follower = WALFollower(
+            databasePath: databasePath, cursor: cursor, lastTxid: lastTxid, lastCommitMs: lastCommitMs, logger: logger,
+            progress: progress, now: now)
+        try follower.open()
+        self.follower = follower
+        if let header = follower.readWALHeader(), header.salt1 == cursor.salt1, header.salt2 == cursor.salt2 {
+            cursor.bigEndianChecksum = header.bigEndianChecksum
+            follower.adopt(cursor)
+        }
+        state = saved
+        progress.generation = saved.generation
+        builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+        guard follower.walStillHolds(cursor), try catchUp() else {
+            try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
+            return
+        }
+        let hasSnapshot =
+            !start.inventory.snapshots(of: saved.generation).isEmpty
+            || start.spooled.contains { $0.kind == .snapshot && $0.generation == saved.generation.value }
+        snapshots.reset(
+            generation: saved.generation, hasSnapshot: hasSnapshot, lastTakenMs: saved.lastSnapshotMs,
+            lastTxid: saved.lastSnapshotTxid)
+        logger.info(
+            "continuing generation",
+            metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
+        if !hasSnapshot { askForSnapshot() }
+    }
+
+    /// Reads everything published since the recorded position (marked late), then checks that
+    /// the WAL header still shows the same salts: the first read transaction after a break may
+    /// sit on slot 0, which does not stop a restart.
+    private func catchUp() throws -> Bool {
+        guard let follower, let builder else { return false }
+        for _ in 0..<10_000 {
+            switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: true) {
+            case .idle, .accepted(_, true):
+                let salts = (follower.cursor.salt1, follower.cursor.salt2)
+                if let header = follower.readWALHeader() {
+                    if (header.salt1, header.salt2) != salts { return false }
+                } else if follower.cursor != .noWAL(pageSize: follower.cursor.pageSize) {
+                    return false
+                }
+                syncFromFollower()
+                try cutSegmentIfDue(force: true)
+                follower.rotate()
+                return true
+            case .accepted(_, false):
+                syncFromFollower()
+                if builder.size >= settings.segmentMaxBytes { try cutSegmentIfDue(force: true) }
+            case .raced:
+                OnlineBackup.sleep(.milliseconds(5))
+            case .lost:
+                return false
+            }
+        }
+        return false
+    }
+
+    private func syncFromFollower() {
+        guard let follower else { return }
+        let before = lastTxid
+        lastTxid = follower.lastTxid
+        lastCommitMs = follower.lastCommitMs
+        shippedTransactions += Int(lastTxid - before)
+    }
+
+    // MARK: Generations
+
+    /// Starts a new generation at the end of what SQLite has published, and asks for its snapshot.
+    func startGeneration(_ reason: ObjectHeader.GenerationReason, _ why: String) throws {
+        try cutSegmentIfDue(force: true)
+        follower?.close()
+        builder?.close()
+        let predecessor = state?.generation
+        let follower = WALFollower(
+            databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
+            logger: logger, progress: progress, now: now)
+        try follower.open()
+        self.follower = follower
+        var positioned = false
+        for _ in 0..<1000 where !positioned {
+            positioned = follower.positionAtPublishedEnd()
+            if !positioned { OnlineBackup.sleep(.milliseconds(2)) }
+        }
+        guard positioned else {
+            throw WalshipError(.databaseUnusable, "could not read a consistent WAL position of '\(databasePath)'")
+        }
+        var cursor = follower.cursor
+        if cursor.pageSize == 0 || cursor == .noWAL(pageSize: cursor.pageSize) {
+            cursor.pageSize = follower.databasePageSize
+            follower.adopt(cursor)
+        }
+        let startedMs = max(now(), lastCommitMs)
+        let generation = GenerationID.make(milliseconds: startedMs)
+        let newState = ReplicaState(
+            generation: generation, reason: reason.rawValue, baseTxid: lastTxid, baseCursor: cursor,
+            predecessorGeneration: predecessor, predecessorTxid: lastTxid, startedMs: startedMs,
+            databaseIdentity: FileIdentity(path: databasePath))
+        try newState.save(to: statePath)
+        state = newState
+        progress.generation = generation
+        builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+        previousSegment = (lastTxid, [])
+        generationsStarted += 1
+        snapshots.reset(generation: generation, hasSnapshot: false, lastTakenMs: nil, lastTxid: nil)
+        let level: Logger.Level = reason == .firstStart ? .info : .warning
+        logger.log(
+            level: level, "new generation",
+            metadata: [
+                "db.path": "\(databasePath)", "generation": "\(generation)",
+                "generation.reason": "\(reason.description)",
+                "detail": "\(why)", "txid": "\(lastTxid)",
+            ])
+        askForSnapshot()
+    }
+
+    func askForSnapshot() {
+        guard let state, snapshots.markRequested() else { return }
+        requestSnapshot(
+            Snapshotter.Request(
+                generation: state.generation, reason: ObjectHeader.GenerationReason(rawValue: state.reason) ?? .none,
+                predecessorGeneration: state.predecessorGeneration, predecessorTxid: state.predecessorTxid))
+    }
+
+    /// Records a finished snapshot in the local state.
+    func snapshotFinished(generation: GenerationID, header: ObjectHeader?) {
+        snapshots.finished(generation: generation, takenMs: header?.firstMs, txid: header?.lastTxid)
+    }
+
+    // MARK: The loop
+
+    /// One iteration: poll, rotate (checkpointing above `wal-max-frames`), cut a segment when
+    /// due, start a new generation when the position was lost. Returns whether to poll again at
+    /// once (a read that stopped before the published end).
+    func iterate() throws -> Bool {
+        guard let follower, let builder else { return false }
+        var again = false
+        switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false) {
+        case .idle, .accepted(_, true):
+            syncFromFollower()
+            let (lockTime, _) = follower.checkpointIfNeeded(
+                walMaxFrames: settings.walMaxFrames, busyTimeout: settings.checkpointBusyTimeout,
+                restart: settings.checkpointRestart)
+            if let lockTime {
+                checkpoints += 1
+                longestCheckpoint = max(longestCheckpoint, lockTime)
+            }
+        case .accepted(_, false):
+            syncFromFollower()
+            again = true
+        case .raced:
+            break
+        case .lost(let reason, let why):
+            syncFromFollower()
+            logger.error(
+                "cannot follow the WAL any more; starting a new generation",
+                metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])
+            try startGeneration(reason, why)
+            return false
+        }
+        try cutSegmentIfDue(force: false)
+        try scheduleSnapshot()
+        return again
+    }
+
+    /// Cuts the open segment into the spool when it is old or big enough (or `force`).
+    func cutSegmentIfDue(force: Bool) throws {
+        guard let builder, let state, !builder.isEmpty, let cursor = builder.cursorAfterLast else { return }
+        let clock = ContinuousClock.now
+        if segmentStarted == nil { segmentStarted = clock }
+        guard force || builder.size >= settings.segmentMaxBytes || clock - segmentStarted! >= settings.syncInterval
+        else { return }
+        let transactions = builder.transactions
+        let first = transactions.first!
+        let last = transactions.last!
+        let template = ObjectHeader(
+            kind: .segment, codec: settings.compression, pageSize: UInt32(builder.pageSize),
+            generation: state.generation.value, firstTxid: first.txid, lastTxid: last.txid, firstMs: first.commitMs,
+            lastMs: last.commitMs,
+            predecessorGeneration: previousSegment.sha.isEmpty ? 0 : state.generation.value,
+            predecessorTxid: previousSegment.txid,
+            predecessorSHA256: previousSegment.sha.isEmpty ? Array(repeating: 0, count: 32) : previousSegment.sha,
+            databasePages: last.databasePages, walSalt1: cursor.salt1, walSalt2: cursor.salt2, walFrame: cursor.frame,
+            walChecksum: cursor.checksum)
+        let path = spool.temporaryPath("segment")
+        let header = try builder.seal(to: path, header: template)
+        try spool.add(path)
+        previousSegment = (header.lastTxid, header.payloadSHA256)
+        segmentStarted = nil
+    }
+
+    private func scheduleSnapshot() throws {
+        guard !snapshots.isRequested else { return }
+        let (lastMs, lastSnapshotTxid) = snapshots.last
+        if let lastMs, let state {
+            if state.lastSnapshotMs != lastMs {
+                var updated = state
+                updated.lastSnapshotMs = lastMs
+                updated.lastSnapshotTxid = lastSnapshotTxid
+                try updated.save(to: statePath)
+                self.state = updated
+            }
+            let age = Duration.milliseconds(Int64(now()) - Int64(lastMs))
+            if age >= settings.snapshotInterval && lastSnapshotTxid != lastTxid { askForSnapshot() }
+        } else if !snapshots.hasSnapshot {
+            askForSnapshot()
+        }
+    }
+
+    /// Ends the read chain (a full spool): the application's WAL is then free to reset.
+    func endReadChain() {
+        try? cutSegmentIfDue(force: true)
+        follower?.close()
+        follower = nil
+    }
+
+    var isFollowing: Bool { follower != nil }
+
+    /// Cuts the last segment and closes every connection (the `-wal` stays: PERSIST_WAL).
+    func finish() {
+        do {
+            try cutSegmentIfDue(force: true)
+        } catch {
+            logger.error("could not cut the last segment", metadata: ["error": "\(error)"])
+        }
+        follower?.close()
+        builder?.close()
+        follower = nil
+    }
+
+    var currentTxid: UInt64 { lastTxid }
+}

@@ -1,0 +1,90 @@
+import Logging
+
+/// Takes snapshots (DESIGN.md section 3): a dedicated connection holds one read transaction for
+/// the whole online-backup copy; `fromTxid` is the follower's last published txid before that
+/// transaction began and `usableTxid` its last published txid after a WAL read that began
+/// after it. The copy equals the database at some txid in between, so replaying segments from
+/// `fromTxid + 1` gives the exact state for any target at or after `usableTxid`.
+///
+/// The copy goes to a temporary file in the spool directory, is compressed into the snapshot
+/// object there, and is queued for upload.
+struct Snapshotter {
+    /// What the snapshot belongs to.
+    struct Request: Sendable {
+        var generation: GenerationID
+        var reason: ObjectHeader.GenerationReason
+        var predecessorGeneration: GenerationID?
+        var predecessorTxid: UInt64
+    }
+
+    let databasePath: String
+    let progress: FollowerProgress
+    let spool: Spool
+    let codec: CompressionCodec
+    let stepPages: Int32
+    let pollInterval: Duration
+    let logger: Logger
+    let now: @Sendable () -> UInt64
+
+    /// Takes a snapshot and adds it to the spool; returns its header, or nil when the follower
+    /// moved to another generation meanwhile (the snapshot would not belong to its lineage).
+    func take(_ request: Request, isCancelled: @escaping () -> Bool) throws -> ObjectHeader? {
+        guard progress.generation == request.generation else { return nil }
+        let fromTxid = progress.lastTxid
+        let connection = try Connection.openObserver(path: databasePath)
+        defer { connection.close() }
+        try connection.beginReadTransaction()
+        let pageSize = try connection.pageSize()
+        // A poll that starts after this moment began after our read transaction did.
+        let pollMark = progress.nextPoll
+        var usableTxid: UInt64?
+        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
+        while usableTxid == nil {
+            if isCancelled() { throw WalshipError(.cancelled, "snapshot of '\(databasePath)' cancelled") }
+            if ContinuousClock.now > deadline {
+                throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for the WAL reader")
+            }
+            usableTxid = progress.lastTxid(afterPoll: pollMark)
+            if usableTxid == nil { OnlineBackup.sleep(.milliseconds(10)) }
+        }
+        let takenMs = now()
+        let copyPath = spool.temporaryPath("snapshot") + ".db"
+        defer { FileSystem.removeDatabaseFiles(copyPath) }
+        let copy = try Connection(path: copyPath, mode: [.readWrite, .create])
+        try copy.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")
+        let result = try OnlineBackup(stepPages: stepPages).copy(from: connection, to: copy, isCancelled: isCancelled)
+        copy.close()
+        try connection.rollback()
+        guard progress.generation == request.generation else { return nil }
+
+        let objectPath = spool.temporaryPath("snapshot-object")
+        defer { try? FileSystem.removeIfPresent(objectPath) }
+        let template = ObjectHeader(
+            kind: .snapshot, codec: codec, reason: request.reason, pageSize: UInt32(pageSize),
+            generation: request.generation.value, firstTxid: fromTxid, lastTxid: usableTxid!, firstMs: takenMs,
+            lastMs: takenMs, predecessorGeneration: request.predecessorGeneration?.value ?? 0,
+            predecessorTxid: request.predecessorTxid, databasePages: UInt32(result.pageCount))
+        let header = try ObjectFile.write(to: objectPath, header: template) { emit in
+            let input = try LocalFile.openForReading(copyPath)
+            defer { try? input.close() }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let count = try input.read(into: buffer)
+                if count == 0 { break }
+                try emit(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            }
+        }
+        try FileSystem.syncFile(objectPath)
+        try spool.add(objectPath)
+        logger.info(
+            "snapshot taken",
+            metadata: [
+                "db.path": "\(databasePath)", "generation": "\(request.generation)",
+                "snapshot.from_txid": "\(fromTxid)",
+                "snapshot.usable_txid": "\(usableTxid!)", "snapshot.pages": "\(result.pageCount)",
+                "snapshot.bytes": "\(header.payloadSize)",
+            ])
+        return header
+    }
+}

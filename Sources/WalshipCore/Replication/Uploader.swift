@@ -1,0 +1,57 @@
+import Logging
+
+/// Uploads spooled objects in order, each written once under a key derived from its header,
+/// with `If-None-Match: *` where the store supports it. A failed upload is retried with capped
+/// exponential backoff without ever blocking the WAL reader; the object stays in the spool until
+/// the store confirms it.
+struct Uploader {
+    let store: any ObjectStore
+    let layout: ReplicaLayout
+    let spool: Spool
+    let logger: Logger
+
+    /// Uploads the oldest spooled object; returns false when the spool is empty.
+    func uploadNext() async throws -> Bool {
+        guard let item = spool.pending.first else { return false }
+        let header = try ObjectFile.readHeader(path: item.path, key: item.path)
+        let key = layout.key(for: header)
+        do {
+            try await store.put(key, body: .file(path: item.path), ifNoneMatch: true)
+        } catch let error as WalshipError where error.code == .objectExists {
+            // An earlier run uploaded it and stopped before removing it from the spool.
+            let existing = try await store.head(key)
+            guard existing.size == item.size else {
+                throw WalshipError(
+                    .objectExists,
+                    "object '\(key)' already exists with a different size: is another agent replicating to this replica?"
+                )
+            }
+        }
+        spool.remove(item)
+        logger.debug("object uploaded", metadata: ["object.key": "\(key)", "object.bytes": "\(item.size)"])
+        return true
+    }
+
+    /// Uploads until the spool is empty, retrying failures with backoff, until `deadline`.
+    /// Returns whether the spool is empty.
+    func drain(until deadline: ContinuousClock.Instant?, isStopped: () -> Bool = { false }) async -> Bool {
+        var failures = 0
+        while !spool.pending.isEmpty {
+            if let deadline, ContinuousClock.now >= deadline { return false }
+            do {
+                _ = try await uploadNext()
+                failures = 0
+            } catch {
+                failures += 1
+                let pause = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
+                logger.error(
+                    "upload failed; the object stays in the spool and is retried",
+                    metadata: ["error": "\(error)", "attempt": "\(failures)", "spool.bytes": "\(spool.bytes)"])
+                if let deadline, ContinuousClock.now + pause >= deadline { return false }
+                if isStopped() && deadline == nil { return false }
+                try? await Task.sleep(for: pause)
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,318 @@
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The single owner of one database's WAL position (DESIGN.md section 3, "One owner"): it keeps
+/// the chain of read transactions, reads published commits from `-wal`, assigns txids and
+/// commit times, and hands the frames to a `SegmentBuilder`. Everything else (snapshots,
+/// shipping) asks it. Used from one thread; `progress` is the thread-safe view for others.
+///
+/// The chain: a read transaction is always open on one of two connections; the WAL is read only
+/// after the current transaction began; the next one begins before the current one ends; and a
+/// transaction ends only after a read that began after it started has reached the last
+/// published frame. A checkpoint can copy frames only up to an open reader's mark, and a WAL
+/// restart needs every frame copied, so no commit can be checkpointed away unseen.
+///
+/// Published, not just written: a commit frame is shipped only when a wal-index header read
+/// before its bytes has `mxFrame` at or beyond it and the chain's checksum at `mxFrame` equals
+/// the header's `aFrameCksum`.
+final class WALFollower {
+    let databasePath: String
+    let walPath: String
+    let logger: Logger
+    let progress: FollowerProgress
+
+    private var connections: [Connection] = []
+    /// Index in `connections` of the one holding the current read transaction.
+    private var current = 0
+    private let shm: SharedMemoryIndex
+    private var wal: LocalFile?
+    private var walIdentity: FileIdentity?
+    private(set) var databaseIdentity: FileIdentity?
+    private(set) var cursor: WALCursor
+    private(set) var lastTxid: UInt64
+    private(set) var lastCommitMs: UInt64
+    /// `mxFrame` of the last wal-index header read (the WAL's published length in frames).
+    private(set) var lastMaxFrame: UInt32 = 0
+    /// `PRAGMA page_size` of the database, read at open.
+    private(set) var databasePageSize = 4096
+    let now: @Sendable () -> UInt64
+
+    /// What one poll did.
+    enum Outcome: Equatable {
+        /// Nothing new was published.
+        case idle
+        /// Transactions were accepted; `complete` says whether the read reached the last
+        /// published frame (a partial read continues at once).
+        case accepted(count: Int, complete: Bool)
+        /// A consistent view could not be read (a writer or a restart raced the read); poll again.
+        case raced
+        /// The position cannot be followed: a new generation must start.
+        case lost(ObjectHeader.GenerationReason, String)
+    }
+
+    init(
+        databasePath: String, cursor: WALCursor, lastTxid: UInt64, lastCommitMs: UInt64, logger: Logger,
+        progress: FollowerProgress, now: @escaping @Sendable () -> UInt64
+    ) {
+        self.databasePath = databasePath
+        self.walPath = databasePath + "-wal"
+        self.shm = SharedMemoryIndex(databasePath: databasePath)
+        self.cursor = cursor
+        self.lastTxid = lastTxid
+        self.lastCommitMs = lastCommitMs
+        self.logger = logger
+        self.progress = progress
+        self.now = now
+        progress.publish(lastTxid: lastTxid)
+    }
+
+    // MARK: Connections and the read chain
+
+    /// Opens both connections, begins the first read transaction, then opens `-shm` (SQLite
+    /// creates it at the first read).
+    func open() throws {
+        close()
+        for _ in 0..<2 {
+            connections.append(try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 1000))
+        }
+        let mode = try connections[0].checkedJournalMode()
+        guard mode == "wal" else {
+            throw WalshipError(
+                .databaseUnusable,
+                "database '\(databasePath)' is in journal mode '\(mode)', not WAL: switch the application to WAL or pass --set-wal"
+            )
+        }
+        current = 0
+        do {
+            try connections[0].beginReadTransaction()
+        } catch let error as SQLiteError where error.isBusy {
+            throw WalshipError(
+                .databaseUnusable,
+                "no read transaction can begin on '\(databasePath)': is the application using locking_mode=EXCLUSIVE?",
+                cause: error)
+        }
+        try shm.open()
+        databasePageSize = try connections[0].pageSize()
+        databaseIdentity = FileIdentity(path: databasePath)
+    }
+
+    /// Ends every transaction and closes the connections, then `-shm`.
+    func close() {
+        for connection in connections {
+            try? connection.rollback()
+            connection.close()
+        }
+        connections = []
+        shm.close()
+        try? wal?.close()
+        wal = nil
+        walIdentity = nil
+    }
+
+    /// Begins a read transaction on the other connection, then ends the current one. When the
+    /// next one cannot begin, the current one is kept (and false returned).
+    @discardableResult
+    func rotate() -> Bool {
+        let next = 1 - current
+        do {
+            try connections[next].beginReadTransaction()
+        } catch {
+            logger.debug("read transaction could not begin; keeping the current one", metadata: ["error": "\(error)"])
+            return false
+        }
+        try? connections[current].rollback()
+        current = next
+        return true
+    }
+
+    /// Above `walMaxFrames`, checkpoints to keep the WAL bounded: PASSIVE on the idle connection,
+    /// rotate, then RESTART on the connection that just ended its read transaction, with a busy
+    /// timeout of at most `busyTimeout`. Returns the RESTART's duration (the write-lock time),
+    /// or nil when no checkpoint ran. Failures are logged, counted by the caller, and harmless.
+    func checkpointIfNeeded(walMaxFrames: UInt32, busyTimeout: Duration, restart: Bool) -> (Duration?, Bool) {
+        guard lastMaxFrame > walMaxFrames, connections.count == 2 else { return (nil, rotate()) }
+        let idle = connections[1 - current]
+        _ = try? idle.checkpoint(.passive)
+        let rotated = rotate()
+        guard restart, rotated else { return (nil, rotated) }
+        let ended = connections[1 - current]
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            try ended.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
+            _ = try ended.checkpoint(.restart)
+        } catch {
+            logger.debug("bounded RESTART checkpoint did not finish", metadata: ["error": "\(error)"])
+        }
+        try? ended.setBusyTimeout(milliseconds: 1000)
+        return (clock.now - start, rotated)
+    }
+
+    // MARK: Positions
+
+    /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
+    func adopt(_ position: WALCursor) {
+        cursor = position
+    }
+
+    func readWALHeader() -> WALFormat.Header? {
+        guard let file = try? walFile() else { return nil }
+        guard let bytes = try? file.read(count: WALFormat.headerSize, at: 0), bytes.count == WALFormat.headerSize
+        else { return nil }
+        return bytes.withUnsafeBytes { WALFormat.Header.parse($0) }
+    }
+
+    /// The `-wal` descriptor, reopened when the file was replaced.
+    private func walFile() throws -> LocalFile {
+        let identity = FileIdentity(path: walPath)
+        if let wal, identity == walIdentity { return wal }
+        try? wal?.close()
+        wal = nil
+        guard identity != nil else { throw WalshipError(.databaseUnusable, "'\(walPath)' does not exist") }
+        wal = try LocalFile.openForReading(walPath)
+        walIdentity = identity
+        return wal!
+    }
+
+    /// Starts a generation here: the position becomes the end of what SQLite has published (all
+    /// of which the generation's snapshot will contain). Returns false when the view raced.
+    func positionAtPublishedEnd() -> Bool {
+        guard let index = shm.readHeader() else { return false }
+        lastMaxFrame = index.maxFrame
+        let header = readWALHeader()
+        if let header, header.salt1 == index.salt1, header.salt2 == index.salt2 {
+            var position = WALCursor(header: header)
+            if index.maxFrame > 0 {
+                position.frame = index.maxFrame
+                position.checksum = index.frameChecksum
+            }
+            cursor = position
+            return true
+        }
+        if index.maxFrame == 0 {
+            cursor = header.map { WALCursor(header: $0) } ?? .noWAL(pageSize: index.pageSize)
+            return true
+        }
+        return false
+    }
+
+    /// After a break (start, crash, `--once`): whether the WAL still holds the recorded position,
+    /// same salts and the recorded checksum at the recorded frame.
+    func walStillHolds(_ position: WALCursor) -> Bool {
+        guard let header = readWALHeader() else { return position == .noWAL(pageSize: position.pageSize) }
+        guard header.salt1 == position.salt1, header.salt2 == position.salt2, header.pageSize == position.pageSize
+        else { return false }
+        if position.frame == 0 { return header.checksum == position.checksum }
+        guard let file = try? walFile(),
+            let bytes = try? file.read(
+                count: WALFormat.frameHeaderSize, at: WALFormat.frameOffset(position.frame, pageSize: position.pageSize)
+            ),
+            bytes.count == WALFormat.frameHeaderSize
+        else { return false }
+        let frame = bytes.withUnsafeBytes { WALFormat.FrameHeader.parse($0) }
+        return frame.salt1 == position.salt1 && frame.salt2 == position.salt2 && frame.checksum == position.checksum
+            && frame.isCommit
+    }
+
+    // MARK: Polling
+
+    /// Reads what SQLite has published since the cursor into `builder`. `catchUp` marks
+    /// transactions read after a break as late, and refuses to follow a WAL restart (after a
+    /// break, a restart cannot be proven continuous).
+    func poll(into builder: SegmentBuilder, maxBytes: Int64, catchUp: Bool) throws -> Outcome {
+        let pollNumber = progress.beginPoll()
+        if let problem = identityProblem() { return .lost(.databaseReplaced, problem) }
+        guard let index = shm.readHeader() else { return .raced }
+        lastMaxFrame = index.maxFrame
+        if !cursor.hasSalts(index.salt1, index.salt2) {
+            if index.maxFrame == 0 {
+                // A restart is pending (the next writer starts a new WAL): nothing is published.
+                progress.completePoll(pollNumber)
+                return .idle
+            }
+            guard let header = readWALHeader(), header.salt1 == index.salt1, header.salt2 == index.salt2 else {
+                return .raced
+            }
+            if catchUp {
+                return .lost(.continuityLost, "the WAL was restarted while walship was not watching it")
+            }
+            if header.pageSize != cursor.pageSize && cursor != .noWAL(pageSize: cursor.pageSize) {
+                return .lost(.pageSizeChanged, "the page size changed from \(cursor.pageSize) to \(header.pageSize)")
+            }
+            logger.debug("WAL restarted", metadata: ["wal.salt1": "\(header.salt1)", "wal.frame": "\(cursor.frame)"])
+            cursor = WALCursor(header: header)
+        }
+        if index.maxFrame < cursor.frame {
+            return .lost(
+                .walInconsistent,
+                "the wal-index shows \(index.maxFrame) frames, fewer than the \(cursor.frame) already read")
+        }
+        if index.maxFrame == cursor.frame {
+            if cursor.frame > 0 && index.frameChecksum != cursor.checksum {
+                return .lost(.walInconsistent, "the checksum at frame \(cursor.frame) changed under the same salts")
+            }
+            progress.completePoll(pollNumber)
+            return .idle
+        }
+        let file = try walFile()
+        let scan = try WALScanner(file: file, cursor: cursor).scan(through: index.maxFrame, maxBytes: maxBytes) {
+            pageNumber, page in
+            try builder.appendFrame(pageNumber: pageNumber, page: page)
+        }
+        let reachedPublishedEnd = scan.lastValidFrame == index.maxFrame && scan.trailingFrames == 0
+        if reachedPublishedEnd && scan.checksumAfterLastValid != index.frameChecksum {
+            try builder.discardPending()
+            return .raced
+        }
+        guard let lastCommit = scan.commits.last else {
+            try builder.discardPending()
+            return .raced
+        }
+        var accepted: [SegmentFormat.Transaction] = []
+        accepted.reserveCapacity(scan.commits.count)
+        let readAt = max(now(), lastCommitMs)
+        for commit in scan.commits {
+            lastTxid += 1
+            accepted.append(
+                SegmentFormat.Transaction(
+                    txid: lastTxid, commitMs: readAt, databasePages: commit.databasePages,
+                    frameCount: commit.frameCount,
+                    isLate: catchUp))
+        }
+        lastCommitMs = readAt
+        cursor.frame = lastCommit.frame
+        cursor.checksum = lastCommit.checksum
+        try builder.accept(accepted, cursor: cursor)
+        progress.publish(lastTxid: lastTxid)
+        let complete = reachedPublishedEnd
+        if complete { progress.completePoll(pollNumber) }
+        if scan.stoppedEarly && !complete { return .raced }
+        return .accepted(count: accepted.count, complete: complete)
+    }
+
+    /// Why the database can no longer be followed (replaced, `-wal` gone while connected), or nil.
+    private func identityProblem() -> String? {
+        guard let databaseIdentity else { return nil }
+        guard let now = FileIdentity(path: databasePath) else { return "the database file disappeared" }
+        if now != databaseIdentity { return "the database file was replaced" }
+        if !FileSystem.exists(walPath) && !connections.isEmpty {
+            return "'\(walPath)' disappeared while walship was connected"
+        }
+        return nil
+    }
+}
+
+/// A file's (device, inode), to notice replacement.
+struct FileIdentity: Equatable, Codable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+
+    init?(path: String) {
+        guard let info = FileSystem.status(path) else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}

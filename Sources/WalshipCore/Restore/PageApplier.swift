@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Builds the restored database file: writes the snapshot, then each transaction's page
+/// after-images at `(page - 1) * pageSize`, truncating to each transaction's database size, and
+/// stops after the target. Checks each object's header against its key and the segment chain
+/// (txid continuity, predecessor txid and checksum).
+final class PageApplier: @unchecked Sendable {  // Used by one restore, one object at a time.
+    let path: String
+    private let file: LocalFile
+    private var pageSize = 0
+    private(set) var appliedTxid: UInt64 = 0
+    private(set) var appliedCommitMs: UInt64?
+    private(set) var pageCount = 0
+    private(set) var reachedTarget = false
+    private var fromTxid: UInt64 = 0
+    private var previousSegment: ObjectHeader?
+
+    init(path: String) throws {
+        self.path = path
+        file = try LocalFile.create(path, mode: 0o644)
+    }
+
+    func applySnapshot(path objectPath: String, entry: ReplicaLayout.SnapshotEntry) throws {
+        var offset: Int64 = 0
+        let header = try ObjectFile.read(
+            path: objectPath, key: entry.key,
+            expect: { header in
+                guard header.kind == .snapshot, header.generation == entry.generation.value,
+                    header.lastTxid == entry.usableTxid, header.firstTxid == entry.fromTxid
+                else {
+                    throw WalshipError(
+                        .objectCorrupt, "object '\(entry.key)' is corrupt: its header does not match its key")
+                }
+            },
+            consume: { _, bytes in
+                try self.file.write(bytes, at: offset)
+                offset += Int64(bytes.count)
+            })
+        pageSize = Int(header.pageSize)
+        pageCount = Int(header.databasePages)
+        guard offset == Int64(pageCount) * Int64(pageSize) else {
+            throw WalshipError(
+                .objectCorrupt, "object '\(entry.key)' is corrupt: \(offset) bytes for \(pageCount) pages")
+        }
+        fromTxid = header.firstTxid
+        appliedTxid = header.firstTxid
+    }
+
+    func applySegment(path objectPath: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan) throws {
+        guard !reachedTarget else { return }
+        var parser: SegmentPayloadParser?
+        var skipping = false
+        var stopAfter = -1
+        var currentPosition: Int?
+        var transactions: [SegmentFormat.Transaction] = []
+        let header = try ObjectFile.read(
+            path: objectPath, key: entry.key,
+            expect: { header in
+                guard header.kind == .segment, header.generation == entry.generation.value,
+                    header.firstTxid == entry.firstTxid, header.lastTxid == entry.lastTxid,
+                    Int(header.pageSize) == self.pageSize
+                else {
+                    throw WalshipError(
+                        .objectCorrupt, "object '\(entry.key)' is corrupt: its header does not match its key")
+                }
+                if let previous = self.previousSegment {
+                    guard header.predecessorTxid == previous.lastTxid,
+                        header.predecessorSHA256 == previous.payloadSHA256,
+                        header.firstTxid == previous.lastTxid + 1
+                    else {
+                        throw WalshipError(
+                            .objectCorrupt,
+                            "object '\(entry.key)' does not follow the previous segment (predecessor link broken)")
+                    }
+                }
+                parser = SegmentPayloadParser(pageSize: self.pageSize, key: entry.key)
+            },
+            consume: { _, bytes in
+                try parser!.feed(bytes) { event in
+                    switch event {
+                    case .index(let index):
+                        transactions = index
+                        // The last transaction to apply in this segment.
+                        for (position, transaction) in index.enumerated() {
+                            if transaction.txid > plan.lastTxid { break }
+                            if let until = plan.untilMs, transaction.commitMs > until { break }
+                            stopAfter = position
+                        }
+                    case .page(let position, let pageNumber, let page):
+                        let transaction = transactions[position]
+                        skipping = transaction.txid <= self.fromTxid || position > stopAfter
+                        if skipping { return }
+                        if let previous = currentPosition, previous != position {
+                            try self.truncate(toPages: transactions[previous].databasePages)
+                        }
+                        currentPosition = position
+                        try self.file.write(page, at: Int64(pageNumber - 1) * Int64(self.pageSize))
+                    }
+                }
+            })
+        try parser?.finish()
+        if let currentPosition { try truncate(toPages: transactions[currentPosition].databasePages) }
+        // Follow each applied transaction's database size and note where we stopped.
+        for (position, transaction) in transactions.enumerated() where position <= stopAfter {
+            if transaction.txid <= fromTxid { continue }
+            appliedTxid = transaction.txid
+            appliedCommitMs = transaction.commitMs
+            pageCount = Int(transaction.databasePages)
+        }
+        if stopAfter < transactions.count - 1 { reachedTarget = true }
+        if appliedTxid >= plan.lastTxid { reachedTarget = true }
+        previousSegment = header
+    }
+
+    /// Shrinks the file when a transaction shrank the database (VACUUM, incremental vacuum), so
+    /// pages beyond it do not survive into a later growth.
+    private func truncate(toPages pages: UInt32) throws {
+        let size = Int64(pages) * Int64(pageSize)
+        if try file.size() > size { try file.truncate(to: size) }
+    }
+
+    /// Truncates to the target's database size and closes the file.
+    func finish(plan: RestorePlanner.Plan) throws {
+        try file.truncate(to: Int64(pageCount) * Int64(pageSize))
+        try file.sync()
+        try file.close()
+    }
+}

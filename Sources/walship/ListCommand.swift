@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WalshipCore
+
+/// `walship list REPLICA_URL [--json]`: generations, snapshots and the restore window.
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List a replica's generations, snapshots and restore window."
+    )
+
+    @Argument(help: "The replica: s3://bucket/prefix or file:///dir.")
+    var replicaURL: String
+
+    @Flag(name: .long, help: "Print JSON (schema in docs/operations.md).")
+    var json = false
+
+    @OptionGroup var global: GlobalOptions
+
+    struct Output: Encodable {
+        struct Snapshot: Encodable {
+            var key: String
+            var takenAt: String
+            var fromTxid: UInt64
+            var usableTxid: UInt64
+            var bytes: Int64
+        }
+
+        struct Generation: Encodable {
+            var id: String
+            var firstTxid: UInt64?
+            var lastTxid: UInt64?
+            var firstTime: String?
+            var lastTime: String?
+            var snapshots: [Snapshot]
+            var segments: Int
+            var bytes: Int64
+        }
+
+        struct Window: Encodable {
+            var earliestTime: String
+            var earliestTxid: UInt64
+            var latestTime: String
+            var latestTxid: UInt64
+        }
+
+        var replica: String
+        var generations: [Generation]
+        var restoreWindow: Window?
+        var objects: Int
+        var bytes: Int64
+    }
+
+    func run() async throws {
+        let logger = try global.bootstrapLogging()
+        let replica = try ReplicaFactory.replica(url: replicaURL, create: false, logger: logger)
+        let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        let planner = RestorePlanner(inventory: inventory)
+        var generations: [Output.Generation] = []
+        for generation in inventory.generations {
+            let span = planner.span(of: generation)
+            let snapshots = inventory.snapshots(of: generation).map {
+                Output.Snapshot(
+                    key: $0.key, takenAt: Timestamp.format(milliseconds: $0.takenMs), fromTxid: $0.fromTxid,
+                    usableTxid: $0.usableTxid, bytes: $0.size)
+            }
+            let segments = inventory.segments(of: generation)
+            generations.append(
+                Output.Generation(
+                    id: "\(generation)", firstTxid: span?.firstTxid, lastTxid: span?.lastTxid,
+                    firstTime: span.map { Timestamp.format(milliseconds: $0.firstMs) },
+                    lastTime: span.map { Timestamp.format(milliseconds: $0.lastMs) }, snapshots: snapshots,
+                    segments: segments.count,
+                    bytes: snapshots.reduce(0) { $0 + $1.bytes } + segments.reduce(0) { $0 + $1.size }))
+        }
+        let spans = planner.spans
+        let window = spans.first.map { first in
+            Output.Window(
+                earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
+                latestTime: Timestamp.format(milliseconds: spans.last!.lastMs), latestTxid: spans.last!.lastTxid)
+        }
+        let output = Output(
+            replica: replica.location, generations: generations, restoreWindow: window,
+            objects: inventory.snapshots.count + inventory.segments.count,
+            bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            return
+        }
+        print("replica \(output.replica): \(output.objects) objects, \(ValueParsing.formatBytes(output.bytes))")
+        if let window {
+            print(
+                "restore window: \(window.earliestTime) (txid \(window.earliestTxid)) to \(window.latestTime) (txid \(window.latestTxid))"
+            )
+        } else {
+            print("restore window: none (no generation has a snapshot yet)")
+        }
+        for generation in generations {
+            let span =
+                generation.firstTxid.map {
+                    "txid \($0)...\(generation.lastTxid!), \(generation.firstTime!) to \(generation.lastTime!)"
+                }
+                ?? "no restore point yet"
+            print(
+                "generation \(generation.id): \(span); \(generation.snapshots.count) snapshots, \(generation.segments) segments, \(ValueParsing.formatBytes(generation.bytes))"
+            )
+            for snapshot in generation.snapshots {
+                print(
+                    "  snapshot \(snapshot.takenAt) txid \(snapshot.fromTxid)...\(snapshot.usableTxid) \(ValueParsing.formatBytes(snapshot.bytes))"
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WalshipCore
+
+/// `walship replicate DB REPLICA_URL`: continuous replication of one database.
+struct ReplicateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replicate",
+        abstract: "Replicate a WAL-mode database continuously to S3 or a local directory.",
+        discussion: """
+            Ships every committed transaction within about a second (segments), takes a snapshot at \
+            the start of each generation and every --snapshot-interval, and keeps the WAL bounded. \
+            SIGINT/SIGTERM ship what is committed (for at most --shutdown-timeout) and exit; a second \
+            signal exits at once. With --once, ships everything pending (and a snapshot if the \
+            generation has none) and exits, for cron.
+            """
+    )
+
+    @Argument(help: "The database to replicate (in WAL mode).")
+    var database: String
+
+    @Argument(help: "Where to replicate: s3://bucket/prefix or file:///dir.")
+    var replicaURL: String
+
+    @Flag(name: .long, help: "Ship what is pending, snapshot if needed, and exit.")
+    var once = false
+
+    @Flag(name: .long, help: "Switch the database to WAL mode if it is not (changes the application's journal mode).")
+    var setWal = false
+
+    @Option(name: .long, help: "How often to cut a segment (default 1s).")
+    var syncInterval: String?
+
+    @Option(name: .long, help: "How often to take a snapshot (default 24h).")
+    var snapshotInterval: String?
+
+    @Option(name: .long, help: "How often to poll the WAL (default 100ms).")
+    var walPollInterval: String?
+
+    @Option(
+        name: .long, help: "Checkpoint (PASSIVE, then a bounded RESTART) above this many WAL frames (default 1000).")
+    var walMaxFrames: UInt32?
+
+    @Option(name: .long, help: "Compression of new objects: zstd (default), gzip or none.")
+    var compression: String?
+
+    @Option(name: .long, help: "Local state and spool directory (default $XDG_STATE_HOME/walship).")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Largest spool before the read chain is ended during a store outage (default 1GiB).")
+    var spoolMaxBytes: String?
+
+    @Option(name: .long, help: "How long a stop may take to ship what is committed (default 10s).")
+    var shutdownTimeout: String?
+
+    @Option(name: .long, help: .hidden)
+    var exec: String?
+
+    @Flag(name: .long, help: .hidden)
+    var restoreIfMissing = false
+
+    @Option(name: .long, help: .hidden)
+    var retention: String?
+
+    @Option(name: .long, help: .hidden)
+    var httpAddr: String?
+
+    @Option(name: .long, help: .hidden)
+    var encryptionKeyFile: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        // Flags of features that are not built yet are refused, never silently ignored.
+        for (flag, given) in [
+            ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing), ("--retention", retention != nil),
+            ("--http-addr", httpAddr != nil), ("--encryption-key-file", encryptionKeyFile != nil),
+        ] where given {
+            throw ValidationError("\(flag) is not supported yet by this walship version")
+        }
+    }
+
+    func settings() throws -> ReplicationSettings {
+        var settings = ReplicationSettings()
+        if let syncInterval { settings.syncInterval = try ValueParsing.duration(syncInterval, name: "--sync-interval") }
+        if let snapshotInterval {
+            settings.snapshotInterval = try ValueParsing.duration(snapshotInterval, name: "--snapshot-interval")
+        }
+        if let walPollInterval {
+            settings.walPollInterval = try ValueParsing.duration(walPollInterval, name: "--wal-poll-interval")
+        }
+        if let walMaxFrames { settings.walMaxFrames = walMaxFrames }
+        if let compression {
+            guard let codec = CompressionCodec(name: compression) else {
+                throw WalshipError(.usage, "invalid --compression '\(compression)': use zstd, gzip or none")
+            }
+            settings.compression = codec
+        }
+        if let spoolMaxBytes {
+            settings.spoolMaxBytes = try ValueParsing.byteSize(spoolMaxBytes, name: "--spool-max-bytes")
+        }
+        if let shutdownTimeout {
+            settings.shutdownTimeout = try ValueParsing.duration(shutdownTimeout, name: "--shutdown-timeout")
+        }
+        return settings
+    }
+
+    func run() async throws {
+        let logger = try global.bootstrapLogging()
+        if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
+        let settings = try settings()
+        let replica = try ReplicaFactory.replica(url: replicaURL, create: true, logger: logger)
+        if setWal { try WALMode.enable(databaseAt: database, logger: logger) }
+        let stop = SignalStop.install()
+        let replicator = DatabaseReplicator(
+            databasePath: database, replica: replica,
+            stateDirectory: ReplicaFactory.stateDirectory(option: stateDir, databasePath: database), settings: settings,
+            logger: logger)
+        logger.info(
+            "replicating", metadata: ["db.path": "\(database)", "replica": "\(replica.location)", "once": "\(once)"])
+        let report = try await replicator.run(once: once, stop: stop)
+        logger.info(
+            "replication stopped",
+            metadata: [
+                "transactions": "\(report.transactionsShipped)", "txid": "\(report.lastTxid)",
+                "generation": "\(report.generation.map { "\($0)" } ?? "-")",
+                "spool.objects": "\(report.pendingObjects)",
+            ])
+        if report.pendingObjects > 0 {
+            throw WalshipError(
+                .storeUnavailable,
+                "stopped with \(report.pendingObjects) objects not uploaded; they are kept in the spool and go up at the next start"
+            )
+        }
+    }
+}
+
+/// SIGINT/SIGTERM for long-running commands: the first asks for a graceful stop, the second
+/// exits at once.
+enum SignalStop {
+    nonisolated(unsafe) static var shared: StopSignal?  // Written once before handlers are installed.
+
+    static func install() -> StopSignal {
+        let stop = StopSignal()
+        shared = stop
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { _ in
+                guard let stop = SignalStop.shared else { _exit(130) }
+                if stop.isStopped { _exit(130) }
+                stop.stop()
+            }
+        }
+        return stop
+    }
+}

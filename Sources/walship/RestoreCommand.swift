@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WalshipCore
+
+/// `walship restore REPLICA_URL -o OUT [--at TIME | --txid N]`.
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a database from a replica as of a time, a txid, or the latest point.",
+        discussion: """
+            The result is exactly the database after the last transaction walship observed at or before \
+            --at (or after --txid N, or the latest). It is written to a temporary file beside OUT, \
+            checked with PRAGMA integrity_check and renamed into place: a failure never leaves a file at OUT.
+            """
+    )
+
+    @Argument(help: "The replica: s3://bucket/prefix or file:///dir.")
+    var replicaURL: String
+
+    @Option(name: [.customShort("o"), .long], help: "The database file to write.")
+    var output: String
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Target time: RFC 3339 (2026-11-25T10:31:07.25Z, +01:00 offsets) or relative (-15m).")
+    var at: String?
+
+    @Option(name: .long, help: "Target txid.")
+    var txid: UInt64?
+
+    @Option(name: .long, help: "Restore from this generation (required when the replica has a fork).")
+    var generation: String?
+
+    @Flag(name: .long, help: "For a target in a gap between generations, restore the last point before it.")
+    var nearestBefore = false
+
+    @Option(name: .long, help: "Objects downloaded in parallel.")
+    var parallel: Int = 8
+
+    @Flag(name: .long, help: "Replace OUT if it exists (refused while a process has it open).")
+    var force = false
+
+    @Flag(name: .long, help: "Exit 0 without doing anything when OUT exists.")
+    var ifDbNotExists = false
+
+    @Flag(name: .long, help: "Exit 0 without doing anything when the replica is empty.")
+    var ifReplicaExists = false
+
+    @Flag(name: .long, help: "Print the plan (objects, bytes, expected txid) and do nothing.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Show no progress.")
+    var quiet = false
+
+    @Option(name: .long, help: .hidden)
+    var encryptionKeyFile: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        if at != nil && txid != nil { throw ValidationError("--at and --txid cannot be combined") }
+        if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+        if encryptionKeyFile != nil {
+            throw ValidationError("--encryption-key-file is not supported yet by this walship version")
+        }
+    }
+
+    func run() async throws {
+        let logger = try global.bootstrapLogging()
+        if ifDbNotExists && FileSystem.exists(output) {
+            logger.info("output exists; nothing to do (--if-db-not-exists)", metadata: ["output.path": "\(output)"])
+            return
+        }
+        let target: RestorePlanner.Target
+        if let at {
+            target = .time(try Timestamp.parse(at))
+        } else if let txid {
+            target = .txid(txid)
+        } else {
+            target = .latest
+        }
+        var planOptions = RestorePlanner.Options(nearestBefore: nearestBefore)
+        if let generation {
+            guard let id = GenerationID(hex: generation) else {
+                throw WalshipError(.usage, "invalid --generation '\(generation)': expected 16 hex digits")
+            }
+            planOptions.generation = id
+        }
+        let replica = try ReplicaFactory.replica(url: replicaURL, create: false, logger: logger)
+        let inventory: ReplicaInventory
+        do {
+            inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        } catch let error as WalshipError where error.code == .bucketNotFound && ifReplicaExists {
+            logger.info("replica does not exist; nothing to do (--if-replica-exists)")
+            return
+        }
+        let plan: RestorePlanner.Plan
+        do {
+            plan = try RestorePlanner(inventory: inventory).plan(target, options: planOptions)
+        } catch let error as WalshipError where error.code == .replicaEmpty && ifReplicaExists {
+            logger.info("replica is empty; nothing to do (--if-replica-exists)")
+            return
+        }
+        if plan.clampedToLatest {
+            logger.warning(
+                "the target is after the latest restore point; restoring the latest point",
+                metadata: ["restore.txid": "\(plan.lastTxid)"])
+        }
+        if dryRun {
+            print("generation \(plan.generation)")
+            print(
+                "snapshot \(plan.snapshot.key) \(plan.snapshot.size) bytes (txid \(plan.snapshot.fromTxid)...\(plan.snapshot.usableTxid))"
+            )
+            for segment in plan.segments {
+                print("segment \(segment.key) \(segment.size) bytes (txid \(segment.firstTxid)...\(segment.lastTxid))")
+            }
+            let target = plan.untilMs.map {
+                "last transaction at or before \(Timestamp.format(milliseconds: $0)), at most txid \(plan.lastTxid)"
+            }
+            print("objects \(plan.objectCount), bytes \(plan.bytes), target \(target ?? "txid \(plan.lastTxid)")")
+            return
+        }
+        var options = Restorer.Options()
+        options.parallel = parallel
+        options.force = force
+        let display = ProgressDisplay(label: "restore", quiet: quiet)
+        let displayBox = ProgressBox(display)
+        let report: Restorer.Report
+        do {
+            report = try await Restorer(replica: replica, options: options, logger: logger).restore(plan, to: output) {
+                progress in
+                displayBox.update(
+                    fraction: progress.bytesTotal == 0 ? 1 : Double(progress.bytesDone) / Double(progress.bytesTotal),
+                    detail:
+                        "\(progress.objectsDone)/\(progress.objectsTotal) objects, \(ValueParsing.formatBytes(progress.bytesDone))"
+                )
+            }
+        } catch {
+            display.finish()
+            throw error
+        }
+        display.finish()
+        logger.info(
+            "restore complete",
+            metadata: [
+                "output.path": "\(output)", "generation": "\(report.generation)", "restore.txid": "\(report.txid)",
+                "restore.commit_time": "\(report.commitMs.map { Timestamp.format(milliseconds: $0) } ?? "snapshot")",
+                "time.download_seconds": "\(ValueParsing.seconds(report.downloadTime))",
+                "time.apply_seconds": "\(ValueParsing.seconds(report.applyTime))",
+                "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
+            ])
+    }
+}
+
+/// Lets the restore's progress callback (called from its tasks) reach the display.
+final class ProgressBox: @unchecked Sendable {  // Progress callbacks arrive one at a time, in order.
+    let display: ProgressDisplay
+    init(_ display: ProgressDisplay) { self.display = display }
+    func update(fraction: Double, detail: String) { display.update(fraction: fraction, detail: detail) }
+}
