@@ -66,7 +66,8 @@ let package = Package(
         ),
         .testTarget(
             name: "WalshipCoreTests",
-            dependencies: ["WalshipCore", "WalshipTesting", "CSQLite"]
+            dependencies: ["WalshipCore", "WalshipTesting", "CSQLite"],
+            exclude: ["Replication/Golden"]
         ),
         .testTarget(
             name: "WalshipS3Tests",

@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+import WalshipTesting
+
+@testable import WalshipCore
+
+/// A WAL-mode database with frames left in its WAL (the connection stays open so SQLite keeps
+/// them), for reading real WAL and wal-index bytes.
+struct LiveWAL {
+    let directory: TemporaryDirectory
+    let path: String
+    let app: Connection
+
+    init(commits: Int, pageSize: Int = 4096) throws {
+        directory = try TemporaryDirectory()
+        path = directory.file("app.db")
+        app = try Connection(path: path)
+        try app.execute("PRAGMA page_size=\(pageSize); PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0")
+        try app.execute("CREATE TABLE ledger(id INTEGER PRIMARY KEY, payload BLOB NOT NULL); CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0)")
+        for _ in 0..<commits { try LedgerDatabase.commitNext(on: app) }
+    }
+
+    func bytes(_ suffix: String) throws -> [UInt8] {
+        try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + suffix)))
+    }
+
+    func close() {
+        app.close()
+        directory.remove()
+    }
+}
+
+@Suite("WAL format")
+struct WALFormatTests {
+    @Test("the header and every frame of a real WAL verify, and commits are where SQLite says", arguments: [1024, 4096, 65536])
+    func realWALVerifies(pageSize: Int) throws {
+        let wal = try LiveWAL(commits: 20, pageSize: pageSize)
+        defer { wal.close() }
+        let bytes = try wal.bytes("-wal")
+        let header = try #require(bytes.withUnsafeBytes { WALFormat.Header.parse($0) })
+        #expect(header.pageSize == pageSize)
+        let index = try #require(try wal.bytes("-shm").withUnsafeBytes { WALIndexHeader.parse($0) })
+        #expect(index.salt1 == header.salt1 && index.salt2 == header.salt2)
+        #expect(index.pageSize == pageSize)
+
+        let file = try LocalFile.openForReading(wal.path + "-wal")
+        let builder = try SegmentBuilder(directory: wal.directory.path, pageSize: pageSize)
+        defer { builder.close() }
+        var frames = 0
+        let result = try WALScanner(file: file, cursor: WALCursor(header: header)).scan(through: index.maxFrame, maxBytes: .max) {
+            _, _ in frames += 1
+        }
+        #expect(result.lastValidFrame == index.maxFrame)
+        #expect(result.checksumAfterLastValid == index.frameChecksum)
+        #expect(result.commits.count == 23)  // two CREATE TABLEs, the counter insert, 20 ledger commits
+        #expect(result.commits.last?.databasePages == index.databasePages)
+        #expect(Int(result.commits.reduce(0) { $0 + $1.frameCount }) == frames)
+    }
+
+    @Test("a flipped byte in a frame ends the scan at the frame before it")
+    func corruptedFrameStopsScan() throws {
+        let wal = try LiveWAL(commits: 10)
+        defer { wal.close() }
+        var bytes = try wal.bytes("-wal")
+        let header = try #require(bytes.withUnsafeBytes { WALFormat.Header.parse($0) })
+        let index = try #require(try wal.bytes("-shm").withUnsafeBytes { WALIndexHeader.parse($0) })
+        let corruptFrame: UInt32 = 7
+        bytes[Int(WALFormat.frameOffset(corruptFrame, pageSize: 4096)) + 100] ^= 0xFF
+        let copy = wal.directory.file("copy-wal")
+        _ = FileManager.default.createFile(atPath: copy, contents: Data(bytes))
+        let result = try WALScanner(file: try LocalFile.openForReading(copy), cursor: WALCursor(header: header))
+            .scan(through: index.maxFrame, maxBytes: .max) { _, _ in }
+        #expect(result.lastValidFrame == corruptFrame - 1)
+        #expect(result.stoppedEarly)
+        #expect(result.commits.allSatisfy { $0.frame < corruptFrame })
+    }
+
+    @Test("a header with a bad checksum or magic is rejected")
+    func badHeaderRejected() throws {
+        let wal = try LiveWAL(commits: 1)
+        defer { wal.close() }
+        var bytes = try wal.bytes("-wal")
+        bytes[17] ^= 1
+        #expect(bytes.withUnsafeBytes { WALFormat.Header.parse($0) } == nil)
+        #expect([UInt8](repeating: 0, count: 32).withUnsafeBytes { WALFormat.Header.parse($0) } == nil)
+    }
+
+    @Test("a wal-index header whose two copies differ is rejected (a writer is updating it)")
+    func tornIndexRejected() throws {
+        let wal = try LiveWAL(commits: 3)
+        defer { wal.close() }
+        var bytes = try wal.bytes("-shm")
+        #expect(bytes.withUnsafeBytes { WALIndexHeader.parse($0) } != nil)
+        bytes[16] &+= 1  // mxFrame of the first copy only
+        #expect(bytes.withUnsafeBytes { WALIndexHeader.parse($0) } == nil)
+    }
+
+    @Test("object headers round-trip, and any flipped byte is caught by the CRC")
+    func objectHeaderRoundTrip() throws {
+        let header = ObjectHeader(
+            kind: .segment, codec: .zstd, pageSize: 4096, generation: 0x1a21_165d_ee22_915f, firstTxid: 7, lastTxid: 99,
+            firstMs: 1_764_000_000_000, lastMs: 1_764_000_001_000, uncompressedSize: 12345, payloadSize: 678,
+            payloadSHA256: Array(repeating: 0xAB, count: 32), predecessorGeneration: 0x1a21_165d_ee22_915f,
+            predecessorTxid: 6, predecessorSHA256: Array(repeating: 0xCD, count: 32), databasePages: 42, walSalt1: 1,
+            walSalt2: 2, walFrame: 300, walChecksum: .init(3, 4))
+        let bytes = header.encoded()
+        #expect(bytes.count == ObjectHeader.size)
+        #expect(try ObjectHeader.decode(bytes, key: "k") == header)
+        for position in stride(from: 0, to: ObjectHeader.size, by: 7) {
+            var corrupt = bytes
+            corrupt[position] ^= 0x10
+            #expect(throws: WalshipError.self) { try ObjectHeader.decode(corrupt, key: "k") }
+        }
+    }
+
+    @Test("the object header encoding is stable (golden file)")
+    func objectHeaderGolden() throws {
+        let header = ObjectHeader(
+            kind: .snapshot, codec: .gzip, reason: .firstStart, pageSize: 4096, generation: 0x0123_4567_89ab_cdef,
+            firstTxid: 1, lastTxid: 2, firstMs: 3, lastMs: 4, uncompressedSize: 5, payloadSize: 6,
+            payloadSHA256: Array(0..<32), predecessorGeneration: 7, predecessorTxid: 8, predecessorSHA256: Array(32..<64),
+            databasePages: 9, walSalt1: 10, walSalt2: 11, walFrame: 12, walChecksum: .init(13, 14))
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/object-header-v1.hex")
+        let expected = try String(contentsOf: golden, encoding: .utf8).filter { !$0.isWhitespace }
+        #expect(Hex.string(header.encoded()) == expected)
+    }
+
+    @Test("replica keys carry txids and times and parse back")
+    func keysParse() {
+        let layout = ReplicaLayout(prefix: "db/")
+        let generation = GenerationID(0x1a21_165d_ee22_915f)
+        let segment = layout.segmentKey(generation: generation, firstTxid: 1, lastTxid: 0x66, firstMs: 5, lastMs: 6)
+        #expect(segment == "db/generations/1a21165dee22915f/segments/0000000000000001-0000000000000066-000000000005-000000000006.segment")
+        #expect(
+            layout.parse(key: segment, size: 10)
+                == .segment(.init(key: segment, generation: generation, firstTxid: 1, lastTxid: 0x66, firstMs: 5, lastMs: 6, size: 10)))
+        let snapshot = layout.snapshotKey(generation: generation, usableTxid: 9, fromTxid: 8, takenMs: 7)
+        #expect(layout.parse(key: snapshot, size: 1) == .snapshot(.init(key: snapshot, generation: generation, usableTxid: 9, fromTxid: 8, takenMs: 7, size: 1)))
+        #expect(layout.parse(key: "db/generations/zz/segments/x.segment", size: 1) == nil)
+        #expect(layout.parse(key: "other/generations/1a21165dee22915f/segments/x", size: 1) == nil)
+    }
+}
