@@ -16,7 +16,9 @@ struct LiveWAL {
         path = directory.file("app.db")
         app = try Connection(path: path)
         try app.execute("PRAGMA page_size=\(pageSize); PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0")
-        try app.execute("CREATE TABLE ledger(id INTEGER PRIMARY KEY, payload BLOB NOT NULL); CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0)")
+        try app.execute(
+            "CREATE TABLE ledger(id INTEGER PRIMARY KEY, payload BLOB NOT NULL); CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0)"
+        )
         for _ in 0..<commits { try LedgerDatabase.commitNext(on: app) }
     }
 
@@ -32,7 +34,9 @@ struct LiveWAL {
 
 @Suite("WAL format")
 struct WALFormatTests {
-    @Test("the header and every frame of a real WAL verify, and commits are where SQLite says", arguments: [1024, 4096, 65536])
+    @Test(
+        "the header and every frame of a real WAL verify, and commits are where SQLite says",
+        arguments: [1024, 4096, 65536])
     func realWALVerifies(pageSize: Int) throws {
         let wal = try LiveWAL(commits: 20, pageSize: pageSize)
         defer { wal.close() }
@@ -47,7 +51,9 @@ struct WALFormatTests {
         let builder = try SegmentBuilder(directory: wal.directory.path, pageSize: pageSize)
         defer { builder.close() }
         var frames = 0
-        let result = try WALScanner(file: file, cursor: WALCursor(header: header)).scan(through: index.maxFrame, maxBytes: .max) {
+        let result = try WALScanner(file: file, cursor: WALCursor(header: header)).scan(
+            through: index.maxFrame, maxBytes: .max
+        ) {
             _, _ in frames += 1
         }
         #expect(result.lastValidFrame == index.maxFrame)
@@ -118,9 +124,11 @@ struct WALFormatTests {
         let header = ObjectHeader(
             kind: .snapshot, codec: .gzip, reason: .firstStart, pageSize: 4096, generation: 0x0123_4567_89ab_cdef,
             firstTxid: 1, lastTxid: 2, firstMs: 3, lastMs: 4, uncompressedSize: 5, payloadSize: 6,
-            payloadSHA256: Array(0..<32), predecessorGeneration: 7, predecessorTxid: 8, predecessorSHA256: Array(32..<64),
+            payloadSHA256: Array(0..<32), predecessorGeneration: 7, predecessorTxid: 8,
+            predecessorSHA256: Array(32..<64),
             databasePages: 9, walSalt1: 10, walSalt2: 11, walFrame: 12, walChecksum: .init(13, 14))
-        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/object-header-v1.hex")
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Golden/object-header-v1.hex")
         let expected = try String(contentsOf: golden, encoding: .utf8).filter { !$0.isWhitespace }
         #expect(Hex.string(header.encoded()) == expected)
     }
@@ -130,12 +138,21 @@ struct WALFormatTests {
         let layout = ReplicaLayout(prefix: "db/")
         let generation = GenerationID(0x1a21_165d_ee22_915f)
         let segment = layout.segmentKey(generation: generation, firstTxid: 1, lastTxid: 0x66, firstMs: 5, lastMs: 6)
-        #expect(segment == "db/generations/1a21165dee22915f/segments/0000000000000001-0000000000000066-000000000005-000000000006.segment")
+        #expect(
+            segment
+                == "db/generations/1a21165dee22915f/segments/0000000000000001-0000000000000066-000000000005-000000000006.segment"
+        )
         #expect(
             layout.parse(key: segment, size: 10)
-                == .segment(.init(key: segment, generation: generation, firstTxid: 1, lastTxid: 0x66, firstMs: 5, lastMs: 6, size: 10)))
+                == .segment(
+                    .init(
+                        key: segment, generation: generation, firstTxid: 1, lastTxid: 0x66, firstMs: 5, lastMs: 6,
+                        size: 10)))
         let snapshot = layout.snapshotKey(generation: generation, usableTxid: 9, fromTxid: 8, takenMs: 7)
-        #expect(layout.parse(key: snapshot, size: 1) == .snapshot(.init(key: snapshot, generation: generation, usableTxid: 9, fromTxid: 8, takenMs: 7, size: 1)))
+        #expect(
+            layout.parse(key: snapshot, size: 1)
+                == .snapshot(
+                    .init(key: snapshot, generation: generation, usableTxid: 9, fromTxid: 8, takenMs: 7, size: 1)))
         #expect(layout.parse(key: "db/generations/zz/segments/x.segment", size: 1) == nil)
         #expect(layout.parse(key: "other/generations/1a21165dee22915f/segments/x", size: 1) == nil)
     }

@@ -1,0 +1,67 @@
+import Foundation
+import WalshipCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A `walship replicate` (or any walship command) running in the background, for tests that stop
+/// it gracefully, kill it with SIGKILL, and read its log.
+public final class AgentProcess: @unchecked Sendable {  // `process` is used from the test's thread only.
+    public let process = Process()
+    public let logPath: String
+
+    /// Starts `walship` with `arguments`; its stdout and stderr go to `logPath`.
+    public init(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: try WalshipBinary.path())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// SIGTERM, then waits (at most `timeout`) and returns the exit status.
+    @discardableResult
+    public func stop(timeout: TimeInterval = 30) -> Int32 {
+        kill(pid, SIGTERM)
+        return wait(timeout: timeout)
+    }
+
+    /// SIGKILL: the agent dies without any cleanup.
+    public func killHard() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Waits for exit (SIGKILL after `timeout`) and returns the status.
+    @discardableResult
+    public func wait(timeout: TimeInterval = 60) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { killHard() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log contains `text` (at most `timeout`); returns whether it appeared.
+    public func waitForLog(_ text: String, timeout: TimeInterval = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains(text) { return true }
+            if !process.isRunning { return log.contains(text) }
+            usleep(20_000)
+        }
+        return false
+    }
+}

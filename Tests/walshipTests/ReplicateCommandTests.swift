@@ -1,0 +1,199 @@
+import Foundation
+import Synchronization
+import Testing
+import WalshipTesting
+
+@testable import WalshipCore
+
+/// An application connection that runs checkpoints of the given modes in a loop (1 s busy
+/// timeout, as DESIGN.md asks of apps that run blocking checkpoints), counting outcomes.
+final class AppCheckpointer: Sendable {
+    private let stopFlag = Atomic<Bool>(false)
+    private let counts = Mutex<(ok: Int, busy: Int, errors: [String])>((0, 0, []))
+    private let done = DispatchSemaphore(value: 0)
+
+    init(path: String, modes: [Connection.CheckpointMode], interval: Duration) {
+        Thread { [self] in
+            defer { done.signal() }
+            guard let connection = try? Connection(path: path) else { return }
+            try? connection.setBusyTimeout(milliseconds: 1000)
+            var index = 0
+            while !stopFlag.load(ordering: .relaxed) {
+                do {
+                    _ = try connection.checkpoint(modes[index % modes.count])
+                    counts.withLock { $0.ok += 1 }
+                } catch let error as SQLiteError where error.isBusy {
+                    counts.withLock { $0.busy += 1 }
+                } catch {
+                    counts.withLock { $0.errors.append("\(error)") }
+                }
+                index += 1
+                Thread.sleep(forTimeInterval: BackgroundWriter.seconds(interval))
+            }
+            connection.close()
+        }.start()
+    }
+
+    func stop() -> (ok: Int, busy: Int, errors: [String]) {
+        stopFlag.store(true, ordering: .relaxed)
+        done.wait()
+        return counts.withLock { $0 }
+    }
+}
+
+extension CLIIntegration {
+    @Suite("walship replicate")
+    struct ReplicateCommandTests {
+        static func replicaURL(_ directory: TemporaryDirectory) -> String { "file://\(directory.file("replica"))" }
+
+        static func agent(_ directory: TemporaryDirectory, extra: [String] = []) throws -> AgentProcess {
+            try AgentProcess(
+                [
+                    "replicate", directory.file("app.db"), replicaURL(directory), "--state-dir",
+                    directory.file("state"),
+                    "--sync-interval", "200ms", "--log-level", "debug",
+                ] + extra, logPath: directory.file("agent.log"))
+        }
+
+        static func restore(
+            _ directory: TemporaryDirectory, _ extra: [String], to name: String
+        ) throws -> CommandRunner.Output {
+            try WalshipBinary.run(["restore", replicaURL(directory), "-o", directory.file(name), "--quiet"] + extra)
+        }
+
+        @Test(
+            "a writer at 100 tx/s across app checkpoints, VACUUM, a 50 MB transaction, kill -9 and an autocheckpoint burst loses nothing"
+        )
+        func replicationUnderChurn() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 500)
+            var agent = try Self.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            let writer = BackgroundWriter(path: database, interval: .milliseconds(10))
+            let checkpointer = AppCheckpointer(
+                path: database, modes: [.truncate, .restart, .full], interval: .milliseconds(300))
+            try await Task.sleep(for: .seconds(2))
+
+            // VACUUM and a 50 MB transaction from another app connection.
+            let app = try Connection(path: database)
+            try app.setBusyTimeout(milliseconds: 10_000)
+            try app.execute("VACUUM")
+            try LedgerDatabase.commitNext(on: app, payloadBytes: 50_000_000)
+            try await Task.sleep(for: .seconds(1))
+
+            // kill -9 and restart while the app keeps writing.
+            agent.killHard()
+            try await Task.sleep(for: .milliseconds(500))
+            agent = try Self.agent(directory)
+            try await Task.sleep(for: .seconds(1))
+
+            // A burst with wal_autocheckpoint=1.
+            try app.execute("PRAGMA wal_autocheckpoint=1")
+            for _ in 0..<50 { try LedgerDatabase.commitNext(on: app) }
+            app.close()
+            try await Task.sleep(for: .seconds(1))
+
+            let commits = try writer.stop()
+            let checkpoints = checkpointer.stop()
+            try await Task.sleep(for: .milliseconds(800))
+            let status = agent.stop()
+            #expect(status == 0, "\(agent.log.suffix(3000))")
+            #expect(commits > 150)
+            #expect(checkpoints.errors.isEmpty, "\(checkpoints.errors)")
+            #expect(checkpoints.ok > 0)
+
+            // Every txid once, in order; every generation's chain intact.
+            let replica = Replica(
+                store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: ""))
+            let audit = try await ReplicaAudit.run(replica: replica)
+            #expect(audit.problems.isEmpty, "\(audit.problems)")
+            #expect(audit.generations.allSatisfy { $0.snapshots > 0 })
+            print(
+                "churn: \(commits) writer commits, checkpoints \(checkpoints.ok) ok \(checkpoints.busy) busy, generations \(audit.generations.map { "\($0.reason.description): \($0.transactions.count)" })"
+            )
+
+            // The latest restore is the application's final state.
+            let latest = try Self.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            let expected = try LedgerDatabase.verifiedTransactionCount(at: database)
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == expected)
+
+            // Restores at txids of the last generation are consistent and advance one commit per txid.
+            let last = try #require(audit.generations.last)
+            let txids = last.transactions.map(\.txid)
+            var previousCount: Int64?
+            var previousTxid: UInt64?
+            for txid in stride(from: txids.count / 2, to: txids.count, by: max(1, txids.count / 12)).map({ txids[$0] })
+            {
+                let output = try Self.restore(directory, ["--txid", String(txid)], to: "at-\(txid).db")
+                #expect(output.status == 0, "\(output.stderr)")
+                let count = try LedgerDatabase.verifiedTransactionCount(at: directory.file("at-\(txid).db"))
+                if let previousCount, let previousTxid {
+                    #expect(count - previousCount <= Int64(txid - previousTxid))
+                    #expect(count >= previousCount)
+                }
+                previousCount = count
+                previousTxid = txid
+            }
+        }
+
+        @Test("a clean stop and start continues the same generation, and --once ships what is pending")
+        func cleanRestartContinues() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 50)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            var agent = try Self.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
+            agent = try Self.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            #expect(agent.log.contains("continuing generation"), "\(agent.log.suffix(2000))")
+            let replica = Replica(
+                store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: ""))
+            let audit = try await ReplicaAudit.run(replica: replica)
+            #expect(audit.problems.isEmpty, "\(audit.problems)")
+            #expect(audit.generations.count == 1)
+            #expect(audit.transactions.count == 40)
+            #expect(audit.transactions.suffix(20).allSatisfy { $0.isLate })
+            let latest = try Self.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 90)
+        }
+
+        @Test("a second agent for the same database exits 3; a database not in WAL mode exits 3")
+        func refusals() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 5)
+            let agent = try Self.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            let second = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), Self.replicaURL(directory), "--state-dir",
+                directory.file("state"),
+            ])
+            #expect(second.status == 3, "\(second.stderr)")
+            #expect(second.stderr.contains("another walship agent"))
+            #expect(agent.stop() == 0)
+
+            try LedgerDatabase.create(at: directory.file("rollback.db"), rows: 5, journalMode: "delete")
+            let notWAL = try WalshipBinary.run([
+                "replicate", directory.file("rollback.db"), "file://\(directory.file("r2"))", "--state-dir",
+                directory.file("state2"), "--once",
+            ])
+            #expect(notWAL.status == 3, "\(notWAL.stderr)")
+            #expect(notWAL.stderr.contains("not WAL"))
+            let unsupported = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), Self.replicaURL(directory), "--exec", "sleep 1",
+            ])
+            #expect(unsupported.status == 2)
+        }
+    }
+}
