@@ -77,7 +77,8 @@ let package = Package(
         ),
         .testTarget(
             name: "walshipTests",
-            dependencies: ["walship", "WalshipCore", "WalshipTesting", "CSQLite"]
+            dependencies: ["walship", "WalshipCore", "WalshipTesting", "CSQLite"],
+            exclude: ["Scripts"]
         ),
     ]
 )

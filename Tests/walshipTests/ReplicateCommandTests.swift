@@ -197,3 +197,39 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    @Suite("walship replicate keeps the WAL bounded")
+    struct WALBoundTests {
+        static let writerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Scripts/ledger_writer.py").path
+
+        @Test("under 30 s of sustained writes from another process the WAL stays under 8 MB, and nothing is lost")
+        func walStaysBounded() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 100)
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            let writer = try WriterProcess(
+                script: Self.writerScript, database: database, intervalMilliseconds: 1, payloadBytes: 3000, seconds: 30)
+            var largest: Int64 = 0
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                largest = max(largest, FileSystem.size(database + "-wal") ?? 0)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let commits = try writer.wait()
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            print("wal bound: \(commits) commits in 30 s, largest WAL \(largest) bytes")
+            #expect(commits > 3000)
+            #expect(largest < 8_000_000)
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == Int64(100 + commits))
+        }
+    }
+}

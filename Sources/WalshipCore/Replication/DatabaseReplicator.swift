@@ -151,8 +151,10 @@ public final class DatabaseReplicator: Sendable {
                 loop.endReadChain()
             }
             if !again {
+                let interval =
+                    loop.fastPoll ? min(settings.walPollInterval, .milliseconds(2)) : settings.walPollInterval
                 let elapsed = ContinuousClock.now - started
-                if elapsed < settings.walPollInterval { OnlineBackup.sleep(settings.walPollInterval - elapsed) }
+                if elapsed < interval { OnlineBackup.sleep(interval - elapsed) }
             }
         }
         _ = loopDone

@@ -33,8 +33,9 @@ final class ReplicationLoop {
     private var lastCommitMs: UInt64 = 0
     private(set) var shippedTransactions = 0
     private(set) var generationsStarted = 0
-    private(set) var checkpoints = 0
-    private(set) var longestCheckpoint: Duration = .zero
+    /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
+    private(set) var fastPoll = false
+    var checkpointStatistics: Checkpointer.Statistics { follower?.checkpointStatistics ?? .init() }
 
     init(
         databasePath: String, settings: ReplicationSettings, spool: Spool, statePath: String, logger: Logger,
@@ -96,7 +97,8 @@ final class ReplicationLoop {
         lastCommitMs = newest?.lastMs ?? saved.startedMs
         let follower = WALFollower(
             databasePath: databasePath, cursor: cursor, lastTxid: lastTxid, lastCommitMs: lastCommitMs, logger: logger,
-            progress: progress, now: now)
+            progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
+            checkpointRestart: settings.checkpointRestart, now: now)
         try follower.open()
         self.follower = follower
         if let header = follower.readWALHeader(), header.salt1 == cursor.salt1, header.salt2 == cursor.salt2 {
@@ -170,7 +172,8 @@ final class ReplicationLoop {
         let predecessor = state?.generation
         let follower = WALFollower(
             databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
-            logger: logger, progress: progress, now: now)
+            logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
+            checkpointRestart: settings.checkpointRestart, now: now)
         try follower.open()
         self.follower = follower
         var positioned = false
@@ -231,16 +234,12 @@ final class ReplicationLoop {
     func iterate() throws -> Bool {
         guard let follower, let builder else { return false }
         var again = false
+        fastPoll = false
         switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false) {
         case .idle, .accepted(_, true):
             syncFromFollower()
-            let (lockTime, _) = follower.checkpointIfNeeded(
-                walMaxFrames: settings.walMaxFrames, busyTimeout: settings.checkpointBusyTimeout,
-                restart: settings.checkpointRestart)
-            if let lockTime {
-                checkpoints += 1
-                longestCheckpoint = max(longestCheckpoint, lockTime)
-            }
+            if follower.checkpointIfNeeded(walMaxFrames: settings.walMaxFrames) { fastPoll = true }
+            follower.rotate()
         case .accepted(_, false):
             syncFromFollower()
             again = true

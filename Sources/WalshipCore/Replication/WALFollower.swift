@@ -25,6 +25,8 @@ final class WALFollower {
     let progress: FollowerProgress
 
     private var connections: [Connection] = []
+    private var checkpointer: Checkpointer?
+    private let checkpointSettings: (busyTimeout: Duration, restart: Bool)
     /// Index in `connections` of the one holding the current read transaction.
     private var current = 0
     private let shm: SharedMemoryIndex
@@ -55,8 +57,10 @@ final class WALFollower {
 
     init(
         databasePath: String, cursor: WALCursor, lastTxid: UInt64, lastCommitMs: UInt64, logger: Logger,
-        progress: FollowerProgress, now: @escaping @Sendable () -> UInt64
+        progress: FollowerProgress, checkpointBusyTimeout: Duration = .milliseconds(50), checkpointRestart: Bool = true,
+        now: @escaping @Sendable () -> UInt64
     ) {
+        self.checkpointSettings = (checkpointBusyTimeout, checkpointRestart)
         self.databasePath = databasePath
         self.walPath = databasePath + "-wal"
         self.shm = SharedMemoryIndex(databasePath: databasePath)
@@ -95,12 +99,18 @@ final class WALFollower {
                 cause: error)
         }
         try shm.open()
+        checkpointer = Checkpointer(
+            databasePath: databasePath, busyTimeout: checkpointSettings.busyTimeout,
+            restart: checkpointSettings.restart,
+            logger: logger)
         databasePageSize = try connections[0].pageSize()
         databaseIdentity = FileIdentity(path: databasePath)
     }
 
-    /// Ends every transaction and closes the connections, then `-shm`.
+    /// Ends every transaction and closes the connections (the checkpointer's too), then `-shm`.
     func close() {
+        checkpointer?.stop()
+        checkpointer = nil
         for connection in connections {
             try? connection.rollback()
             connection.close()
@@ -128,28 +138,16 @@ final class WALFollower {
         return true
     }
 
-    /// Above `walMaxFrames`, checkpoints to keep the WAL bounded: PASSIVE on the idle connection,
-    /// rotate, then RESTART on the connection that just ended its read transaction, with a busy
-    /// timeout of at most `busyTimeout`. Returns the RESTART's duration (the write-lock time),
-    /// or nil when no checkpoint ran. Failures are logged, counted by the caller, and harmless.
-    func checkpointIfNeeded(walMaxFrames: UInt32, busyTimeout: Duration, restart: Bool) -> (Duration?, Bool) {
-        guard lastMaxFrame > walMaxFrames, connections.count == 2 else { return (nil, rotate()) }
-        let idle = connections[1 - current]
-        _ = try? idle.checkpoint(.passive)
-        let rotated = rotate()
-        guard restart, rotated else { return (nil, rotated) }
-        let ended = connections[1 - current]
-        let clock = ContinuousClock()
-        let start = clock.now
-        do {
-            try ended.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
-            _ = try ended.checkpoint(.restart)
-        } catch {
-            logger.debug("bounded RESTART checkpoint did not finish", metadata: ["error": "\(error)"])
-        }
-        try? ended.setBusyTimeout(milliseconds: 1000)
-        return (clock.now - start, rotated)
+    /// Starts a bounded checkpoint when the published WAL is longer than `walMaxFrames`.
+    /// Returns whether a checkpoint is running (the caller then polls and rotates quickly, so
+    /// the checkpoint finds the agent's reader on the newest snapshot).
+    func checkpointIfNeeded(walMaxFrames: UInt32) -> Bool {
+        guard let checkpointer else { return false }
+        if lastMaxFrame > walMaxFrames { checkpointer.request() }
+        return checkpointer.isBusy
     }
+
+    var checkpointStatistics: Checkpointer.Statistics { checkpointer?.stats ?? .init() }
 
     // MARK: Positions
 

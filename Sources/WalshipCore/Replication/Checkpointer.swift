@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Keeps the WAL bounded (DESIGN.md section 3): when asked, runs a PASSIVE checkpoint and then a
+/// RESTART checkpoint with a busy timeout of at most `checkpoint-busy-timeout`, on its own
+/// connection and thread, while the WAL follower keeps reading and rotating its read
+/// transaction (quickly, while a checkpoint runs). RESTART takes the writer lock, waits for
+/// readers to reach the newest snapshot (the follower's rotation gets there), copies every frame
+/// and waits until readers read from the database file only, so the next writer restarts the
+/// WAL. Without it, the agent's ever-present read transaction keeps the WAL from ever
+/// restarting under sustained writes. The time the RESTART holds the lock is measured.
+final class Checkpointer: @unchecked Sendable {  // Mutable state is behind `lock`; the connection is used by the thread only.
+    struct Statistics: Sendable, Equatable {
+        var restarts = 0
+        var busy = 0
+        var lastLockTime: Duration = .zero
+        var longestLockTime: Duration = .zero
+    }
+
+    private let databasePath: String
+    private let busyTimeout: Duration
+    private let restart: Bool
+    private let logger: Logger
+    private let lock = NSCondition()
+    private var requested = false
+    private var stopping = false
+    private var finished = false
+    private let running = Atomic<Bool>(false)
+    private let statistics = Mutex(Statistics())
+
+    init(databasePath: String, busyTimeout: Duration, restart: Bool, logger: Logger) {
+        self.databasePath = databasePath
+        self.busyTimeout = busyTimeout
+        self.restart = restart
+        self.logger = logger
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "walship-checkpoint"
+        thread.start()
+    }
+
+    /// Whether a checkpoint is being run or waits to run.
+    var isBusy: Bool { running.load(ordering: .relaxed) }
+
+    var stats: Statistics { statistics.withLock { $0 } }
+
+    /// Asks for one checkpoint; ignored while one is pending or running.
+    func request() {
+        lock.lock()
+        if !requested && !running.load(ordering: .relaxed) {
+            requested = true
+            running.store(true, ordering: .relaxed)
+            lock.signal()
+        }
+        lock.unlock()
+    }
+
+    /// Stops the thread and closes its connection; returns when both are done.
+    func stop() {
+        lock.lock()
+        stopping = true
+        lock.signal()
+        while !finished { lock.wait() }
+        lock.unlock()
+    }
+
+    private func loop() {
+        var connection: Connection?
+        defer {
+            connection?.close()
+            lock.lock()
+            finished = true
+            lock.broadcast()
+            lock.unlock()
+        }
+        while true {
+            lock.lock()
+            while !requested && !stopping { lock.wait() }
+            if stopping {
+                lock.unlock()
+                return
+            }
+            requested = false
+            lock.unlock()
+            do {
+                if connection == nil {
+                    let opened = try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 0)
+                    // A connection opens the WAL at its first read; before that a checkpoint
+                    // reports the database as not in WAL mode and does nothing.
+                    _ = try opened.checkedJournalMode()
+                    _ = try opened.scalarInt("SELECT count(*) FROM sqlite_schema")
+                    connection = opened
+                }
+                try runCheckpoint(on: connection!)
+            } catch {
+                logger.debug("checkpoint failed", metadata: ["error": "\(error)"])
+            }
+            running.store(false, ordering: .relaxed)
+        }
+    }
+
+    private func runCheckpoint(on connection: Connection) throws {
+        try connection.setBusyTimeout(milliseconds: 0)
+        do {
+            let passive = try connection.checkpoint(.passive)
+            logger.debug(
+                "passive checkpoint",
+                metadata: ["wal.frames": "\(passive.walFrames)", "wal.checkpointed": "\(passive.checkpointedFrames)"])
+        } catch {
+            logger.debug("passive checkpoint failed", metadata: ["error": "\(error)"])
+        }
+        guard restart else { return }
+        try connection.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            _ = try connection.checkpoint(.restart)
+            let held = clock.now - started
+            logger.debug("restart checkpoint", metadata: ["lock_ms": "\(held.milliseconds)"])
+            statistics.withLock { stats in
+                stats.restarts += 1
+                stats.lastLockTime = held
+                stats.longestLockTime = max(stats.longestLockTime, held)
+            }
+        } catch let error as SQLiteError where error.isBusy {
+            logger.debug("restart checkpoint busy", metadata: ["waited_ms": "\((clock.now - started).milliseconds)"])
+            statistics.withLock { $0.busy += 1 }
+        }
+    }
+}
