@@ -10,7 +10,8 @@ import Synchronization
 /// and waits until readers read from the database file only, so the next writer restarts the
 /// WAL. Without it, the agent's ever-present read transaction keeps the WAL from ever
 /// restarting under sustained writes. The time the RESTART holds the lock is measured.
-final class Checkpointer: @unchecked Sendable {  // Mutable state is behind `lock`; the connection is used by the thread only.
+// @unchecked: mutable state is behind `lock`; the connection is used by the checkpoint thread only.
+final class Checkpointer: @unchecked Sendable {
     struct Statistics: Sendable, Equatable {
         var restarts = 0
         var busy = 0
