@@ -4,11 +4,26 @@ import WalshipCore
 
 /// Options every subcommand accepts: logging.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(
+        name: .customLong("log-level"),
+        help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevelOption: String?
 
-    @Option(name: .long, help: "Log format: text or json.")
-    var logFormat: String = "text"
+    @Option(name: .customLong("log-format"), help: "Log format: text or json (default text).")
+    var logFormatOption: String?
+
+    var logLevelGiven: Bool { logLevelOption != nil }
+    var logFormatGiven: Bool { logFormatOption != nil }
+
+    var logLevel: String {
+        get { logLevelOption ?? "info" }
+        set { logLevelOption = newValue }
+    }
+
+    var logFormat: String {
+        get { logFormatOption ?? "text" }
+        set { logFormatOption = newValue }
+    }
 
     /// Installs the stderr log handler once; returns the root logger.
     func bootstrapLogging() throws -> Logger {

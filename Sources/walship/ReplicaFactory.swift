@@ -11,49 +11,87 @@ import WalshipS3
 ///   `AWS_DEFAULT_REGION`) and the usual credential sources, overridable with the URL query
 ///   parameters `endpoint`, `region` and `path-style`.
 enum ReplicaFactory {
+    /// A replica from a URL given on the command line.
     static func replica(url text: String, create: Bool, logger: Logger) throws -> Replica {
+        var bucket = WalshipConfiguration.Bucket(name: "command line", url: text)
+        if text.hasPrefix("s3://") {
+            guard let components = URLComponents(string: text) else {
+                throw WalshipError(.usage, "invalid replica URL '\(text)': use s3://bucket/prefix or file:///dir")
+            }
+            for item in components.queryItems ?? [] {
+                switch item.name {
+                case "endpoint": bucket.endpoint = item.value
+                case "region": bucket.region = item.value
+                case "path-style":
+                    guard let value = item.value.flatMap({ Bool($0) }) else {
+                        throw WalshipError(.usage, "invalid path-style in replica URL '\(text)': use true or false")
+                    }
+                    bucket.pathStyle = value
+                default:
+                    throw WalshipError(.usage, "unknown parameter '\(item.name)' in replica URL '\(text)'")
+                }
+            }
+            var plain = components
+            plain.query = nil
+            bucket.url = plain.string ?? text
+        }
+        return try replica(bucket: bucket, prefix: "", create: create)
+    }
+
+    /// A replica in a configured bucket, under the bucket URL's path plus `prefix`.
+    static func replica(bucket: WalshipConfiguration.Bucket, prefix: String, create: Bool) throws -> Replica {
         let environment = ProcessInfo.processInfo.environment
+        let text = bucket.url
         if text.hasPrefix("file://") {
             let path = String(text.dropFirst("file://".count))
             guard path.hasPrefix("/") else {
                 throw WalshipError(.usage, "invalid replica URL '\(text)': use file:///absolute/path")
             }
             let store = try FileObjectStore(root: path, create: create)
-            return Replica(store: store, layout: ReplicaLayout(prefix: ""))
+            return Replica(store: store, layout: ReplicaLayout(prefix: prefix))
         }
-        guard text.hasPrefix("s3://"), let components = URLComponents(string: text), let bucket = components.host,
-            !bucket.isEmpty
+        guard text.hasPrefix("s3://"), let components = URLComponents(string: text), let name = components.host,
+            !name.isEmpty
         else {
             throw WalshipError(.usage, "invalid replica URL '\(text)': use s3://bucket/prefix or file:///dir")
         }
-        var parameters: [String: String] = [:]
-        for item in components.queryItems ?? [] {
-            guard ["endpoint", "region", "path-style"].contains(item.name) else {
-                throw WalshipError(.usage, "unknown parameter '\(item.name)' in replica URL '\(text)'")
-            }
-            parameters[item.name] = item.value ?? ""
-        }
-        let region =
-            parameters["region"] ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        let region = bucket.region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
         var configuration = S3Configuration(
-            bucket: bucket,
-            endpoint: parameters["endpoint"] ?? environment["AWS_ENDPOINT_URL_S3"] ?? environment["AWS_ENDPOINT_URL"],
-            region: region)
-        if let pathStyle = parameters["path-style"] {
-            guard let value = Bool(pathStyle) else {
-                throw WalshipError(.usage, "invalid path-style '\(pathStyle)' in replica URL: use true or false")
-            }
-            configuration.pathStyle = value
-        }
+            bucket: name,
+            endpoint: bucket.endpoint ?? environment["AWS_ENDPOINT_URL_S3"] ?? environment["AWS_ENDPOINT_URL"],
+            region: region, pathStyle: bucket.pathStyle)
+        if let partSize = bucket.partSize { configuration.partSize = partSize }
+        if let concurrency = bucket.uploadConcurrency { configuration.uploadConcurrency = concurrency }
         configuration.transport.caBundle = environment["AWS_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
         let transport = CurlTransport(options: configuration.transport)
+        let explicit = bucket.accessKeyID.map {
+            AWSCredentials(
+                accessKeyID: $0, secretAccessKey: bucket.secretAccessKey ?? "", sessionToken: bucket.sessionToken)
+        }
         let credentials = try CredentialsResolver.provider(
-            explicit: nil, profile: nil, region: region, environment: environment,
+            explicit: explicit, profile: bucket.profile, region: region, environment: environment,
             homeDirectory: environment["HOME"], transport: transport)
         let store = try S3ObjectStore(
             configuration: configuration, credentials: credentials, transport: transport,
             logger: Logger(label: "walship.s3"))
-        return Replica(store: store, layout: ReplicaLayout(prefix: components.path))
+        let base = components.path.split(separator: "/").joined(separator: "/")
+        let combined = [base, prefix].filter { !$0.isEmpty }.joined(separator: "/")
+        return Replica(store: store, layout: ReplicaLayout(prefix: combined))
+    }
+
+    /// Resolves a command's replica: a URL, or with `--config` a database (path or prefix) and
+    /// its bucket (`--bucket`, else its first).
+    static func replica(
+        target: String, configPath: String?, bucketName: String?, create: Bool, logger: Logger
+    ) throws -> Replica {
+        guard let configPath else {
+            if bucketName != nil { throw WalshipError(.usage, "--bucket needs --config") }
+            return try replica(url: target, create: create, logger: logger)
+        }
+        let configuration = try ConfigFile.load(path: configPath, environment: ProcessInfo.processInfo.environment)
+        let database = try configuration.database(named: target)
+        let bucket = try configuration.bucket(for: database, named: bucketName)
+        return try replica(bucket: bucket, prefix: database.prefix, create: create)
     }
 
     /// `--state-dir`, else `$XDG_STATE_HOME/walship`, else `~/.local/state/walship`; one

@@ -18,10 +18,13 @@ struct ReplicateCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The database to replicate (in WAL mode).")
-    var database: String
+    var database: String?
 
     @Argument(help: "Where to replicate: s3://bucket/prefix or file:///dir.")
-    var replicaURL: String
+    var replicaURL: String?
+
+    @Option(name: .long, help: "Replicate every database of this configuration file (walship.yml).")
+    var config: String?
 
     @Flag(name: .long, help: "Ship what is pending, snapshot if needed, and exit.")
     var once = false
@@ -72,6 +75,13 @@ struct ReplicateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
+        if config != nil {
+            if database != nil || replicaURL != nil {
+                throw ValidationError("give either --config or DB and REPLICA_URL, not both")
+            }
+        } else if database == nil || replicaURL == nil {
+            throw ValidationError("give DB and REPLICA_URL, or --config walship.yml")
+        }
         // Flags of features that are not built yet are refused, never silently ignored.
         for (flag, given) in [
             ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing), ("--retention", retention != nil),
@@ -81,8 +91,82 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
     }
 
-    func settings() throws -> ReplicationSettings {
-        var settings = ReplicationSettings()
+    func run() async throws {
+        var logging = global
+        let configuration = try config.map {
+            try ConfigFile.load(path: $0, environment: ProcessInfo.processInfo.environment)
+        }
+        if let configuration {
+            if let level = configuration.logLevel, !global.logLevelGiven { logging.logLevel = level }
+            if let format = configuration.logFormat, !global.logFormatGiven { logging.logFormat = format }
+        }
+        let logger = try logging.bootstrapLogging()
+        if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
+        var jobs: [(path: String, replica: Replica, settings: ReplicationSettings, stateDirectory: String)] = []
+        if let configuration {
+            for database in configuration.databases {
+                let bucket = try configuration.bucket(for: database)
+                var settings = database.settings
+                try apply(to: &settings)
+                let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix, create: true)
+                let state = ReplicaFactory.stateDirectory(
+                    option: stateDir ?? configuration.stateDirectory, databasePath: database.path)
+                jobs.append((database.path, replica, settings, state))
+            }
+        } else if let database, let replicaURL {
+            var settings = ReplicationSettings()
+            try apply(to: &settings)
+            let replica = try ReplicaFactory.replica(url: replicaURL, create: true, logger: logger)
+            jobs.append(
+                (database, replica, settings, ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)))
+        }
+        if setWal {
+            for job in jobs { try WALMode.enable(databaseAt: job.path, logger: logger) }
+        }
+        let stop = SignalStop.install()
+        let once = self.once
+        let reports = try await withThrowingTaskGroup(of: DatabaseReplicator.Report.self) { group in
+            for job in jobs {
+                let replicator = DatabaseReplicator(
+                    databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
+                    settings: job.settings, logger: logger)
+                logger.info(
+                    "replicating",
+                    metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)", "once": "\(once)"])
+                group.addTask {
+                    do {
+                        return try await replicator.run(once: once, stop: stop)
+                    } catch {
+                        // One database failing stops the others gracefully.
+                        stop.stop()
+                        throw error
+                    }
+                }
+            }
+            var reports: [DatabaseReplicator.Report] = []
+            for try await report in group { reports.append(report) }
+            return reports
+        }
+        var pending = 0
+        for report in reports {
+            pending += report.pendingObjects
+            logger.info(
+                "replication stopped",
+                metadata: [
+                    "transactions": "\(report.transactionsShipped)", "txid": "\(report.lastTxid)",
+                    "generation": "\(report.generation.map { "\($0)" } ?? "-")",
+                    "spool.objects": "\(report.pendingObjects)",
+                ])
+        }
+        if pending > 0 {
+            throw WalshipError(
+                .storeUnavailable,
+                "stopped with \(pending) objects not uploaded; they are kept in the spool and go up at the next start")
+        }
+    }
+
+    /// Flags override the configuration file.
+    func apply(to settings: inout ReplicationSettings) throws {
         if let syncInterval { settings.syncInterval = try ValueParsing.duration(syncInterval, name: "--sync-interval") }
         if let snapshotInterval {
             settings.snapshotInterval = try ValueParsing.duration(snapshotInterval, name: "--snapshot-interval")
@@ -102,36 +186,6 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         if let shutdownTimeout {
             settings.shutdownTimeout = try ValueParsing.duration(shutdownTimeout, name: "--shutdown-timeout")
-        }
-        return settings
-    }
-
-    func run() async throws {
-        let logger = try global.bootstrapLogging()
-        if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
-        let settings = try settings()
-        let replica = try ReplicaFactory.replica(url: replicaURL, create: true, logger: logger)
-        if setWal { try WALMode.enable(databaseAt: database, logger: logger) }
-        let stop = SignalStop.install()
-        let replicator = DatabaseReplicator(
-            databasePath: database, replica: replica,
-            stateDirectory: ReplicaFactory.stateDirectory(option: stateDir, databasePath: database), settings: settings,
-            logger: logger)
-        logger.info(
-            "replicating", metadata: ["db.path": "\(database)", "replica": "\(replica.location)", "once": "\(once)"])
-        let report = try await replicator.run(once: once, stop: stop)
-        logger.info(
-            "replication stopped",
-            metadata: [
-                "transactions": "\(report.transactionsShipped)", "txid": "\(report.lastTxid)",
-                "generation": "\(report.generation.map { "\($0)" } ?? "-")",
-                "spool.objects": "\(report.pendingObjects)",
-            ])
-        if report.pendingObjects > 0 {
-            throw WalshipError(
-                .storeUnavailable,
-                "stopped with \(report.pendingObjects) objects not uploaded; they are kept in the spool and go up at the next start"
-            )
         }
     }
 }

@@ -15,8 +15,14 @@ struct RestoreCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The replica: s3://bucket/prefix or file:///dir.")
+    @Argument(help: "The replica (s3://bucket/prefix or file:///dir), or with --config a database path or prefix.")
     var replicaURL: String
+
+    @Option(name: .long, help: "The configuration file (walship.yml) that names the database.")
+    var config: String?
+
+    @Option(name: .long, help: "With --config, the bucket to use (default: the database's first).")
+    var bucket: String?
 
     @Option(name: [.customShort("o"), .long], help: "The database file to write.")
     var output: String
@@ -87,7 +93,8 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             planOptions.generation = id
         }
-        let replica = try ReplicaFactory.replica(url: replicaURL, create: false, logger: logger)
+        let replica = try ReplicaFactory.replica(
+            target: replicaURL, configPath: config, bucketName: bucket, create: false, logger: logger)
         let inventory: ReplicaInventory
         do {
             inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)

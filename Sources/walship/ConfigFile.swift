@@ -1,0 +1,254 @@
+import Foundation
+import WalshipCore
+import Yams
+
+/// Decodes `walship.yml` into a `WalshipConfiguration`: `${ENV}` references in values are
+/// expanded (an unset variable is an error), unknown keys are errors, keys whose feature is not
+/// built yet are rejected as unsupported, and every problem is reported at once.
+struct ConfigFile {
+    static let globalKeys: Set<String> = [
+        "state-dir", "log-level", "log-format", "spool-max-bytes", "shutdown-timeout", "buckets", "databases",
+    ]
+    static let bucketKeys: Set<String> = [
+        "url", "endpoint", "region", "path-style", "access-key-id", "secret-access-key", "session-token", "profile",
+        "sync-interval", "snapshot-interval", "compression", "part-size", "upload-concurrency",
+    ]
+    static let databaseKeys: Set<String> = [
+        "path", "buckets", "bucket", "prefix", "wal-poll-interval", "sync-interval", "segment-max-bytes",
+        "wal-max-frames", "checkpoint-restart", "checkpoint-busy-timeout", "snapshot-step-pages",
+    ]
+    /// Documented keys whose feature this version does not have yet.
+    static let unsupportedKeys: Set<String> = ["retention", "encryption-key-file", "http-addr"]
+
+    let environment: [String: String]
+    private var problems: [String] = []
+
+    init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    static func load(path: String, environment: [String: String]) throws -> WalshipConfiguration {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw WalshipError(.usage, "read configuration file '\(path)': cannot read the file")
+        }
+        var decoder = ConfigFile(environment: environment)
+        return try decoder.decode(text, path: path)
+    }
+
+    mutating func decode(_ text: String, path: String) throws -> WalshipConfiguration {
+        let root: Any?
+        do {
+            root = try Yams.load(yaml: text)
+        } catch {
+            throw WalshipError(.usage, "configuration file '\(path)' is not valid YAML: \(error)")
+        }
+        guard let top = root as? [String: Any] else {
+            throw WalshipError(.usage, "configuration file '\(path)' must be a mapping with 'buckets' and 'databases'")
+        }
+        var configuration = WalshipConfiguration()
+        var spoolMaxBytes: Int64?
+        var shutdownTimeout: Duration?
+        checkKeys(top, allowed: Self.globalKeys, at: "")
+        configuration.stateDirectory = string(top["state-dir"], "state-dir")
+        configuration.logLevel = string(top["log-level"], "log-level")
+        configuration.logFormat = string(top["log-format"], "log-format")
+        spoolMaxBytes = size(top["spool-max-bytes"], "spool-max-bytes")
+        shutdownTimeout = duration(top["shutdown-timeout"], "shutdown-timeout")
+
+        if let buckets = top["buckets"] as? [String: Any] {
+            for (name, value) in buckets.sorted(by: { $0.key < $1.key }) {
+                guard let fields = value as? [String: Any] else {
+                    problems.append("buckets.\(name): expected a mapping")
+                    continue
+                }
+                let at = "buckets.\(name)."
+                checkKeys(fields, allowed: Self.bucketKeys, at: at)
+                guard let url = string(fields["url"], at + "url") else {
+                    problems.append("\(at)url is required")
+                    continue
+                }
+                if !url.hasPrefix("s3://") && !url.hasPrefix("file:///") {
+                    problems.append("\(at)url '\(url)' must start with s3:// or file:///")
+                }
+                var bucket = WalshipConfiguration.Bucket(name: name, url: url)
+                bucket.endpoint = string(fields["endpoint"], at + "endpoint")
+                bucket.region = string(fields["region"], at + "region")
+                bucket.pathStyle = bool(fields["path-style"], at + "path-style")
+                bucket.accessKeyID = string(fields["access-key-id"], at + "access-key-id")
+                bucket.secretAccessKey = string(fields["secret-access-key"], at + "secret-access-key")
+                bucket.sessionToken = string(fields["session-token"], at + "session-token")
+                bucket.profile = string(fields["profile"], at + "profile")
+                if (bucket.accessKeyID == nil) != (bucket.secretAccessKey == nil) {
+                    problems.append("\(at)access-key-id and secret-access-key must be given together")
+                }
+                bucket.syncInterval = duration(fields["sync-interval"], at + "sync-interval")
+                bucket.snapshotInterval = duration(fields["snapshot-interval"], at + "snapshot-interval")
+                if let name = string(fields["compression"], at + "compression") {
+                    bucket.compression = CompressionCodec(name: name)
+                    if bucket.compression == nil {
+                        problems.append("\(at)compression '\(name)': use zstd, gzip or none")
+                    }
+                }
+                bucket.partSize = size(fields["part-size"], at + "part-size")
+                if let partSize = bucket.partSize, partSize < 5 << 20 {
+                    problems.append("\(at)part-size must be at least 5MiB")
+                }
+                bucket.uploadConcurrency = integer(fields["upload-concurrency"], at + "upload-concurrency", minimum: 1)
+                configuration.buckets[name] = bucket
+            }
+        } else if top["buckets"] != nil {
+            problems.append("buckets: expected a mapping of bucket names")
+        } else {
+            problems.append("buckets: at least one bucket is required")
+        }
+
+        if let databases = top["databases"] as? [Any] {
+            for (index, value) in databases.enumerated() {
+                let at = "databases[\(index)]."
+                guard let fields = value as? [String: Any] else {
+                    problems.append("databases[\(index)]: expected a mapping")
+                    continue
+                }
+                checkKeys(fields, allowed: Self.databaseKeys, at: at)
+                guard let path = string(fields["path"], at + "path") else {
+                    problems.append("\(at)path is required")
+                    continue
+                }
+                var names: [String] = []
+                if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
+                if let list = fields["buckets"] as? [Any] {
+                    names += list.compactMap { string($0, at + "buckets") }
+                } else if fields["buckets"] != nil {
+                    problems.append("\(at)buckets: expected a list of bucket names")
+                }
+                if names.isEmpty { problems.append("\(at)buckets: name at least one bucket") }
+                if names.count > 1 {
+                    problems.append("\(at)buckets: replicating one database to several buckets is not supported yet")
+                }
+                for name in names where configuration.buckets[name] == nil && top["buckets"] is [String: Any] {
+                    problems.append("\(at)buckets: no bucket named '\(name)'")
+                }
+                let bucket = names.first.flatMap { configuration.buckets[$0] }
+                var settings = ReplicationSettings()
+                if let spoolMaxBytes { settings.spoolMaxBytes = spoolMaxBytes }
+                if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
+                if let value = bucket?.syncInterval { settings.syncInterval = value }
+                if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
+                if let value = bucket?.compression { settings.compression = value }
+                if let value = duration(fields["wal-poll-interval"], at + "wal-poll-interval") {
+                    settings.walPollInterval = value
+                }
+                if let value = duration(fields["sync-interval"], at + "sync-interval") { settings.syncInterval = value }
+                if let value = size(fields["segment-max-bytes"], at + "segment-max-bytes") {
+                    settings.segmentMaxBytes = value
+                }
+                if let value = integer(fields["wal-max-frames"], at + "wal-max-frames", minimum: 1) {
+                    settings.walMaxFrames = UInt32(value)
+                }
+                if let value = bool(fields["checkpoint-restart"], at + "checkpoint-restart") {
+                    settings.checkpointRestart = value
+                }
+                if let value = duration(fields["checkpoint-busy-timeout"], at + "checkpoint-busy-timeout") {
+                    settings.checkpointBusyTimeout = value
+                }
+                if let value = integer(fields["snapshot-step-pages"], at + "snapshot-step-pages", minimum: 1) {
+                    settings.snapshotStepPages = Int32(value)
+                }
+                let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
+                let prefix = string(fields["prefix"], at + "prefix") ?? defaultPrefix
+                configuration.databases.append(
+                    WalshipConfiguration.Database(path: path, bucketNames: names, prefix: prefix, settings: settings))
+            }
+            let paths = configuration.databases.map { FileSystem.absolute($0.path) }
+            for path in Set(paths) where paths.filter({ $0 == path }).count > 1 {
+                problems.append("databases: '\(path)' is listed more than once")
+            }
+        } else if top["databases"] != nil {
+            problems.append("databases: expected a list")
+        }
+        guard problems.isEmpty else {
+            throw WalshipError(
+                .usage,
+                "configuration file '\(path)' has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n  "
+                    + problems.joined(separator: "\n  "))
+        }
+        return configuration
+    }
+
+    // MARK: Values
+
+    private mutating func checkKeys(_ fields: [String: Any], allowed: Set<String>, at: String) {
+        for key in fields.keys.sorted() where !allowed.contains(key) {
+            if Self.unsupportedKeys.contains(key) {
+                problems.append("\(at)\(key) is not supported yet by this walship version")
+            } else {
+                problems.append("\(at)\(key) is not a known key")
+            }
+        }
+    }
+
+    /// A scalar as text with `${NAME}` expanded.
+    private mutating func string(_ value: Any?, _ key: String) -> String? {
+        guard let value else { return nil }
+        if value is [Any] || value is [String: Any] {
+            problems.append("\(key): expected a single value")
+            return nil
+        }
+        return expand("\(value)", key)
+    }
+
+    private mutating func expand(_ text: String, _ key: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                problems.append("\(key): unterminated '${' reference")
+                return result + rest
+            }
+            let name = String(rest[start.upperBound..<end])
+            if let value = environment[name] {
+                result += value
+            } else {
+                problems.append("\(key): environment variable '\(name)' is not set")
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+
+    private mutating func duration(_ value: Any?, _ key: String) -> Duration? {
+        guard let text = string(value, key) else { return nil }
+        do { return try ValueParsing.duration(text, name: key) } catch {
+            problems.append("\(key): '\(text)' is not a duration like 100ms, 1s, 15m, 72h or 30d")
+            return nil
+        }
+    }
+
+    private mutating func size(_ value: Any?, _ key: String) -> Int64? {
+        guard let text = string(value, key) else { return nil }
+        do { return try ValueParsing.byteSize(text, name: key) } catch {
+            problems.append("\(key): '\(text)' is not a size like 512KiB, 16MiB or 1GiB")
+            return nil
+        }
+    }
+
+    private mutating func bool(_ value: Any?, _ key: String) -> Bool? {
+        guard let value else { return nil }
+        if let flag = value as? Bool { return flag }
+        guard let text = string(value, key), let flag = Bool(text.lowercased()) else {
+            problems.append("\(key): expected true or false")
+            return nil
+        }
+        return flag
+    }
+
+    private mutating func integer(_ value: Any?, _ key: String, minimum: Int) -> Int? {
+        guard let text = string(value, key) else { return nil }
+        guard let number = Int(text), number >= minimum else {
+            problems.append("\(key): expected a whole number of at least \(minimum)")
+            return nil
+        }
+        return number
+    }
+}
