@@ -328,3 +328,79 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    @Suite("walship replicate and a writer killed in COMMIT")
+    struct UnpublishedCommitTests {
+        static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Scripts/unpublished_commit.py").path
+
+        @Test("a commit frame written but never published is not shipped, and later commits are not lost")
+        func unpublishedCommitIsNotShipped() async throws {
+            let strace = try #require(CommandRunner.which("strace"), "strace is missing: run scripts/setup")
+            let python = try #require(
+                try CommandRunner.run("/bin/sh", ["-c", "python3 -c 'import sys; print(sys.executable)'"]).stdout
+                    .split(separator: "\n").first.map(String.init))
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 20)
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            // A few published commits so the WAL has frames and the victim's first sync is its commit's.
+            _ = try WriterProcess(script: WALBoundTests.writerScript, database: database, seconds: 0.2).wait()
+            try await Task.sleep(for: .milliseconds(500))
+
+            // The victim writes its frames, then hangs in the WAL sync; it is killed there.
+            let victim = Process()
+            victim.executableURL = URL(fileURLWithPath: strace)
+            victim.arguments = [
+                "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync,fdatasync", "-e",
+                "inject=fsync,fdatasync:delay_enter=30s", python, Self.script, database, "9000",
+            ]
+            let pipe = Pipe()
+            victim.standardOutput = pipe
+            try victim.run()
+            var line = Data()
+            while !line.contains(0x0A) {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            #expect(String(decoding: line, as: UTF8.self).hasPrefix("written"))
+            _ = try CommandRunner.run("/usr/bin/pkill", ["-9", "-f", Self.script])
+            victim.waitUntilExit()
+            try await Task.sleep(for: .seconds(1))
+            #expect(!agent.log.contains("panic"))
+
+            // Later commits overwrite the unpublished frames under the same salts.
+            let after = try WriterProcess(script: WALBoundTests.writerScript, database: database, seconds: 0.5).wait()
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+
+            let replica = Replica(
+                store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: ""))
+            let audit = try await ReplicaAudit.run(replica: replica)
+            #expect(audit.problems.isEmpty, "\(audit.problems)")
+            let expected = try LedgerDatabase.verifiedTransactionCount(at: database)
+            // Every restorable state is a real one: the ledger invariant holds at each txid, and the
+            // counter never repeats (a shipped phantom would repeat the next writer's counter).
+            var counts: [Int64] = []
+            for transaction in audit.transactions.suffix(after + 2) {
+                let name = "at-\(transaction.txid).db"
+                let output = try ReplicateCommandTests.restore(
+                    directory, ["--txid", String(transaction.txid)], to: name)
+                #expect(output.status == 0, "\(output.stderr)")
+                counts.append(try LedgerDatabase.verifiedTransactionCount(at: directory.file(name)))
+            }
+            #expect(counts == counts.sorted() && Set(counts).count == counts.count, "\(counts)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0)
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == expected)
+            // No restored state holds the victim's 9000-byte payload.
+            let check = try Connection(path: directory.file("latest.db"), mode: [.readOnly])
+            #expect(try check.scalarInt("SELECT count(*) FROM ledger WHERE length(payload) = 9000") == 0)
+            check.close()
+        }
+    }
+}
