@@ -51,7 +51,9 @@ let package = Package(
         ),
         .target(
             name: "WalshipTesting",
-            dependencies: ["WalshipCore", "WalshipS3", "CSQLite"]
+            dependencies: [
+                "WalshipCore", "WalshipS3", "CSQLite", .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "walship",

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+import WalshipTesting
+
+@testable import WalshipCore
+
+/// A seeded application workload in this process (the agent is the walship executable, another
+/// process): inserts, updates, deletes, large rows, schema changes and a VACUUM, each commit
+/// setting `meta.k` to its number and recording the database's content hash as the oracle.
+struct RecordedWorkload {
+    var hashes: [Int64: String] = [:]
+    var commits: Int64 = 0
+
+    mutating func run(path: String, commits count: Int, seed: UInt64, pause: Duration) throws {
+        var random = SeededGenerator(seed: seed)
+        let app = try Connection(path: path)
+        defer { app.close() }
+        try app.setBusyTimeout(milliseconds: 5000)
+        if commits == 0 {
+            try app.execute(
+                "CREATE TABLE IF NOT EXISTS meta(k INTEGER NOT NULL); INSERT INTO meta SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM meta)"
+            )
+            try app.execute("CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, name TEXT, data BLOB)")
+        }
+        for _ in 0..<count {
+            commits += 1
+            let choice = Int.random(in: 0..<100, using: &random)
+            var sql = "BEGIN IMMEDIATE;"
+            switch choice {
+            case 0..<45:
+                sql +=
+                    "INSERT INTO items(name, data) VALUES ('n\(commits)', randomblob(\(Int.random(in: 10...3000, using: &random))));"
+            case 45..<65:
+                sql += "UPDATE items SET name = name || 'u', data = randomblob(200) WHERE id % 7 = \(commits % 7);"
+            case 65..<80:
+                sql += "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT 3);"
+            case 80..<85:
+                sql += "INSERT INTO items(name, data) VALUES ('big', randomblob(200000));"
+            case 85..<90:
+                sql +=
+                    "CREATE TABLE IF NOT EXISTS extra\(commits % 3)(x TEXT); INSERT INTO extra\(commits % 3) VALUES ('\(commits)');"
+            case 90..<94:
+                sql += "DROP TABLE IF EXISTS extra\(commits % 3);"
+            case 94..<97:
+                sql += "CREATE INDEX IF NOT EXISTS items_name ON items(name);"
+            default:
+                sql += "DROP INDEX IF EXISTS items_name;"
+            }
+            sql += "UPDATE meta SET k = \(commits); COMMIT;"
+            try app.execute(sql)
+            if commits % 97 == 0 {
+                try app.execute("VACUUM")  // Its own transaction; content unchanged.
+            }
+            hashes[commits] = try ContentHash.of(connection: app)
+            if pause > .zero { Thread.sleep(forTimeInterval: BackgroundWriter.seconds(pause)) }
+        }
+    }
+}
+
+extension CLIIntegration {
+    @Suite("walship restore")
+    struct RestoreCommandTests {
+        static func k(of path: String) throws -> Int64 {
+            let connection = try Connection(path: path, mode: [.readOnly])
+            defer { connection.close() }
+            return try connection.scalarInt("SELECT k FROM meta") ?? -1
+        }
+
+        @Test("restores at 50 random times and 50 random txids equal the recorded state at that point")
+        func randomPointsMatchTheOracle() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            var workload = RecordedWorkload()
+            let setup = try Connection(path: database)
+            _ = try setup.scalarText("PRAGMA journal_mode=WAL")
+            setup.close()
+            try workload.run(path: database, commits: 20, seed: 42, pause: .zero)
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            try workload.run(path: database, commits: 400, seed: 43, pause: .milliseconds(15))
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+
+            let replica = Replica(
+                store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: ""))
+            let audit = try await ReplicaAudit.run(replica: replica)
+            #expect(audit.problems.isEmpty, "\(audit.problems)")
+            let transactions = try #require(audit.generations.last?.transactions)
+            #expect(transactions.count >= 400)
+            var random = SeededGenerator(seed: 7)
+            var previous: (txid: UInt64, k: Int64)?
+            for txid in Set((0..<50).map({ _ in transactions.randomElement(using: &random)!.txid })).sorted() {
+                let name = "txid-\(txid).db"
+                let output = try ReplicateCommandTests.restore(directory, ["--txid", String(txid)], to: name)
+                #expect(output.status == 0, "\(output.stderr)")
+                let k = try Self.k(of: directory.file(name))
+                #expect(
+                    try ContentHash.of(path: directory.file(name)) == workload.hashes[k],
+                    "txid \(txid) is not the state after commit \(k)")
+                if let previous, previous.txid < txid {
+                    #expect(k - previous.k <= Int64(txid - previous.txid) && k >= previous.k)
+                }
+                previous = (txid, k)
+            }
+            let first = transactions.first!.commitMs
+            let last = transactions.last!.commitMs
+            for _ in 0..<50 {
+                let target = UInt64.random(in: first...(last + 500), using: &random)
+                let name = "time-\(target).db"
+                let output = try ReplicateCommandTests.restore(
+                    directory, ["--at", Timestamp.format(milliseconds: target)], to: name)
+                #expect(output.status == 0, "\(output.stderr)")
+                let k = try Self.k(of: directory.file(name))
+                #expect(try ContentHash.of(path: directory.file(name)) == workload.hashes[k])
+                // The last transaction observed at or before the target, never one after it.
+                let expected = transactions.last { $0.commitMs <= target }!.txid
+                let byTxid = try ReplicateCommandTests.restore(
+                    directory, ["--txid", String(expected)], to: "check-\(target).db")
+                #expect(byTxid.status == 0)
+                #expect(try Self.k(of: directory.file("check-\(target).db")) == k, "time \(target)")
+                try? FileManager.default.removeItem(atPath: directory.file(name))
+                try? FileManager.default.removeItem(atPath: directory.file("check-\(target).db"))
+            }
+            // Outside the window: before the first snapshot is exit 6, with the window in the message.
+            let early = try ReplicateCommandTests.restore(directory, ["--at", "2001-01-01T00:00:00Z"], to: "early.db")
+            #expect(early.status == 6)
+            #expect(early.stderr.contains("restore window"))
+            #expect(!FileManager.default.fileExists(atPath: directory.file("early.db")))
+        }
+
+        @Test("one flipped byte in any object makes restore fail with exit 9 naming it, and leaves no file")
+        func corruptObjectIsNamed() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 200)
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            _ = try WriterProcess(script: WALBoundTests.writerScript, database: directory.file("app.db"), seconds: 1)
+                .wait()
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(agent.stop() == 0)
+            let objects = try FileManager.default.subpathsOfDirectory(atPath: directory.file("replica"))
+                .filter { $0.hasSuffix(".segment") || $0.hasSuffix(".snapshot") }
+            #expect(objects.count >= 3)
+            var random = SeededGenerator(seed: 11)
+            for object in objects {
+                let path = directory.file("replica/\(object)")
+                var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                bytes[position] ^= 0x04
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                let output = try ReplicateCommandTests.restore(directory, [], to: "out.db")
+                #expect(output.status == 9, "byte \(position) of '\(object)': \(output.stderr)")
+                #expect(output.stderr.contains(FileSystem.fileName(of: object)), "\(output.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: directory.file("out.db")))
+                bytes[position] ^= 0x04
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+            }
+            #expect(try ReplicateCommandTests.restore(directory, [], to: "out.db").status == 0)
+        }
+    }
+}
