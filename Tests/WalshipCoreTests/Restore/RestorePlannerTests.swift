@@ -1,0 +1,100 @@
+import Testing
+
+@testable import WalshipCore
+
+@Suite("Restore planner")
+struct RestorePlannerTests {
+    static let layout = ReplicaLayout(prefix: "")
+    static let first = GenerationID(0x100 << 20)
+    static let second = GenerationID(0x200 << 20)
+
+    static func snapshot(
+        _ generation: GenerationID, from: UInt64, usable: UInt64, ms: UInt64
+    ) -> ReplicaLayout.SnapshotEntry {
+        .init(
+            key: layout.snapshotKey(generation: generation, usableTxid: usable, fromTxid: from, takenMs: ms),
+            generation: generation, usableTxid: usable, fromTxid: from, takenMs: ms, size: 1000)
+    }
+
+    static func segment(
+        _ generation: GenerationID, _ first: UInt64, _ last: UInt64, _ firstMs: UInt64, _ lastMs: UInt64
+    )
+        -> ReplicaLayout.SegmentEntry
+    {
+        .init(
+            key: layout.segmentKey(
+                generation: generation, firstTxid: first, lastTxid: last, firstMs: firstMs, lastMs: lastMs),
+            generation: generation, firstTxid: first, lastTxid: last, firstMs: firstMs, lastMs: lastMs, size: 100)
+    }
+
+    /// Generation 1: snapshot at 1000 ms (txids 0...2), segments 1-10 (1000-2000 ms), 11-20
+    /// (2000-3000 ms), snapshot at 2500 ms (txids 14...15). Generation 2 after a gap: snapshot at
+    /// 5000 ms (txids 20...20), segment 21-30 (5000-6000 ms).
+    static let inventory = ReplicaInventory(
+        snapshots: [
+            snapshot(first, from: 0, usable: 2, ms: 1000), snapshot(first, from: 14, usable: 15, ms: 2500),
+            snapshot(second, from: 20, usable: 20, ms: 5000),
+        ],
+        segments: [
+            segment(first, 1, 10, 1000, 2000), segment(first, 11, 20, 2000, 3000), segment(second, 21, 30, 5000, 6000),
+        ])
+
+    @Test("latest restores the newest generation through its last txid")
+    func latest() throws {
+        let plan = try RestorePlanner(inventory: Self.inventory).plan(.latest)
+        #expect(plan.generation == Self.second)
+        #expect(plan.lastTxid == 30)
+        #expect(plan.segments.map(\.firstTxid) == [21])
+    }
+
+    @Test("a txid picks the newest snapshot at or before it and the segments after the snapshot's fromTxid")
+    func txidTarget() throws {
+        let planner = RestorePlanner(inventory: Self.inventory)
+        let early = try planner.plan(.txid(9))
+        #expect(early.snapshot.usableTxid == 2)
+        #expect(early.segments.map(\.firstTxid) == [1])
+        let late = try planner.plan(.txid(17))
+        #expect(late.snapshot.usableTxid == 15)
+        #expect(late.segments.map(\.firstTxid) == [11])
+        #expect(try planner.plan(.txid(25)).generation == Self.second)
+    }
+
+    @Test("a time picks the generation and snapshot at or before it and stops by commit time")
+    func timeTarget() throws {
+        let plan = try RestorePlanner(inventory: Self.inventory).plan(.time(2600))
+        #expect(plan.generation == Self.first)
+        #expect(plan.snapshot.takenMs == 2500)
+        #expect(plan.untilMs == 2600)
+        #expect(!plan.clampedToLatest)
+        let after = try RestorePlanner(inventory: Self.inventory).plan(.time(9000))
+        #expect(after.clampedToLatest)
+        #expect(after.generation == Self.second)
+    }
+
+    @Test("a target before the first snapshot is outside the window; one in the gap is targetInGap naming both sides")
+    func outsideAndGap() throws {
+        let planner = RestorePlanner(inventory: Self.inventory)
+        #expect { try planner.plan(.time(500)) } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
+        #expect { try planner.plan(.txid(1)) } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
+        do {
+            _ = try planner.plan(.time(4000))
+            Issue.record("a time in the gap was planned")
+        } catch let error as WalshipError {
+            #expect(error.code == .targetInGap)
+            #expect(error.message.contains("\(Self.first)") && error.message.contains("\(Self.second)"))
+        }
+        let nearest = try planner.plan(.time(4000), options: .init(nearestBefore: true))
+        #expect(nearest.generation == Self.first && nearest.lastTxid == 20 && nearest.untilMs == nil)
+    }
+
+    @Test("an empty replica is replicaEmpty; a missing segment is objectCorrupt")
+    func emptyAndMissing() throws {
+        #expect { try RestorePlanner(inventory: ReplicaInventory()).plan(.latest) } throws: {
+            ($0 as? WalshipError)?.code == .replicaEmpty
+        }
+        var holey = Self.inventory
+        holey.segments.removeAll { $0.firstTxid == 11 }
+        // The span stops at the hole: txid 17 is no longer restorable from generation 1.
+        #expect(RestorePlanner(inventory: holey).span(of: Self.first)?.lastTxid == 15)
+    }
+}
