@@ -404,3 +404,58 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    @Suite("walship replicate after downtime")
+    struct DowntimeTests {
+        @Test("commits made and RESTART-checkpointed while the agent was down are shipped at the next start")
+        func restartCheckpointDuringDowntimeStartsNewGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            try app.setBusyTimeout(milliseconds: 2000)
+            var agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(agent.stop() == 0)
+            // While the agent is down: more commits, then a RESTART checkpoint. The WAL keeps its
+            // header and frames until the next writer restarts it, so the catch-up read ships them.
+            for _ in 0..<7 { try LedgerDatabase.commitNext(on: app) }
+            _ = try app.checkpoint(.restart)
+            agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+        }
+
+        @Test("a TRUNCATE checkpoint while the agent was down starts a new generation whose snapshot holds everything")
+        func truncateDuringDowntimeStartsNewGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            var agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(agent.stop() == 0)
+            for _ in 0..<7 { try LedgerDatabase.commitNext(on: app) }
+            _ = try app.checkpoint(.truncate)
+            agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            #expect(agent.log.contains("new generation"), "\(agent.log.suffix(2000))")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            #expect(list.stdout.components(separatedBy: "\"id\"").count == 3, "two generations: \(list.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+        }
+    }
+}

@@ -226,6 +226,11 @@ final class WALFollower {
         guard let index = shm.readHeader() else { return .raced }
         lastMaxFrame = index.maxFrame
         if !cursor.hasSalts(index.salt1, index.salt2) {
+            if catchUp {
+                // After a break, a restart (pending or done) means frames after the recorded
+                // position may have been checkpointed and overwritten unseen.
+                return .lost(.continuityLost, "the WAL was restarted while walship was not watching it")
+            }
             if index.maxFrame == 0 {
                 // A restart is pending (the next writer starts a new WAL): nothing is published.
                 progress.completePoll(pollNumber)
@@ -233,9 +238,6 @@ final class WALFollower {
             }
             guard let header = readWALHeader(), header.salt1 == index.salt1, header.salt2 == index.salt2 else {
                 return .raced
-            }
-            if catchUp {
-                return .lost(.continuityLost, "the WAL was restarted while walship was not watching it")
             }
             if header.pageSize != cursor.pageSize && cursor != .noWAL(pageSize: cursor.pageSize) {
                 return .lost(.pageSizeChanged, "the page size changed from \(cursor.pageSize) to \(header.pageSize)")
