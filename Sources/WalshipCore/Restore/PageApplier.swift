@@ -10,7 +10,13 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
     let path: String
     private let file: LocalFile
     private var pageSize = 0
+    /// The last transaction applied from a segment (the snapshot's `fromTxid` before any).
     private(set) var appliedTxid: UInt64 = 0
+    private var usableTxid: UInt64 = 0
+    /// The txid the result is at: the snapshot alone is somewhere between `fromTxid` and
+    /// `usableTxid`, so before any later transaction is applied the result is at `usableTxid`
+    /// only once the segments through it are applied (the planner guarantees they are).
+    var resultTxid: UInt64 { max(appliedTxid, usableTxid) }
     private(set) var appliedCommitMs: UInt64?
     private(set) var pageCount = 0
     private(set) var reachedTarget = false
@@ -46,6 +52,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         }
         fromTxid = header.firstTxid
         appliedTxid = header.firstTxid
+        usableTxid = header.lastTxid
     }
 
     func applySegment(path objectPath: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan) throws {

@@ -55,30 +55,41 @@ public struct RestorePlanner: Sendable {
         self.inventory = inventory
     }
 
-    /// The restore points of a generation: from its first snapshot to its last transaction, if
-    /// it has a snapshot and its segments after that snapshot are contiguous.
-    public func span(of generation: GenerationID) -> GenerationSpan? {
-        guard let first = inventory.snapshots(of: generation).min(by: { $0.usableTxid < $1.usableTxid }) else {
-            return nil
-        }
-        var lastTxid = first.usableTxid
-        var lastMs = first.takenMs
-        var expected = first.fromTxid + 1
-        for segment in inventory.segments(of: generation) where segment.lastTxid > first.fromTxid {
-            guard segment.firstTxid <= expected else { break }
-            expected = segment.lastTxid + 1
-            if segment.lastTxid >= lastTxid {
-                lastTxid = segment.lastTxid
-                lastMs = max(lastMs, segment.lastMs)
+    /// The restore points one snapshot reaches: from its `usableTxid` to the end of the segments
+    /// that follow its `fromTxid` without a hole. A snapshot whose segments do not reach its
+    /// `usableTxid` yet (they are still being uploaded, or lost) reaches nothing.
+    public struct Reach: Sendable, Equatable {
+        public var snapshot: ReplicaLayout.SnapshotEntry
+        public var lastTxid: UInt64
+        /// Restore-time points end here: the later of the last commit time and the snapshot time.
+        public var lastMs: UInt64
+    }
+
+    public func reaches(of generation: GenerationID) -> [Reach] {
+        let segments = inventory.segments(of: generation)
+        return inventory.snapshots(of: generation).compactMap { snapshot in
+            var end = snapshot.fromTxid
+            var endMs = snapshot.takenMs
+            for segment in segments where segment.lastTxid > end {
+                guard segment.firstTxid <= end + 1 else { break }
+                end = segment.lastTxid
+                endMs = max(endMs, segment.lastMs)
             }
+            guard end >= snapshot.usableTxid else { return nil }
+            return Reach(snapshot: snapshot, lastTxid: end, lastMs: endMs)
         }
-        for snapshot in inventory.snapshots(of: generation) where snapshot.usableTxid > lastTxid {
-            lastTxid = snapshot.usableTxid
-            lastMs = max(lastMs, snapshot.takenMs)
-        }
+    }
+
+    /// The restore points of a generation: from its first reachable snapshot to the furthest
+    /// transaction any snapshot reaches. (Missing segments can leave holes inside the span; a
+    /// target in one fails.)
+    public func span(of generation: GenerationID) -> GenerationSpan? {
+        let reaches = reaches(of: generation)
+        guard let first = reaches.min(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else { return nil }
         return GenerationSpan(
-            generation: generation, firstTxid: first.usableTxid, lastTxid: lastTxid, firstMs: first.takenMs,
-            lastMs: lastMs)
+            generation: generation, firstTxid: first.snapshot.usableTxid,
+            lastTxid: reaches.map(\.lastTxid).max()!, firstMs: reaches.map(\.snapshot.takenMs).min()!,
+            lastMs: reaches.map(\.lastMs).max()!)
     }
 
     /// Every generation with restore points, oldest first.
@@ -108,34 +119,56 @@ public struct RestorePlanner: Sendable {
         switch target {
         case .latest:
             let span = candidates.last!
-            return try build(span: span, lastTxid: span.lastTxid, untilMs: nil, clamped: false)
+            let reach = reaches(of: span.generation).max { ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid) }!
+            return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
         case .txid(let txid):
             guard let span = candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
-                if let gapBefore = candidates.last(where: { $0.lastTxid < txid }),
-                    let gapAfter = candidates.first(where: { $0.firstTxid > txid }),
-                    gapBefore.generation != gapAfter.generation
+                if let before = candidates.last(where: { $0.lastTxid < txid }),
+                    let after = candidates.first(where: { $0.firstTxid > txid })
                 {
-                    if options.nearestBefore {
-                        return try build(span: gapBefore, lastTxid: gapBefore.lastTxid, untilMs: nil, clamped: false)
-                    }
-                    throw gapError(before: gapBefore, after: gapAfter, what: "txid \(txid)")
+                    if options.nearestBefore { return try latest(of: before) }
+                    throw gapError(before: before, after: after, what: "txid \(txid)")
                 }
                 throw WalshipError(.targetOutsideWindow, "txid \(txid) is outside the \(window)")
             }
-            return try build(span: span, lastTxid: txid, untilMs: nil, clamped: false)
+            let usable = reaches(of: span.generation).filter { $0.snapshot.usableTxid <= txid && txid <= $0.lastTxid }
+            guard let reach = usable.max(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else {
+                throw WalshipError(
+                    .objectCorrupt,
+                    "txid \(txid) of generation \(span.generation) cannot be reached: the segments before it are missing")
+            }
+            return build(reach: reach, lastTxid: txid, untilMs: nil, clamped: false)
         case .time(let ms):
             guard let span = candidates.last(where: { $0.firstMs <= ms }) else {
                 throw WalshipError(.targetOutsideWindow, "\(Self.format(ms)) is outside the \(window)")
             }
-            if ms > span.lastMs, let next = candidates.first(where: { $0.generation > span.generation }) {
-                // After this generation's last point, before the next generation's first one.
-                if options.nearestBefore {
-                    return try build(span: span, lastTxid: span.lastTxid, untilMs: nil, clamped: false)
+            let reaches = reaches(of: span.generation)
+            let reach = reaches.filter { $0.snapshot.takenMs <= ms }
+                .max { ($0.snapshot.takenMs, $0.snapshot.usableTxid) < ($1.snapshot.takenMs, $1.snapshot.usableTxid) }!
+            if ms > reach.lastMs {
+                // Past what this snapshot reaches: the latest point if nothing follows, else a hole
+                // (inside the generation) or a gap (before the next generation).
+                let laterInGeneration = reaches.contains { $0.lastTxid > reach.lastTxid }
+                let next = candidates.first { $0.generation > span.generation }
+                if laterInGeneration || next != nil {
+                    if options.nearestBefore { return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false) }
+                    if let next, !laterInGeneration {
+                        throw gapError(before: span, after: next, what: Self.format(ms))
+                    }
+                    throw WalshipError(
+                        .targetInGap,
+                        "\(Self.format(ms)) falls in a hole of generation \(span.generation): restore points stop at txid \(reach.lastTxid) at \(Self.format(reach.lastMs)) and resume later (segments missing); pass --nearest-before to restore the earlier point"
+                    )
                 }
-                throw gapError(before: span, after: next, what: Self.format(ms))
+                return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: true)
             }
-            return try build(span: span, lastTxid: span.lastTxid, untilMs: ms, clamped: ms > span.lastMs)
+            return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: false)
         }
+    }
+
+    private func latest(of span: GenerationSpan) throws -> Plan {
+        let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
+        return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
     }
 
     private func gapError(before: GenerationSpan, after: GenerationSpan, what: String) -> WalshipError {
@@ -145,33 +178,20 @@ public struct RestorePlanner: Sendable {
         )
     }
 
-    private func build(span: GenerationSpan, lastTxid: UInt64, untilMs: UInt64?, clamped: Bool) throws -> Plan {
-        let snapshots = inventory.snapshots(of: span.generation).filter {
-            $0.usableTxid <= lastTxid && (untilMs == nil || $0.takenMs <= untilMs!)
-        }
-        guard let snapshot = snapshots.max(by: { ($0.usableTxid, $0.takenMs) < ($1.usableTxid, $1.takenMs) }) else {
-            throw WalshipError(.targetOutsideWindow, "no snapshot of generation \(span.generation) precedes the target")
-        }
+    /// The snapshot and the segments from its `fromTxid + 1` through `lastTxid` (the reach
+    /// guarantees they are contiguous).
+    private func build(reach: Reach, lastTxid: UInt64, untilMs: UInt64?, clamped: Bool) -> Plan {
+        let snapshot = reach.snapshot
         var segments: [ReplicaLayout.SegmentEntry] = []
-        var expected = snapshot.fromTxid + 1
-        if lastTxid > snapshot.fromTxid {
-            for segment in inventory.segments(of: span.generation)
-            where segment.lastTxid >= expected && segment.firstTxid <= lastTxid {
-                if let untilMs, segment.firstMs > untilMs { break }
-                guard segment.firstTxid <= expected else {
-                    throw WalshipError(
-                        .objectCorrupt,
-                        "generation \(span.generation) has no segment with txid \(expected) (next is '\(segment.key)')")
-                }
-                segments.append(segment)
-                expected = segment.lastTxid + 1
-            }
-            if untilMs == nil && expected <= lastTxid {
-                throw WalshipError(.objectCorrupt, "generation \(span.generation) has no segment with txid \(expected)")
-            }
+        var end = snapshot.fromTxid
+        for segment in inventory.segments(of: snapshot.generation) where segment.lastTxid > end && end < lastTxid {
+            guard segment.firstTxid <= end + 1 else { break }
+            if let untilMs, segment.firstMs > untilMs, end >= snapshot.usableTxid { break }
+            segments.append(segment)
+            end = segment.lastTxid
         }
         return Plan(
-            generation: span.generation, snapshot: snapshot, segments: segments, lastTxid: lastTxid, untilMs: untilMs,
+            generation: snapshot.generation, snapshot: snapshot, segments: segments, lastTxid: lastTxid, untilMs: untilMs,
             clampedToLatest: clamped)
     }
 

@@ -123,7 +123,7 @@ public struct Restorer: Sendable {
             try OutputPlacement.place(temporary, at: outputPath, force: options.force)
         }
         return Report(
-            generation: plan.generation, txid: applier.appliedTxid, commitMs: applier.appliedCommitMs,
+            generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
             pageCount: applier.pageCount, downloadTime: downloadTime, applyTime: applyTime,
             integrityCheckTime: clock.now - checkStart)
     }

@@ -94,7 +94,32 @@ struct RestorePlannerTests {
         }
         var holey = Self.inventory
         holey.segments.removeAll { $0.firstTxid == 11 }
-        // The span stops at the hole: txid 17 is no longer restorable from generation 1.
-        #expect(RestorePlanner(inventory: holey).span(of: Self.first)?.lastTxid == 15)
+        // The span stops at the hole: the snapshot at txid 15 needs txid 15 from the missing segment.
+        #expect(RestorePlanner(inventory: holey).span(of: Self.first)?.lastTxid == 10)
+    }
+
+    @Test("a snapshot whose segments are not in the store yet is not a restore point")
+    func snapshotAheadOfItsSegments() throws {
+        var inventory = Self.inventory
+        inventory.snapshots.append(Self.snapshot(Self.second, from: 30, usable: 40, ms: 7000))
+        let planner = RestorePlanner(inventory: inventory)
+        #expect(planner.span(of: Self.second)?.lastTxid == 30)
+        #expect(try planner.plan(.latest).lastTxid == 30)
+        #expect { try planner.plan(.txid(35)) } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
+        // A time after that snapshot restores the latest reachable point and says so.
+        let late = try planner.plan(.time(8000))
+        #expect(late.clampedToLatest && late.lastTxid == 30)
+    }
+
+    @Test("a target in a hole inside a generation fails instead of restoring an older state silently")
+    func holeInsideGeneration() throws {
+        var holey = Self.inventory
+        holey.segments.removeAll { $0.firstTxid == 11 }
+        holey.snapshots.append(Self.snapshot(Self.first, from: 20, usable: 20, ms: 3100))
+        let planner = RestorePlanner(inventory: holey)
+        #expect { try planner.plan(.time(2800)) } throws: { ($0 as? WalshipError)?.code == .targetInGap }
+        #expect { try planner.plan(.txid(12)) } throws: { ($0 as? WalshipError)?.code == .objectCorrupt }
+        #expect(try planner.plan(.time(2800), options: .init(nearestBefore: true)).lastTxid == 10)
+        #expect(try planner.plan(.time(3100)).snapshot.usableTxid == 20)
     }
 }
