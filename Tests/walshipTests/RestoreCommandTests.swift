@@ -105,8 +105,7 @@ extension CLIIntegration {
             }
             let first = transactions.first!.commitMs
             let last = transactions.last!.commitMs
-            for _ in 0..<50 {
-                let target = UInt64.random(in: first...(last + 500), using: &random)
+            for target in Set((0..<50).map { _ in UInt64.random(in: first...(last + 500), using: &random) }).sorted() {
                 let name = "time-\(target).db"
                 let output = try ReplicateCommandTests.restore(
                     directory, ["--at", Timestamp.format(milliseconds: target)], to: name)
@@ -119,8 +118,8 @@ extension CLIIntegration {
                     directory, ["--txid", String(expected)], to: "check-\(target).db")
                 #expect(byTxid.status == 0)
                 #expect(try Self.k(of: directory.file("check-\(target).db")) == k, "time \(target)")
-                try? FileManager.default.removeItem(atPath: directory.file(name))
-                try? FileManager.default.removeItem(atPath: directory.file("check-\(target).db"))
+                FileSystem.removeDatabaseFiles(directory.file(name))
+                FileSystem.removeDatabaseFiles(directory.file("check-\(target).db"))
             }
             // Outside the window: before the first snapshot is exit 6, with the window in the message.
             let early = try ReplicateCommandTests.restore(directory, ["--at", "2001-01-01T00:00:00Z"], to: "early.db")

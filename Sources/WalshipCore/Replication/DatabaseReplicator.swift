@@ -81,7 +81,9 @@ public final class DatabaseReplicator: Sendable {
                 for await request in requests {
                     do {
                         let header = try await Blocking.run {
-                            try snapshotter.take(request, isCancelled: { stop.isImmediate || loopDone.isImmediate })
+                            try snapshotter.take(
+                                request, gate: box.loop.snapshotGate,
+                                isCancelled: { stop.isImmediate || loopDone.isImmediate })
                         }
                         box.loop.snapshotFinished(generation: request.generation, header: header)
                     } catch {

@@ -8,6 +8,8 @@ final class FollowerProgress: Sendable {
         var generation: GenerationID?
         var pollsStarted = 0
         var lastCompletedPoll = 0
+        var sealedThrough: UInt64 = 0
+        var cutRequested = false
     }
 
     private let state = Mutex(State())
@@ -22,6 +24,24 @@ final class FollowerProgress: Sendable {
     var generation: GenerationID? {
         get { state.withLock { $0.generation } }
         set { state.withLock { $0.generation = newValue } }
+    }
+
+    /// The last txid sealed into a segment in the spool.
+    var sealedThrough: UInt64 {
+        get { state.withLock { $0.sealedThrough } }
+        set { state.withLock { $0.sealedThrough = newValue } }
+    }
+
+    /// Asks the WAL loop to cut the open segment now (a snapshot waits for the segments that
+    /// reach its `usableTxid` to be queued before it).
+    func requestCut() { state.withLock { $0.cutRequested = true } }
+
+    /// Takes a pending cut request.
+    func takeCutRequest() -> Bool {
+        state.withLock { state in
+            defer { state.cutRequested = false }
+            return state.cutRequested
+        }
     }
 
     /// Numbers a poll as it starts.

@@ -21,6 +21,7 @@ final class ReplicationLoop {
     let logger: Logger
     let progress = FollowerProgress()
     let snapshots = SnapshotBook()
+    let snapshotGate = SnapshotGate()
     let now: @Sendable () -> UInt64
     let requestSnapshot: @Sendable (Snapshotter.Request) -> Void
 
@@ -94,6 +95,7 @@ final class ReplicationLoop {
         } else {
             previousSegment = (saved.baseTxid, [])
         }
+        progress.sealedThrough = previousSegment.txid
         lastCommitMs = newest?.lastMs ?? saved.startedMs
         let follower = WALFollower(
             databasePath: databasePath, cursor: cursor, lastTxid: lastTxid, lastCommitMs: lastCommitMs, logger: logger,
@@ -133,9 +135,8 @@ final class ReplicationLoop {
             switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: true) {
             case .idle, .accepted(_, true):
                 let salts = (follower.cursor.salt1, follower.cursor.salt2)
-                if let header = follower.readWALHeader() {
-                    if (header.salt1, header.salt2) != salts { return false }
-                } else if follower.cursor != .noWAL(pageSize: follower.cursor.pageSize) {
+                // No WAL at both ends proves nothing about what happened in between.
+                guard let header = follower.readWALHeader(), (header.salt1, header.salt2) == salts else {
                     return false
                 }
                 syncFromFollower()
@@ -167,6 +168,7 @@ final class ReplicationLoop {
     /// Starts a new generation at the end of what SQLite has published, and asks for its snapshot.
     func startGeneration(_ reason: ObjectHeader.GenerationReason, _ why: String) throws {
         try cutSegmentIfDue(force: true)
+        snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
         let predecessor = state?.generation
@@ -176,6 +178,7 @@ final class ReplicationLoop {
             checkpointRestart: settings.checkpointRestart, now: now)
         try follower.open()
         self.follower = follower
+        snapshotGate.open()
         var positioned = false
         for _ in 0..<1000 where !positioned {
             positioned = follower.positionAtPublishedEnd()
@@ -200,6 +203,7 @@ final class ReplicationLoop {
         progress.generation = generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
         previousSegment = (lastTxid, [])
+        progress.sealedThrough = lastTxid
         generationsStarted += 1
         snapshots.reset(generation: generation, hasSnapshot: false, lastTakenMs: nil, lastTxid: nil)
         let level: Logger.Level = reason == .firstStart ? .info : .warning
@@ -253,7 +257,7 @@ final class ReplicationLoop {
             try startGeneration(reason, why)
             return false
         }
-        try cutSegmentIfDue(force: false)
+        try cutSegmentIfDue(force: progress.takeCutRequest())
         try scheduleSnapshot()
         return again
     }
@@ -281,6 +285,7 @@ final class ReplicationLoop {
         let header = try builder.seal(to: path, header: template)
         try spool.add(path)
         previousSegment = (header.lastTxid, header.payloadSHA256)
+        progress.sealedThrough = header.lastTxid
         segmentStarted = nil
     }
 
@@ -305,6 +310,7 @@ final class ReplicationLoop {
     /// Ends the read chain (a full spool): the application's WAL is then free to reset.
     func endReadChain() {
         try? cutSegmentIfDue(force: true)
+        snapshotGate.closeAndWait()
         follower?.close()
         follower = nil
     }
@@ -318,6 +324,7 @@ final class ReplicationLoop {
         } catch {
             logger.error("could not cut the last segment", metadata: ["error": "\(error)"])
         }
+        snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
         follower = nil

@@ -26,10 +26,70 @@ struct Snapshotter {
     let logger: Logger
     let now: @Sendable () -> UInt64
 
-    /// Takes a snapshot and adds it to the spool; returns its header, or nil when the follower
-    /// moved to another generation meanwhile (the snapshot would not belong to its lineage).
-    func take(_ request: Request, isCancelled: @escaping () -> Bool) throws -> ObjectHeader? {
+    /// Takes a snapshot and adds it to the spool, after the segments that reach its
+    /// `usableTxid` (so the store never holds a snapshot its segments cannot complete); returns
+    /// its header, or nil when the follower moved to another generation meanwhile (the snapshot
+    /// would not belong to its lineage) or the gate closed.
+    func take(_ request: Request, gate: SnapshotGate, isCancelled: @escaping () -> Bool) throws -> ObjectHeader? {
+        guard progress.generation == request.generation, gate.enter() else { return nil }
+        let copyPath = spool.temporaryPath("snapshot") + ".db"
+        defer { FileSystem.removeDatabaseFiles(copyPath) }
+        let stop = { isCancelled() || gate.isClosed }
+        let copied: (fromTxid: UInt64, usableTxid: UInt64, pageSize: Int, pages: Int, takenMs: UInt64)
+        do {
+            defer { gate.leave() }
+            copied = try copy(to: copyPath, isCancelled: stop)
+        }
         guard progress.generation == request.generation else { return nil }
+        // The segments through usableTxid go into the spool before the snapshot.
+        progress.requestCut()
+        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
+        while progress.sealedThrough < copied.usableTxid {
+            if stop() || progress.generation != request.generation { return nil }
+            if ContinuousClock.now > deadline {
+                throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for its segments")
+            }
+            OnlineBackup.sleep(.milliseconds(5))
+        }
+        let objectPath = spool.temporaryPath("snapshot-object")
+        defer { try? FileSystem.removeIfPresent(objectPath) }
+        let template = ObjectHeader(
+            kind: .snapshot, codec: codec, reason: request.reason, pageSize: UInt32(copied.pageSize),
+            generation: request.generation.value, firstTxid: copied.fromTxid, lastTxid: copied.usableTxid,
+            firstMs: copied.takenMs, lastMs: copied.takenMs,
+            predecessorGeneration: request.predecessorGeneration?.value ?? 0, predecessorTxid: request.predecessorTxid,
+            databasePages: UInt32(copied.pages))
+        let header = try ObjectFile.write(to: objectPath, header: template) { emit in
+            let input = try LocalFile.openForReading(copyPath)
+            defer { try? input.close() }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let count = try input.read(into: buffer)
+                if count == 0 { break }
+                try emit(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            }
+        }
+        try FileSystem.syncFile(objectPath)
+        try spool.add(objectPath)
+        logger.info(
+            "snapshot taken",
+            metadata: [
+                "db.path": "\(databasePath)", "generation": "\(request.generation)",
+                "snapshot.from_txid": "\(copied.fromTxid)",
+                "snapshot.usable_txid": "\(copied.usableTxid)", "snapshot.pages": "\(copied.pages)",
+                "snapshot.bytes": "\(header.payloadSize)",
+            ])
+        return header
+    }
+
+    /// Copies the database under one read transaction; returns the txids around it. The
+    /// connection is closed when this returns.
+    private func copy(
+        to copyPath: String, isCancelled: @escaping () -> Bool
+    ) throws -> (
+        fromTxid: UInt64, usableTxid: UInt64, pageSize: Int, pages: Int, takenMs: UInt64
+    ) {
         let fromTxid = progress.lastTxid
         let connection = try Connection.openObserver(path: databasePath)
         defer { connection.close() }
@@ -48,43 +108,11 @@ struct Snapshotter {
             if usableTxid == nil { OnlineBackup.sleep(.milliseconds(10)) }
         }
         let takenMs = now()
-        let copyPath = spool.temporaryPath("snapshot") + ".db"
-        defer { FileSystem.removeDatabaseFiles(copyPath) }
         let copy = try Connection(path: copyPath, mode: [.readWrite, .create])
+        defer { copy.close() }
         try copy.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")
         let result = try OnlineBackup(stepPages: stepPages).copy(from: connection, to: copy, isCancelled: isCancelled)
-        copy.close()
         try connection.rollback()
-        guard progress.generation == request.generation else { return nil }
-
-        let objectPath = spool.temporaryPath("snapshot-object")
-        defer { try? FileSystem.removeIfPresent(objectPath) }
-        let template = ObjectHeader(
-            kind: .snapshot, codec: codec, reason: request.reason, pageSize: UInt32(pageSize),
-            generation: request.generation.value, firstTxid: fromTxid, lastTxid: usableTxid!, firstMs: takenMs,
-            lastMs: takenMs, predecessorGeneration: request.predecessorGeneration?.value ?? 0,
-            predecessorTxid: request.predecessorTxid, databasePages: UInt32(result.pageCount))
-        let header = try ObjectFile.write(to: objectPath, header: template) { emit in
-            let input = try LocalFile.openForReading(copyPath)
-            defer { try? input.close() }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            while true {
-                let count = try input.read(into: buffer)
-                if count == 0 { break }
-                try emit(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-            }
-        }
-        try FileSystem.syncFile(objectPath)
-        try spool.add(objectPath)
-        logger.info(
-            "snapshot taken",
-            metadata: [
-                "db.path": "\(databasePath)", "generation": "\(request.generation)",
-                "snapshot.from_txid": "\(fromTxid)",
-                "snapshot.usable_txid": "\(usableTxid!)", "snapshot.pages": "\(result.pageCount)",
-                "snapshot.bytes": "\(header.payloadSize)",
-            ])
-        return header
+        return (fromTxid, usableTxid!, pageSize, result.pageCount, takenMs)
     }
 }

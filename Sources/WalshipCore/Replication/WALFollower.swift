@@ -199,8 +199,10 @@ final class WALFollower {
 
     /// After a break (start, crash, `--once`): whether the WAL still holds the recorded position,
     /// same salts and the recorded checksum at the recorded frame.
+    /// A WAL that is missing or empty, or a position recorded when there was none, proves nothing:
+    /// the application may have written, checkpointed and deleted a whole WAL in between.
     func walStillHolds(_ position: WALCursor) -> Bool {
-        guard let header = readWALHeader() else { return position == .noWAL(pageSize: position.pageSize) }
+        guard position != .noWAL(pageSize: position.pageSize), let header = readWALHeader() else { return false }
         guard header.salt1 == position.salt1, header.salt2 == position.salt2, header.pageSize == position.pageSize
         else { return false }
         if position.frame == 0 { return header.checksum == position.checksum }

@@ -119,7 +119,9 @@ public struct RestorePlanner: Sendable {
         switch target {
         case .latest:
             let span = candidates.last!
-            let reach = reaches(of: span.generation).max { ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid) }!
+            let reach = reaches(of: span.generation).max {
+                ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid)
+            }!
             return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
         case .txid(let txid):
             guard let span = candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
@@ -135,7 +137,8 @@ public struct RestorePlanner: Sendable {
             guard let reach = usable.max(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else {
                 throw WalshipError(
                     .objectCorrupt,
-                    "txid \(txid) of generation \(span.generation) cannot be reached: the segments before it are missing")
+                    "txid \(txid) of generation \(span.generation) cannot be reached: the segments before it are missing"
+                )
             }
             return build(reach: reach, lastTxid: txid, untilMs: nil, clamped: false)
         case .time(let ms):
@@ -151,7 +154,9 @@ public struct RestorePlanner: Sendable {
                 let laterInGeneration = reaches.contains { $0.lastTxid > reach.lastTxid }
                 let next = candidates.first { $0.generation > span.generation }
                 if laterInGeneration || next != nil {
-                    if options.nearestBefore { return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false) }
+                    if options.nearestBefore {
+                        return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
+                    }
                     if let next, !laterInGeneration {
                         throw gapError(before: span, after: next, what: Self.format(ms))
                     }
@@ -191,7 +196,8 @@ public struct RestorePlanner: Sendable {
             end = segment.lastTxid
         }
         return Plan(
-            generation: snapshot.generation, snapshot: snapshot, segments: segments, lastTxid: lastTxid, untilMs: untilMs,
+            generation: snapshot.generation, snapshot: snapshot, segments: segments, lastTxid: lastTxid,
+            untilMs: untilMs,
             clampedToLatest: clamped)
     }
 
