@@ -26,19 +26,13 @@ public final class Spool: Sendable {
         self.maxBytes = maxBytes
         try FileSystem.createDirectories(directory, mode: 0o700)
         var items: [Item] = []
-        if let handle = opendir(directory) {
-            while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name.hasSuffix(".obj"), let sequence = UInt64(name.dropLast(4)) {
-                    let path = "\(directory)/\(name)"
-                    items.append(Item(sequence: sequence, path: path, size: FileSystem.size(path) ?? 0))
-                } else if name.hasSuffix(".tmp") || name.hasSuffix(".frames") || name.hasSuffix(".db") {
-                    _ = unlink("\(directory)/\(name)")
-                }
+        for name in FileSystem.entries(of: directory) ?? [] {
+            if name.hasSuffix(".obj"), let sequence = UInt64(name.dropLast(4)) {
+                let path = "\(directory)/\(name)"
+                items.append(Item(sequence: sequence, path: path, size: FileSystem.size(path) ?? 0))
+            } else if name.hasSuffix(".tmp") || name.hasSuffix(".frames") || name.hasSuffix(".db") {
+                _ = unlink("\(directory)/\(name)")
             }
-            closedir(handle)
         }
         items.sort { $0.sequence < $1.sequence }
         state = Mutex((next: (items.last?.sequence ?? 0) + 1, items: items))

@@ -193,13 +193,7 @@ public struct FileObjectStore: ObjectStore {
     }
 
     static func collectKeys(in directory: String, keyPrefix: String, into keys: inout [String]) {
-        guard let handle = opendir(directory) else { return }
-        defer { closedir(handle) }
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name.hasPrefix(".") { continue }
+        for name in FileSystem.entries(of: directory) ?? [] where !name.hasPrefix(".") {
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
             if FileSystem.isDirectory(path) {
                 collectKeys(in: path, keyPrefix: keyPrefix + name + "/", into: &keys)

@@ -165,21 +165,30 @@ public enum FileSystem {
 }
 
 extension FileSystem {
-    /// Removes a directory and everything in it, ignoring failures (temporary directories).
-    public static func removeTree(_ path: String) {
-        guard let handle = opendir(path) else {
-            _ = unlink(path)
-            return
-        }
+    /// The names in a directory, without "." and ".."; nil when it cannot be read.
+    public static func entries(of directory: String) -> [String]? {
+        guard let handle = opendir(directory) else { return nil }
+        defer { closedir(handle) }
+        var names: [String] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name == "." || name == ".." { continue }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Removes a directory and everything in it, ignoring failures (temporary directories).
+    public static func removeTree(_ path: String) {
+        guard let names = entries(of: path) else {
+            _ = unlink(path)
+            return
+        }
+        for name in names {
             let child = path + "/" + name
             if isDirectory(child) { removeTree(child) } else { _ = unlink(child) }
         }
-        closedir(handle)
         _ = rmdir(path)
     }
 }

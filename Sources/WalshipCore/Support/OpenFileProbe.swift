@@ -43,22 +43,13 @@ public enum OpenFileProbe {
         for path in paths where FileSystem.exists(path) {
             targets.insert(FileSystem.absolute(path))
         }
-        guard !targets.isEmpty, let proc = opendir("/proc") else { return [] }
-        defer { closedir(proc) }
+        guard !targets.isEmpty else { return [] }
         var found = Set<pid_t>()
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        while let entry = readdir(proc) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+        for name in FileSystem.entries(of: "/proc") ?? [] {
             guard let pid = pid_t(name) else { continue }
             let fdDirectory = "/proc/\(pid)/fd"
-            guard let fds = opendir(fdDirectory) else { continue }
-            while let fdEntry = readdir(fds) {
-                let fdName = withUnsafeBytes(of: fdEntry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                guard Int(fdName) != nil else { continue }
+            for fdName in FileSystem.entries(of: fdDirectory) ?? [] {
                 let count = readlink("\(fdDirectory)/\(fdName)", &buffer, buffer.count - 1)
                 guard count > 0 else { continue }
                 let target = buffer[0..<count].withUnsafeBufferPointer { pointer in
@@ -69,7 +60,6 @@ public enum OpenFileProbe {
                     break
                 }
             }
-            closedir(fds)
         }
         return found
     }
