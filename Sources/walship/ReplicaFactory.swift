@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import WalshipCore
 import WalshipS3
 
@@ -38,6 +39,10 @@ enum ReplicaFactory {
         return try replica(bucket: bucket, prefix: "", create: create)
     }
 
+    /// Stores already made, by bucket name: the databases of one bucket share its store, so its
+    /// curl workers (8 at most) cap the bucket's concurrent requests across all of them.
+    private static let stores = Mutex<[String: S3ObjectStore]>([:])
+
     /// A replica in a configured bucket, under the bucket URL's path plus `prefix`.
     static func replica(bucket: WalshipConfiguration.Bucket, prefix: String, create: Bool) throws -> Replica {
         let environment = ProcessInfo.processInfo.environment
@@ -54,6 +59,11 @@ enum ReplicaFactory {
             !name.isEmpty
         else {
             throw WalshipError(.usage, "invalid replica URL '\(text)': use s3://bucket/prefix or file:///dir")
+        }
+        let base = components.path.split(separator: "/").joined(separator: "/")
+        let combined = [base, prefix].filter { !$0.isEmpty }.joined(separator: "/")
+        if let store = stores.withLock({ $0[bucket.name] }) {
+            return Replica(store: store, layout: ReplicaLayout(prefix: combined))
         }
         let region = bucket.region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
         var configuration = S3Configuration(
@@ -74,8 +84,7 @@ enum ReplicaFactory {
         let store = try S3ObjectStore(
             configuration: configuration, credentials: credentials, transport: transport,
             logger: Logger(label: "walship.s3"))
-        let base = components.path.split(separator: "/").joined(separator: "/")
-        let combined = [base, prefix].filter { !$0.isEmpty }.joined(separator: "/")
+        stores.withLock { $0[bucket.name] = store }
         return Replica(store: store, layout: ReplicaLayout(prefix: combined))
     }
 
