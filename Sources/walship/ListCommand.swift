@@ -52,6 +52,7 @@ struct ListCommand: AsyncParsableCommand {
         }
 
         var replica: String
+        var forks: [[String]]
         var generations: [Generation]
         var restoreWindow: Window?
         var objects: Int
@@ -87,8 +88,10 @@ struct ListCommand: AsyncParsableCommand {
                 earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
                 latestTime: Timestamp.format(milliseconds: spans.last!.lastMs), latestTxid: spans.last!.lastTxid)
         }
+        let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
         let output = Output(
-            replica: replica.location, generations: generations, restoreWindow: window,
+            replica: replica.location, forks: lineage.forks.map { $0.map { "\($0)" } }, generations: generations,
+            restoreWindow: window,
             objects: inventory.snapshots.count + inventory.segments.count,
             bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
         if json {
@@ -105,6 +108,11 @@ struct ListCommand: AsyncParsableCommand {
             )
         } else {
             print("restore window: none (no generation has a snapshot yet)")
+        }
+        for fork in output.forks {
+            print(
+                "fork: generations \(fork.joined(separator: ", ")) are separate lineages (two agents on one replica?); restore needs --generation"
+            )
         }
         for generation in generations {
             let span =

@@ -109,6 +109,15 @@ struct RestoreCommand: AsyncParsableCommand {
             logger.info("replica is empty; nothing to do (--if-replica-exists)")
             return
         }
+        if planOptions.generation == nil {
+            let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
+            if let fork = lineage.fork(containing: plan.generation) {
+                throw WalshipError(
+                    .fork,
+                    "generations \(fork.map { "\($0)" }.joined(separator: ", ")) are separate lineages of one replica (two agents replicating to it?); pick one with --generation"
+                )
+            }
+        }
         if plan.clampedToLatest {
             logger.warning(
                 "the target is after the latest restore point; restoring the latest point",

@@ -160,3 +160,103 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    @Suite("walship restore lineage")
+    struct LineageCommandTests {
+        static func generations(_ directory: TemporaryDirectory) throws -> (ids: [String], forks: [[String]]) {
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+            let generations = (object?["generations"] as? [[String: Any]]) ?? []
+            return (generations.compactMap { $0["id"] as? String }, (object?["forks"] as? [[String]]) ?? [])
+        }
+
+        @Test("a restored file replicated again, in place or elsewhere, starts a new generation linked to the old one")
+        func restoredFileStartsNewGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            do {
+                let app = try Connection(path: database)
+                defer { app.close() }
+                var agent = try ReplicateCommandTests.agent(directory)
+                #expect(agent.waitForLog("snapshot taken"))
+                for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(agent.stop() == 0)
+                agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+                #expect(agent.wait() == 0)
+            }
+            #expect(try Self.generations(directory).ids.count == 1)
+            // In place: the app is stopped, the file is restored over it, the agent restarts.
+            let restored = try WalshipBinary.run([
+                "restore", ReplicateCommandTests.replicaURL(directory), "-o", database, "--force", "--quiet",
+            ])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            var agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            #expect(agent.log.contains("new generation"), "\(agent.log.suffix(2000))")
+            let afterInPlace = try Self.generations(directory)
+            #expect(afterInPlace.ids.count == 2 && afterInPlace.forks.isEmpty, "\(afterInPlace)")
+            // Elsewhere, by an agent with no state: a third generation, still one lineage.
+            let copy = try ReplicateCommandTests.restore(directory, [], to: "copy.db")
+            #expect(copy.status == 0, "\(copy.stderr)")
+            try FileManager.default.removeItem(atPath: database)
+            try FileManager.default.moveItem(atPath: directory.file("copy.db"), toPath: database)
+            try FileManager.default.removeItem(atPath: directory.file("state"))
+            do {
+                let app = try Connection(path: database)
+                defer { app.close() }
+                for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            }
+            agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            let after = try Self.generations(directory)
+            #expect(after.ids.count == 3 && after.forks.isEmpty, "\(after)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 18)
+        }
+
+        @Test("two agents on one replica are a fork: list shows it, restore exits 11 unless --generation picks one")
+        func twoAgentsAreAFork() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            try FileManager.default.copyItem(atPath: database, toPath: directory.file("other.db"))
+            let app = try Connection(path: database)
+            defer { app.close() }
+            let first = try ReplicateCommandTests.agent(directory)
+            #expect(first.waitForLog("snapshot taken"))
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(600))
+            let second = try AgentProcess(
+                [
+                    "replicate", directory.file("other.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state2"), "--once",
+                ], logPath: directory.file("agent2.log"))
+            #expect(second.wait() == 0, "\(second.log.suffix(2000))")
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(first.stop() == 0)
+            let listed = try Self.generations(directory)
+            #expect(listed.ids.count == 2 && listed.forks == [listed.ids.sorted()], "\(listed)")
+            let text = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory)])
+            #expect(text.stdout.contains("fork: generations"), "\(text.stdout)")
+            let refused = try ReplicateCommandTests.restore(directory, [], to: "out.db")
+            #expect(refused.status == 11, "\(refused.stderr)")
+            #expect(refused.stderr.contains("--generation"), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.file("out.db")))
+            for id in listed.ids {
+                let picked = try ReplicateCommandTests.restore(directory, ["--generation", id], to: "\(id).db")
+                #expect(picked.status == 0, "\(picked.stderr)")
+            }
+            let counts = try listed.ids.map {
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("\($0).db"))
+            }
+            #expect(counts.sorted() == [10, 16], "\(counts)")
+        }
+    }
+}

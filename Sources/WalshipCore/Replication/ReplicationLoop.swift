@@ -28,6 +28,8 @@ final class ReplicationLoop {
     private var follower: WALFollower?
     private var builder: SegmentBuilder?
     private(set) var state: ReplicaState?
+    /// The newest generation the replica listed at start, for the lineage of a new generation.
+    private var newestStoredGeneration: GenerationID?
     private var segmentStarted: ContinuousClock.Instant?
     private var previousSegment: (txid: UInt64, sha: [UInt8]) = (0, [])
     private var lastTxid: UInt64 = 0
@@ -58,6 +60,7 @@ final class ReplicationLoop {
     /// Continues the saved generation when continuity can be proven, else starts a new one.
     func start(_ start: Start) throws {
         let saved = ReplicaState.load(from: statePath)
+        newestStoredGeneration = start.inventory.generations.last
         let spooledMax = start.spooled.map(\.lastTxid).max() ?? 0
         lastTxid = max(start.inventory.maxTxid, spooledMax, saved?.baseTxid ?? 0)
         let newestStored = start.inventory.generations.last
@@ -171,7 +174,8 @@ final class ReplicationLoop {
         snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
-        let predecessor = state?.generation
+        // Without local state, the lineage continues from the newest generation in the replica.
+        let predecessor = state?.generation ?? newestStoredGeneration
         let follower = WALFollower(
             databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
             logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,

@@ -95,16 +95,6 @@ public struct RestorePlanner: Sendable {
     /// Every generation with restore points, oldest first.
     public var spans: [GenerationSpan] { inventory.generations.compactMap(span(of:)) }
 
-    /// Generations that name the same predecessor are a fork (two agents on one replica); found
-    /// from the headers, so the caller passes each generation's predecessor.
-    public static func forks(predecessors: [GenerationID: GenerationID?]) -> [[GenerationID]] {
-        var children: [GenerationID: [GenerationID]] = [:]
-        for (generation, predecessor) in predecessors {
-            if let predecessor { children[predecessor, default: []].append(generation) }
-        }
-        return children.values.filter { $0.count > 1 }.map { $0.sorted() }
-    }
-
     public func plan(_ target: Target, options: Options = Options()) throws -> Plan {
         let spans = self.spans
         guard !spans.isEmpty else {
