@@ -30,6 +30,10 @@ public struct ReplicaAudit: Sendable {
             var summary = GenerationSummary(
                 generation: generation, reason: .none, snapshots: 0, firstTxid: nil, lastTxid: nil, transactions: [])
             for snapshot in inventory.snapshots(of: generation) {
+                if snapshot.fromTxid <= previousGenerationLast && previousGenerationLast > 0 {
+                    audit.problems.append(
+                        "'\(snapshot.key)' starts at txid \(snapshot.fromTxid), a txid an earlier generation already used")
+                }
                 let path = scratch.file("snapshot-\(UInt64.random(in: 0...UInt64.max))")
                 _ = try await replica.store.download(snapshot.key, to: path)
                 do {
@@ -77,7 +81,8 @@ public struct ReplicaAudit: Sendable {
             }
             summary.firstTxid = summary.transactions.first?.txid
             summary.lastTxid = summary.transactions.last?.txid
-            previousGenerationLast = max(previousGenerationLast, summary.lastTxid ?? 0)
+            let snapshotLast = inventory.snapshots(of: generation).map(\.usableTxid).max() ?? 0
+            previousGenerationLast = max(previousGenerationLast, summary.lastTxid ?? 0, snapshotLast)
             audit.generations.append(summary)
         }
         let all = audit.transactions.map(\.txid)

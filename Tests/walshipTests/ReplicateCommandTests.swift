@@ -433,6 +433,43 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
         }
 
+        @Test("a new generation's first restore point never reuses a txid of its predecessor (found by walship-torture)")
+        func newGenerationNeverReusesATxid() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            var agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"))
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(agent.stop() == 0)
+            // Commits nobody watches, then a reset WAL: the next generation's snapshot holds them.
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            _ = try app.checkpoint(.truncate)
+            agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+            let generations = try #require(object?["generations"] as? [[String: Any]])
+            try #require(generations.count == 2, "\(list.stdout)")
+            let firstLast = try #require(generations[0]["last_txid"] as? Int)
+            let secondFirst = try #require(generations[1]["first_txid"] as? Int)
+            #expect(secondFirst > firstLast, "\(list.stdout)")
+            // Each txid restores one state: the predecessor's last is 14 commits, the new one's first 17.
+            let old = try ReplicateCommandTests.restore(directory, ["--txid", String(firstLast)], to: "old.db")
+            #expect(old.status == 0, "\(old.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("old.db")) == 14)
+            let new = try ReplicateCommandTests.restore(directory, ["--txid", String(secondFirst)], to: "new.db")
+            #expect(new.status == 0, "\(new.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("new.db")) == 17)
+            let audit = try await ReplicaAudit.run(
+                replica: Replica(store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: "")))
+            #expect(audit.problems.isEmpty, "\(audit.problems)")
+        }
+
         @Test("a TRUNCATE checkpoint while the agent was down starts a new generation whose snapshot holds everything")
         func truncateDuringDowntimeStartsNewGeneration() async throws {
             let directory = try TemporaryDirectory()

@@ -176,6 +176,11 @@ final class ReplicationLoop {
         builder?.close()
         // Without local state, the lineage continues from the newest generation in the replica.
         let predecessor = state?.generation ?? newestStoredGeneration
+        // The new generation's first state (its snapshot) gets a txid of its own: it may hold
+        // commits made while nobody watched, so it must never share a txid with the
+        // predecessor's last restore point.
+        let predecessorTxid = lastTxid
+        if predecessor != nil || lastTxid > 0 { lastTxid += 1 }
         let follower = WALFollower(
             databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
             logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
@@ -200,7 +205,7 @@ final class ReplicationLoop {
         let generation = GenerationID.make(milliseconds: startedMs)
         let newState = ReplicaState(
             generation: generation, reason: reason.rawValue, baseTxid: lastTxid, baseCursor: cursor,
-            predecessorGeneration: predecessor, predecessorTxid: lastTxid, startedMs: startedMs,
+            predecessorGeneration: predecessor, predecessorTxid: predecessorTxid, startedMs: startedMs,
             databaseIdentity: FileIdentity(path: databasePath))
         try newState.save(to: statePath)
         state = newState
