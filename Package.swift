@@ -65,6 +65,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "walship-torture",
+            dependencies: [
+                "WalshipCore", "WalshipS3", "WalshipTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            exclude: ["fault_proxy.py", "victim.py"]
+        ),
+        .executableTarget(
             name: "walship-bench",
             dependencies: ["WalshipCore", "WalshipS3", .product(name: "Logging", package: "swift-log")]
         ),

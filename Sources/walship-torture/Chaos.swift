@@ -1,0 +1,163 @@
+import Foundation
+import WalshipCore
+import WalshipTesting
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The agent under test (`walship replicate`), started, killed and restarted by the driver; it
+/// remembers when it went down so the checker can excuse exactly the commits a downtime may cost.
+final class AgentController {
+    enum Stop: String { case kill = "kill -9", term = "SIGTERM" }
+
+    let arguments: [String]
+    let environment: [String: String]
+    let logPath: String
+    private(set) var process: AgentProcess?
+    /// Wall clock (Unix ms) of each stop and of each start.
+    private(set) var stops: [(ms: UInt64, how: Stop)] = []
+    private(set) var starts: [UInt64] = []
+    private(set) var unexpectedExits: [String] = []
+
+    init(arguments: [String], environment: [String: String], logPath: String) {
+        self.arguments = arguments
+        self.environment = environment
+        self.logPath = logPath
+    }
+
+    var isRunning: Bool { process != nil }
+
+    /// Starts the agent; each start logs to its own file (`agent.log.N`).
+    func start() throws {
+        starts.append(Workload.nowMs())
+        process = try AgentProcess(arguments, logPath: "\(logPath).\(starts.count)", environment: environment)
+    }
+
+    /// Notes an agent that exited on its own (it never should).
+    func checkAlive() {
+        guard let process, !process.isRunning else { return }
+        unexpectedExits.append("the agent exited by itself with status \(process.process.terminationStatus)")
+        stops.append((Workload.nowMs(), .kill))
+        self.process = nil
+    }
+
+    /// Stops the agent; returns the exit status of a SIGTERM stop.
+    @discardableResult
+    func stop(_ how: Stop) -> Int32? {
+        guard let process else { return nil }
+        stops.append((Workload.nowMs(), how))
+        defer { self.process = nil }
+        switch how {
+        case .kill:
+            process.killHard()
+            return nil
+        case .term:
+            return process.stop(timeout: 60)
+        }
+    }
+}
+
+/// `rclone serve s3` behind the fault-injecting proxy.
+final class FaultProxy {
+    let process = Process()
+    let port: Int
+    let statsPath: String
+    let offPath: String
+
+    init(upstream: String, seed: UInt64, rate: Double, directory: TemporaryDirectory) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fault_proxy.py")
+            .path
+        let portFile = directory.file("proxy.port")
+        statsPath = directory.file("proxy.stats")
+        offPath = directory.file("proxy.off")
+        process.executableURL = URL(fileURLWithPath: CommandRunner.which("python3") ?? "/usr/bin/python3")
+        process.arguments = [
+            script, "--upstream", upstream, "--seed", String(seed), "--rate", String(rate), "--port-file", portFile,
+            "--stats", statsPath, "--off", offPath,
+        ]
+        let log = directory.file("proxy.log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        var port: Int?
+        while port == nil && Date() < deadline && process.isRunning {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+            if port == nil { usleep(20_000) }
+        }
+        guard let port else {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw WalshipError(.internal, "the fault proxy did not start: \(text.suffix(500))")
+        }
+        self.port = port
+    }
+
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    func setFaults(_ on: Bool) {
+        if on {
+            try? FileManager.default.removeItem(atPath: offPath)
+        } else {
+            _ = FileManager.default.createFile(atPath: offPath, contents: Data())
+        }
+    }
+
+    var stats: [String: Int] {
+        guard let data = FileManager.default.contents(atPath: statsPath),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Int]
+        else { return [:] }
+        return object
+    }
+
+    /// SIGKILL: a child of this process may inherit a mask that blocks SIGTERM, and the proxy
+    /// has nothing to flush (it writes its counts after every request).
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// An application process killed inside COMMIT, after writing its frames and before SQLite
+/// publishes them: strace holds it at its WAL sync.
+enum Victim {
+    /// Runs the victim for commit `k`; returns false when strace or the victim did not behave.
+    static func killInCommit(database: String, k: Int64, directory: TemporaryDirectory) throws -> Bool {
+        guard let strace = CommandRunner.which("strace") else {
+            throw WalshipError(.internal, "strace is missing: run scripts/setup")
+        }
+        // A copy with a unique path, so pkill finds this run's victim only.
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("victim.py")
+        let script = directory.file("victim-\(UInt32.random(in: 0...UInt32.max)).py")
+        try FileManager.default.copyItem(atPath: source.path, toPath: script)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let python = CommandRunner.which("python3") ?? "/usr/bin/python3"
+        let victim = Process()
+        victim.executableURL = URL(fileURLWithPath: strace)
+        victim.arguments = [
+            "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync,fdatasync", "-e",
+            "inject=fsync,fdatasync:delay_enter=30s", python, script, database, String(k),
+        ]
+        let pipe = Pipe()
+        victim.standardOutput = pipe
+        victim.standardError = FileHandle.nullDevice
+        try victim.run()
+        var output = Data()
+        let deadline = Date().addingTimeInterval(20)
+        while !String(decoding: output, as: UTF8.self).contains("committing") && Date() < deadline {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            output.append(chunk)
+        }
+        let sawCommit = String(decoding: output, as: UTF8.self).contains("committing")
+        // COMMIT writes its frames in well under this, then waits in the delayed sync.
+        usleep(400_000)
+        _ = try CommandRunner.run("/usr/bin/pkill", ["-9", "-f", script])
+        victim.waitUntilExit()
+        return sawCommit
+    }
+}

@@ -1,0 +1,274 @@
+import Foundation
+import WalshipCore
+import WalshipS3
+import WalshipTesting
+
+/// Checks a replica against the oracle after a run, by restoring with the `walship` executable
+/// like a user would:
+/// 1. every restored state (by txid and by time) is one the application really had;
+/// 2. within a generation, consecutive txids are consecutive commits (nothing skipped, nothing
+///    twice), and no commit was observed before it started;
+/// 3. a time restore returns the last restore point at or before the time (in the newest
+///    generation that has one), or exit 6/7 exactly when the time is outside the window or in a
+///    gap between generations;
+/// 4. commits missing between generations are excused only by a downtime of the agent;
+/// 5. the latest restore is the application's final state.
+struct Checker {
+    let oracle: [OracleCommit]
+    let stops: [(ms: UInt64, how: AgentController.Stop)]
+    let starts: [UInt64]
+    let replicaURL: String
+    let environment: [String: String]
+    let directory: TemporaryDirectory
+    var random: SeededGenerator
+
+    /// A commit made this long before a stop may be lost with it (sync interval 200 ms plus a
+    /// poll, with a 5x margin).
+    static let stopTolerance: UInt64 = 2000
+    /// Largest delay between a commit and the agent observing it, outside catch-up reads.
+    static let observeLimit: UInt64 = 5000
+
+    private(set) var failures: [String] = []
+    private(set) var txidRestores = 0
+    private(set) var timeRestores = 0
+    private(set) var maxObserveLag: UInt64 = 0
+
+    /// The commits each `k` may stand for: the one that set it and any VACUUMs right after.
+    private var commitsOfK: [Int64: ClosedRange<Int>] = [:]
+
+    init(
+        oracle: [OracleCommit], stops: [(ms: UInt64, how: AgentController.Stop)], starts: [UInt64], replicaURL: String,
+        environment: [String: String], directory: TemporaryDirectory, seed: UInt64
+    ) {
+        self.oracle = oracle
+        self.stops = stops
+        self.starts = starts
+        self.replicaURL = replicaURL
+        self.environment = environment
+        self.directory = directory
+        self.random = SeededGenerator(seed: seed ^ 0xC4EC)
+        for (index, commit) in oracle.enumerated() {
+            if let range = commitsOfK[commit.k] {
+                commitsOfK[commit.k] = range.lowerBound...index
+            } else {
+                commitsOfK[commit.k] = index...index
+            }
+        }
+    }
+
+    mutating func fail(_ message: String) { failures.append(message) }
+
+    struct Restored {
+        var status: Int32
+        var stderr: String
+        var txid: UInt64?
+        var generation: String?
+        var k: Int64?
+        var hash: String?
+    }
+
+    /// Runs `walship restore` with `extra` arguments and reads what it produced.
+    mutating func restore(_ extra: [String]) throws -> Restored {
+        let output = directory.file("check-\(txidRestores + timeRestores).db")
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: output + suffix) }
+        }
+        let result = try WalshipBinary.run(
+            ["restore", replicaURL, "-o", output, "--quiet", "--log-format", "json"] + extra, environment: environment)
+        var restored = Restored(status: result.status, stderr: result.stderr)
+        guard result.status == 0 else { return restored }
+        for line in result.stderr.split(separator: "\n") where line.contains("\"restore complete\"") {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            restored.txid = (object?["restore.txid"] as? String).flatMap { UInt64($0) }
+            restored.generation = object?["generation"] as? String
+        }
+        let connection = try Connection(path: output, mode: [.readOnly])
+        defer { connection.close() }
+        restored.k = try connection.scalarInt("SELECT k FROM meta")
+        restored.hash = try ContentHash.of(connection: connection)
+        return restored
+    }
+
+    /// The commits a restored state may be, or nil (and a failure) when the app never had it.
+    mutating func commits(of restored: Restored, _ what: String) -> ClosedRange<Int>? {
+        guard let k = restored.k, let range = commitsOfK[k] else {
+            fail("\(what): restored meta.k \(restored.k.map(String.init) ?? "none") was never committed")
+            return nil
+        }
+        guard oracle[range.lowerBound].hash == restored.hash else {
+            fail("\(what): the content at k=\(k) differs from the application's state after that commit")
+            return nil
+        }
+        return range
+    }
+
+    mutating func run() async throws {
+        let replica = try ReplicaFactoryForChecks.replica(url: replicaURL, environment: environment)
+        let audit = try await ReplicaAudit.run(replica: replica)
+        for problem in audit.problems { fail("audit: \(problem)") }
+        let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        let spans = RestorePlanner(inventory: inventory).spans
+        guard !spans.isEmpty else {
+            fail("the replica has no restore point")
+            return
+        }
+        // Txids never repeat across generations, but look them up per generation anyway so that
+        // a repeat shows as a failure of its own rather than as a wrong time.
+        var observedBy: [GenerationID: [UInt64: SegmentFormat.Transaction]] = [:]
+        for generation in audit.generations {
+            for transaction in generation.transactions { observedBy[generation.generation, default: [:]][transaction.txid] = transaction }
+        }
+
+        // 2. Each generation's txids map to consecutive commits at one offset (commit = txid + offset).
+        var offsets: [GenerationID: Int] = [:]
+        for span in spans {
+            let observed = observedBy[span.generation] ?? [:]
+            var low = Int.min
+            var high = Int.max
+            var samples: [UInt64] = [span.firstTxid, span.lastTxid]
+            for _ in 0..<6 { samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)) }
+            var index = 0
+            while index < samples.count || (low < high && index < samples.count + 20) {
+                let txid =
+                    index < samples.count
+                    ? samples[index] : UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)
+                index += 1
+                let restored = try restore(["--txid", String(txid), "--generation", "\(span.generation)"])
+                txidRestores += 1
+                guard restored.status == 0 else {
+                    fail("restore --txid \(txid) of generation \(span.generation) exited \(restored.status): \(restored.stderr.suffix(400))")
+                    continue
+                }
+                guard let range = commits(of: restored, "txid \(txid)") else { continue }
+                low = max(low, range.lowerBound - Int(txid))
+                high = min(high, range.upperBound - Int(txid))
+            }
+            guard low <= high else {
+                fail("generation \(span.generation): its txids are not consecutive commits (skipped or repeated)")
+                continue
+            }
+            offsets[span.generation] = low
+            for txid in span.firstTxid...span.lastTxid {
+                let commit = Int(txid) + low
+                guard commit >= 0, commit < oracle.count else {
+                    fail("generation \(span.generation): txid \(txid) maps past the application's commits")
+                    break
+                }
+                guard let transaction = observed[txid] else { continue }  // A snapshot's usable txid.
+                if transaction.commitMs < oracle[commit].startMs {
+                    fail("txid \(txid) was observed at \(transaction.commitMs), before its commit started at \(oracle[commit].startMs)")
+                }
+                let lateByRestart = starts.contains { $0 > oracle[commit].endMs && $0 <= transaction.commitMs }
+                if !transaction.isLate && !lateByRestart && transaction.commitMs > oracle[commit].endMs {
+                    let lag = transaction.commitMs - oracle[commit].endMs
+                    maxObserveLag = max(maxObserveLag, lag)
+                    if lag > Self.observeLimit { fail("txid \(txid) was observed \(lag) ms after its commit") }
+                }
+            }
+        }
+
+        // 4. Commits between generations were lost only to a downtime.
+        for (previous, next) in zip(spans, spans.dropFirst()) {
+            guard let before = offsets[previous.generation], let after = offsets[next.generation] else { continue }
+            let lastKept = Int(previous.lastTxid) + before
+            let firstKept = Int(next.firstTxid) + after
+            guard firstKept >= lastKept else {
+                fail("generation \(next.generation) starts at commit \(firstKept), before its predecessor's \(lastKept)")
+                continue
+            }
+            for commit in (lastKept + 1)..<firstKept {
+                let excused = stops.contains { stop in
+                    stop.ms <= next.firstMs && oracle[commit].endMs + Self.stopTolerance >= stop.ms
+                }
+                if !excused {
+                    fail("commit \(commit) (k=\(oracle[commit].k)) is not restorable, and no downtime explains it")
+                    break
+                }
+            }
+        }
+
+        // 3. Restores at random times.
+        let earliest = spans.first!.firstMs
+        let latest = spans.last!.lastMs
+        for _ in 0..<max(20, spans.count * 6) {
+            let target = UInt64.random(in: (earliest - min(earliest, 1500))...(latest + 500), using: &random)
+            let restored = try restore(["--at", Timestamp.format(milliseconds: target)])
+            timeRestores += 1
+            // What the planner should answer, from the audit: the newest generation with a restore
+            // point at or before the target, and its last such point.
+            let candidates = spans.filter { $0.firstMs <= target }
+            let what = "restore --at \(Timestamp.format(milliseconds: target))"
+            switch restored.status {
+            case 0:
+                guard let range = commits(of: restored, what), let txid = restored.txid else { continue }
+                guard let span = candidates.last ?? (target > latest ? spans.last : nil) else {
+                    fail("\(what) restored txid \(txid) though no generation has a restore point by then")
+                    continue
+                }
+                let observed = observedBy[span.generation] ?? [:]
+                let expected =
+                    (span.firstTxid...span.lastTxid).last { txid in
+                        txid == span.firstTxid || (observed[txid].map { $0.commitMs <= target } ?? false)
+                    } ?? span.firstTxid
+                if txid != expected {
+                    fail("\(what) restored txid \(txid), expected \(expected) in generation \(span.generation)")
+                }
+                if let offset = offsets[span.generation], !range.contains(Int(txid) + offset) {
+                    fail("\(what): txid \(txid) holds k=\(restored.k!), not its commit's state")
+                }
+                if oracle[range.lowerBound].startMs > target {
+                    fail("\(what) restored a commit that started after the target")
+                }
+            case 6:
+                if target >= earliest { fail("\(what) exited 6 inside the window: \(restored.stderr.suffix(300))") }
+            case 7:
+                let inGap = zip(spans, spans.dropFirst()).contains { $0.lastMs < target && target < $1.firstMs }
+                if !inGap { fail("\(what) exited 7 outside any gap: \(restored.stderr.suffix(300))") }
+            default:
+                fail("\(what) exited \(restored.status): \(restored.stderr.suffix(400))")
+            }
+        }
+
+        // 5. The latest restore point is the application's final state.
+        let latestRestore = try restore([])
+        if latestRestore.status != 0 {
+            fail("restore of the latest point exited \(latestRestore.status): \(latestRestore.stderr.suffix(400))")
+        } else if latestRestore.hash != oracle.last!.hash {
+            fail("the latest restore (k=\(latestRestore.k ?? -1)) is not the final state (k=\(oracle.last!.k))")
+        }
+        txidRestores += 1
+
+        // The generations `walship list` shows are the ones checked.
+        let list = try WalshipBinary.run(["list", replicaURL, "--json"], environment: environment)
+        let object = try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+        let listed = (object?["generations"] as? [[String: Any]])?.filter { $0["first_txid"] is NSNumber }.count ?? -1
+        if list.status != 0 || listed != spans.count {
+            fail("walship list shows \(listed) generations with restore points, the replica has \(spans.count)")
+        }
+        if let forks = object?["forks"] as? [Any], !forks.isEmpty { fail("walship list reports a fork: \(forks)") }
+    }
+}
+
+/// The replica a URL names, built the way the executable does for the two kinds the torture
+/// test uses.
+enum ReplicaFactoryForChecks {
+    static func replica(url: String, environment: [String: String]) throws -> Replica {
+        if url.hasPrefix("file://") {
+            return Replica(
+                store: try FileObjectStore(root: String(url.dropFirst("file://".count))),
+                layout: ReplicaLayout(prefix: ""))
+        }
+        guard let components = URLComponents(string: url), let bucket = components.host else {
+            throw WalshipError(.usage, "bad replica URL \(url)")
+        }
+        let configuration = S3Configuration(
+            bucket: bucket, endpoint: environment["AWS_ENDPOINT_URL"], region: "us-east-1")
+        let credentials = AWSCredentials(
+            accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: environment["AWS_SECRET_ACCESS_KEY"] ?? "",
+            sessionToken: nil)
+        return Replica(
+            store: try S3ObjectStore(
+                configuration: configuration, credentials: StaticCredentialsProvider(credentials, sourceName: "torture")),
+            layout: ReplicaLayout(prefix: components.path))
+    }
+}

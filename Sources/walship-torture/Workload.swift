@@ -1,0 +1,172 @@
+import Foundation
+import WalshipCore
+import WalshipTesting
+
+/// One state of the application database: every commit the app made, in order. Commit index 0
+/// is the state before the agent first started.
+struct OracleCommit {
+    /// `meta.k` after the commit (a VACUUM keeps the previous one).
+    var k: Int64
+    var hash: String
+    /// Wall clock (Unix ms) just before BEGIN and just after COMMIT returned.
+    var startMs: UInt64
+    var endMs: UInt64
+}
+
+/// The application: a seeded mix of transactions from several connections to one WAL-mode
+/// database, recording the content hash after every commit.
+final class Workload {
+    let path: String
+    private(set) var connections: [Connection] = []
+    private(set) var oracle: [OracleCommit] = []
+    private(set) var counts: [String: Int] = [:]
+    private var nextK: Int64 = 1
+
+    init(path: String, connections count: Int) throws {
+        self.path = path
+        let setup = try Connection(path: path)
+        _ = try setup.scalarText("PRAGMA journal_mode=wal")
+        try setup.execute(
+            """
+            CREATE TABLE meta(k INTEGER NOT NULL); INSERT INTO meta VALUES (0);
+            CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, data BLOB);
+            """)
+        setup.close()
+        for _ in 0..<count { connections.append(try Self.open(path)) }
+        oracle.append(
+            OracleCommit(
+                k: 0, hash: try ContentHash.of(connection: connections[0]), startMs: Self.nowMs(), endMs: Self.nowMs()))
+    }
+
+    static func open(_ path: String) throws -> Connection {
+        let connection = try Connection(path: path)
+        try connection.setBusyTimeout(milliseconds: 10_000)
+        return connection
+    }
+
+    static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    var lastK: Int64 { oracle.last!.k }
+
+    func count(_ name: String) { counts[name, default: 0] += 1 }
+
+    /// One committed transaction of a random kind on a random connection.
+    func commit(using random: inout SeededGenerator) throws {
+        let connection = connections.randomElement(using: &random)!
+        let k = nextK
+        var sql = "BEGIN IMMEDIATE;"
+        switch Int.random(in: 0..<100, using: &random) {
+        case 0..<40:
+            let rows = Int.random(in: 1...4, using: &random)
+            for _ in 0..<rows {
+                sql += "INSERT INTO items(name, data) VALUES ('n\(k)', randomblob(\(Int.random(in: 10...3000, using: &random))));"
+            }
+        case 40..<60:
+            sql += "UPDATE items SET name = name || 'u', data = randomblob(\(Int.random(in: 50...900, using: &random))) WHERE id % 5 = \(k % 5);"
+        case 60..<75:
+            sql += "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT \(Int.random(in: 1...6, using: &random)));"
+        case 75..<80:
+            // Overflow pages; the big rows go again soon so the database stays small.
+            sql += "INSERT INTO items(name, data) VALUES ('big', randomblob(\(Int.random(in: 20_000...300_000, using: &random))));"
+            sql += "DELETE FROM items WHERE name = 'big' AND id NOT IN (SELECT id FROM items WHERE name = 'big' ORDER BY id DESC LIMIT 2);"
+        case 80..<86:
+            sql += "CREATE TABLE IF NOT EXISTS extra\(k % 4)(x TEXT, y BLOB); INSERT INTO extra\(k % 4) VALUES ('\(k)', randomblob(100));"
+        case 86..<90:
+            sql += "DROP TABLE IF EXISTS extra\(k % 4);"
+        case 90..<94:
+            sql += "CREATE INDEX IF NOT EXISTS items_name ON items(name);"
+        case 94..<97:
+            sql += "DROP INDEX IF EXISTS items_name;"
+        default:
+            sql += "DELETE FROM items WHERE id % 3 = \(k % 3);"
+        }
+        // Keep the table from growing without bound.
+        sql += "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT max(0, (SELECT count(*) FROM items) - 400));"
+        sql += "UPDATE meta SET k = \(k); COMMIT;"
+        let start = Self.nowMs()
+        try connection.execute(sql)
+        let end = Self.nowMs()
+        try record(k: k, connection: connection, startMs: start, endMs: end)
+        count("commits")
+    }
+
+    /// A transaction that writes and then rolls back: nothing to record. A large one spills
+    /// uncommitted frames into the WAL.
+    func rollback(using random: inout SeededGenerator) throws {
+        let connection = connections.randomElement(using: &random)!
+        let bytes = Bool.random(using: &random) ? 5000 : Int.random(in: 1_000_000...4_000_000, using: &random)
+        try connection.execute(
+            "BEGIN IMMEDIATE; INSERT INTO items(name, data) VALUES ('rolled back', randomblob(\(bytes))); UPDATE meta SET k = -1;")
+        try connection.execute("ROLLBACK")
+        count("rolled back")
+    }
+
+    /// VACUUM rewrites the whole file in one commit without changing the content.
+    func vacuum(using random: inout SeededGenerator) throws {
+        let connection = connections.randomElement(using: &random)!
+        let start = Self.nowMs()
+        try connection.execute("VACUUM")
+        let end = Self.nowMs()
+        oracle.append(OracleCommit(k: lastK, hash: oracle.last!.hash, startMs: start, endMs: end))
+        count("vacuums")
+    }
+
+    func setAutocheckpoint(using random: inout SeededGenerator) throws {
+        let connection = connections.randomElement(using: &random)!
+        let pages = [0, 10, 100, 1000].randomElement(using: &random)!
+        _ = try connection.scalarInt("PRAGMA wal_autocheckpoint = \(pages)")
+        count("autocheckpoint changes")
+    }
+
+    /// An application checkpoint of a random mode; busy is a normal outcome.
+    func checkpoint(using random: inout SeededGenerator) throws {
+        let connection = connections.randomElement(using: &random)!
+        let modes: [Connection.CheckpointMode] = [.passive, .full, .restart, .truncate]
+        let mode = modes.randomElement(using: &random)!
+        try connection.setBusyTimeout(milliseconds: 1000)
+        defer { try? connection.setBusyTimeout(milliseconds: 10_000) }
+        do {
+            _ = try connection.checkpoint(mode)
+            count("app checkpoints \(mode)")
+        } catch let error as SQLiteError where error.isBusy {
+            count("app checkpoints busy")
+        }
+    }
+
+    /// The app restarts: every connection closes (the last one checkpoints and deletes the WAL
+    /// when nobody else has the database open) and opens again.
+    func restart() throws {
+        for connection in connections { connection.close() }
+        connections = try connections.map { _ in try Self.open(path) }
+        count("app restarts")
+    }
+
+    /// Records the state after a commit made by this process.
+    func record(k: Int64, connection: Connection, startMs: UInt64, endMs: UInt64) throws {
+        oracle.append(
+            OracleCommit(k: k, hash: try ContentHash.of(connection: connection), startMs: startMs, endMs: endMs))
+        nextK = k + 1
+    }
+
+    /// After another process was killed in its commit of `k`: records it if it landed.
+    func settleInDoubt(k: Int64, startMs: UInt64) throws -> Bool {
+        let connection = connections[0]
+        let current = try connection.scalarInt("SELECT k FROM meta") ?? -1
+        guard current == k else { return false }
+        try record(k: k, connection: connection, startMs: startMs, endMs: Self.nowMs())
+        return true
+    }
+
+    var pendingK: Int64 { nextK }
+
+    /// The oracle as text, one commit per line: index, k, start ms, end ms, content hash.
+    func writeOracle(to path: String) throws {
+        let lines = oracle.enumerated().map { "\($0)\t\($1.k)\t\($1.startMs)\t\($1.endMs)\t\($1.hash)" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func close() {
+        for connection in connections { connection.close() }
+        connections = []
+    }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP proxy in front of an S3-compatible server, for the torture test.
+
+Each request is forwarded to the upstream with its headers unchanged (so SigV4 signatures made
+for the proxy's address still verify). Request number n draws its fate from a generator seeded
+with (seed, n), so a seed replays the same fault schedule by request count:
+
+  slowdown   503 SlowDown without forwarding
+  error      500 InternalError without forwarding
+  lost       forward, then answer 500 (the request took effect, the client must not care)
+  reset      forward, then send half of the response and reset the connection
+  drop       read the request, then reset the connection without forwarding
+  delay      forward after a delay of 0.2 to 1.5 s
+
+Faults stop while the file named by --off exists. Counts go to --stats (JSON) after every
+request. Prints the port it listens on to --port-file once it is ready.
+
+usage: fault_proxy.py --upstream http://127.0.0.1:PORT --seed S --rate R --port-file F --stats F --off F
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import random
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--upstream", required=True)
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--rate", type=float, default=0.15)
+parser.add_argument("--port-file", required=True)
+parser.add_argument("--stats", required=True)
+parser.add_argument("--off", required=True)
+args = parser.parse_args()
+upstream = urllib.parse.urlparse(args.upstream)
+
+lock = threading.Lock()
+counter = 0
+stats = {"requests": 0, "slowdown": 0, "error": 0, "lost": 0, "reset": 0, "drop": 0, "delay": 0}
+FATES = [("slowdown", 0.3), ("error", 0.15), ("lost", 0.15), ("reset", 0.15), ("drop", 0.1), ("delay", 0.15)]
+
+
+def fate_of(number):
+    if os.path.exists(args.off):
+        return None
+    generator = random.Random(args.seed * 1_000_003 + number)
+    if generator.random() >= args.rate:
+        return None
+    pick = generator.random()
+    for name, weight in FATES:
+        if pick < weight:
+            return name
+        pick -= weight
+    return None
+
+
+def error_body(code, message):
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error>").encode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *arguments):
+        pass
+
+    def reset(self):
+        # SO_LINGER with a zero timeout makes close() send an RST.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def answer(self, status, headers, body, length=None):
+        self.send_response_only(status)
+        for name, value in headers:
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        global counter
+        with lock:
+            counter += 1
+            number = counter
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fate = fate_of(number)
+        with lock:
+            stats["requests"] += 1
+            if fate:
+                stats[fate] += 1
+            with open(args.stats + ".tmp", "w") as file:
+                json.dump(stats, file)
+            os.replace(args.stats + ".tmp", args.stats)
+        if fate == "slowdown":
+            return self.answer(503, [("Content-Type", "application/xml")], error_body("SlowDown", "Please reduce your request rate."))
+        if fate == "error":
+            return self.answer(500, [("Content-Type", "application/xml")], error_body("InternalError", "injected"))
+        if fate == "drop":
+            return self.reset()
+        if fate == "delay":
+            time.sleep(random.Random(number).uniform(0.2, 1.5))
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in ("expect", "connection")}
+        connection.request(self.command, self.path, body=body if length else None, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        if fate == "lost":
+            return self.answer(500, [("Content-Type", "application/xml")], error_body("InternalError", "injected after"))
+        if fate == "reset" and len(data) > 1:
+            self.send_response_only(response.status)
+            for name, value in response.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            return self.reset()
+        if fate == "reset":
+            return self.reset()
+        if self.command == "HEAD":
+            return self.answer(response.status, response.getheaders(), b"", response.getheader("Content-Length", "0"))
+        self.answer(response.status, response.getheaders(), data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+with open(args.port_file + ".tmp", "w") as file:
+    file.write(str(server.server_address[1]))
+os.replace(args.port_file + ".tmp", args.port_file)
+server.serve_forever()
