@@ -32,7 +32,8 @@ public struct ReplicaAudit: Sendable {
             for snapshot in inventory.snapshots(of: generation) {
                 if snapshot.fromTxid <= previousGenerationLast && previousGenerationLast > 0 {
                     audit.problems.append(
-                        "'\(snapshot.key)' starts at txid \(snapshot.fromTxid), a txid an earlier generation already used")
+                        "'\(snapshot.key)' starts at txid \(snapshot.fromTxid), a txid an earlier generation already used"
+                    )
                 }
                 let path = scratch.file("snapshot-\(UInt64.random(in: 0...UInt64.max))")
                 _ = try await replica.store.download(snapshot.key, to: path)

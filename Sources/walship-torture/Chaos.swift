@@ -66,8 +66,10 @@ final class FaultProxy {
     let offPath: String
 
     init(upstream: String, seed: UInt64, rate: Double, directory: TemporaryDirectory) throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fault_proxy.py")
-            .path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "fault_proxy.py"
+        )
+        .path
         let portFile = directory.file("proxy.port")
         statsPath = directory.file("proxy.stats")
         offPath = directory.file("proxy.off")

@@ -116,7 +116,9 @@ struct Checker {
         // a repeat shows as a failure of its own rather than as a wrong time.
         var observedBy: [GenerationID: [UInt64: SegmentFormat.Transaction]] = [:]
         for generation in audit.generations {
-            for transaction in generation.transactions { observedBy[generation.generation, default: [:]][transaction.txid] = transaction }
+            for transaction in generation.transactions {
+                observedBy[generation.generation, default: [:]][transaction.txid] = transaction
+            }
         }
 
         // 2. Each generation's txids map to consecutive commits at one offset (commit = txid + offset).
@@ -136,7 +138,9 @@ struct Checker {
                 let restored = try restore(["--txid", String(txid), "--generation", "\(span.generation)"])
                 txidRestores += 1
                 guard restored.status == 0 else {
-                    fail("restore --txid \(txid) of generation \(span.generation) exited \(restored.status): \(restored.stderr.suffix(400))")
+                    fail(
+                        "restore --txid \(txid) of generation \(span.generation) exited \(restored.status): \(restored.stderr.suffix(400))"
+                    )
                     continue
                 }
                 guard let range = commits(of: restored, "txid \(txid)") else { continue }
@@ -156,7 +160,9 @@ struct Checker {
                 }
                 guard let transaction = observed[txid] else { continue }  // A snapshot's usable txid.
                 if transaction.commitMs < oracle[commit].startMs {
-                    fail("txid \(txid) was observed at \(transaction.commitMs), before its commit started at \(oracle[commit].startMs)")
+                    fail(
+                        "txid \(txid) was observed at \(transaction.commitMs), before its commit started at \(oracle[commit].startMs)"
+                    )
                 }
                 let lateByRestart = starts.contains { $0 > oracle[commit].endMs && $0 <= transaction.commitMs }
                 if !transaction.isLate && !lateByRestart && transaction.commitMs > oracle[commit].endMs {
@@ -173,7 +179,8 @@ struct Checker {
             let lastKept = Int(previous.lastTxid) + before
             let firstKept = Int(next.firstTxid) + after
             guard firstKept >= lastKept else {
-                fail("generation \(next.generation) starts at commit \(firstKept), before its predecessor's \(lastKept)")
+                fail(
+                    "generation \(next.generation) starts at commit \(firstKept), before its predecessor's \(lastKept)")
                 continue
             }
             for commit in (lastKept + 1)..<firstKept {
@@ -264,11 +271,13 @@ enum ReplicaFactoryForChecks {
         let configuration = S3Configuration(
             bucket: bucket, endpoint: environment["AWS_ENDPOINT_URL"], region: "us-east-1")
         let credentials = AWSCredentials(
-            accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: environment["AWS_SECRET_ACCESS_KEY"] ?? "",
+            accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "",
+            secretAccessKey: environment["AWS_SECRET_ACCESS_KEY"] ?? "",
             sessionToken: nil)
         return Replica(
             store: try S3ObjectStore(
-                configuration: configuration, credentials: StaticCredentialsProvider(credentials, sourceName: "torture")),
+                configuration: configuration, credentials: StaticCredentialsProvider(credentials, sourceName: "torture")
+            ),
             layout: ReplicaLayout(prefix: components.path))
     }
 }

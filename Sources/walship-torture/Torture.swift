@@ -153,7 +153,9 @@ struct Torture: AsyncParsableCommand {
         if finalStop != 0 {
             appErrors.append("the final SIGTERM stop exited \(finalStop ?? -1)")
             let once = try WalshipBinary.run(agent.arguments + ["--once"], environment: agentEnvironment)
-            if once.status != 0 { appErrors.append("the final --once exited \(once.status): \(once.stderr.suffix(400))") }
+            if once.status != 0 {
+                appErrors.append("the final --once exited \(once.status): \(once.stderr.suffix(400))")
+            }
         }
         appErrors += agent.unexpectedExits
 

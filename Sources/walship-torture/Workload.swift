@@ -59,18 +59,24 @@ final class Workload {
         case 0..<40:
             let rows = Int.random(in: 1...4, using: &random)
             for _ in 0..<rows {
-                sql += "INSERT INTO items(name, data) VALUES ('n\(k)', randomblob(\(Int.random(in: 10...3000, using: &random))));"
+                sql +=
+                    "INSERT INTO items(name, data) VALUES ('n\(k)', randomblob(\(Int.random(in: 10...3000, using: &random))));"
             }
         case 40..<60:
-            sql += "UPDATE items SET name = name || 'u', data = randomblob(\(Int.random(in: 50...900, using: &random))) WHERE id % 5 = \(k % 5);"
+            sql +=
+                "UPDATE items SET name = name || 'u', data = randomblob(\(Int.random(in: 50...900, using: &random))) WHERE id % 5 = \(k % 5);"
         case 60..<75:
-            sql += "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT \(Int.random(in: 1...6, using: &random)));"
+            sql +=
+                "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT \(Int.random(in: 1...6, using: &random)));"
         case 75..<80:
             // Overflow pages; the big rows go again soon so the database stays small.
-            sql += "INSERT INTO items(name, data) VALUES ('big', randomblob(\(Int.random(in: 20_000...300_000, using: &random))));"
-            sql += "DELETE FROM items WHERE name = 'big' AND id NOT IN (SELECT id FROM items WHERE name = 'big' ORDER BY id DESC LIMIT 2);"
+            sql +=
+                "INSERT INTO items(name, data) VALUES ('big', randomblob(\(Int.random(in: 20_000...300_000, using: &random))));"
+            sql +=
+                "DELETE FROM items WHERE name = 'big' AND id NOT IN (SELECT id FROM items WHERE name = 'big' ORDER BY id DESC LIMIT 2);"
         case 80..<86:
-            sql += "CREATE TABLE IF NOT EXISTS extra\(k % 4)(x TEXT, y BLOB); INSERT INTO extra\(k % 4) VALUES ('\(k)', randomblob(100));"
+            sql +=
+                "CREATE TABLE IF NOT EXISTS extra\(k % 4)(x TEXT, y BLOB); INSERT INTO extra\(k % 4) VALUES ('\(k)', randomblob(100));"
         case 86..<90:
             sql += "DROP TABLE IF EXISTS extra\(k % 4);"
         case 90..<94:
@@ -81,7 +87,8 @@ final class Workload {
             sql += "DELETE FROM items WHERE id % 3 = \(k % 3);"
         }
         // Keep the table from growing without bound.
-        sql += "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT max(0, (SELECT count(*) FROM items) - 400));"
+        sql +=
+            "DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT max(0, (SELECT count(*) FROM items) - 400));"
         sql += "UPDATE meta SET k = \(k); COMMIT;"
         let start = Self.nowMs()
         try connection.execute(sql)
@@ -96,7 +103,8 @@ final class Workload {
         let connection = connections.randomElement(using: &random)!
         let bytes = Bool.random(using: &random) ? 5000 : Int.random(in: 1_000_000...4_000_000, using: &random)
         try connection.execute(
-            "BEGIN IMMEDIATE; INSERT INTO items(name, data) VALUES ('rolled back', randomblob(\(bytes))); UPDATE meta SET k = -1;")
+            "BEGIN IMMEDIATE; INSERT INTO items(name, data) VALUES ('rolled back', randomblob(\(bytes))); UPDATE meta SET k = -1;"
+        )
         try connection.execute("ROLLBACK")
         count("rolled back")
     }

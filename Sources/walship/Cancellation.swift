@@ -12,7 +12,8 @@ enum Cancellation {
 
     static var isRequested: Bool { requested.load(ordering: .relaxed) }
 
-    /// Installs the handlers for SIGINT and SIGTERM.
+    /// Installs the handlers for SIGINT and SIGTERM; a signal that arrived during start-up
+    /// counts as the first.
     static func installSignalHandlers() {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber) { _ in
@@ -21,5 +22,25 @@ enum Cancellation {
                 }
             }
         }
+        if EarlySignal.received.load(ordering: .relaxed) { requested.store(true, ordering: .relaxed) }
+    }
+}
+
+/// SIGINT/SIGTERM that arrive while walship starts (before a command installs its own handler)
+/// are remembered rather than killing the process half-way: `replicate` then stops gracefully
+/// and `backup`/`restore` cancel cleanly. Commands without handlers get the default action back
+/// (and exit 130 if a signal already came).
+enum EarlySignal {
+    static let received = Atomic<Bool>(false)
+
+    static func install() {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { _ in EarlySignal.received.store(true, ordering: .relaxed) }
+        }
+    }
+
+    static func restoreDefault() {
+        for signalNumber in [SIGINT, SIGTERM] { signal(signalNumber, SIG_DFL) }
+        if received.load(ordering: .relaxed) { _exit(130) }
     }
 }

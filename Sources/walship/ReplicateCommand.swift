@@ -205,6 +205,7 @@ enum SignalStop {
                 stop.stop()
             }
         }
+        if EarlySignal.received.load(ordering: .relaxed) { stop.stop() }
         return stop
     }
 }

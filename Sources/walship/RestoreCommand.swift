@@ -73,6 +73,7 @@ struct RestoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Cancellation.installSignalHandlers()
         let logger = try global.bootstrapLogging()
         if ifDbNotExists && FileSystem.exists(output) {
             logger.info("output exists; nothing to do (--if-db-not-exists)", metadata: ["output.path": "\(output)"])
@@ -140,6 +141,7 @@ struct RestoreCommand: AsyncParsableCommand {
         var options = Restorer.Options()
         options.parallel = parallel
         options.force = force
+        options.isCancelled = { Cancellation.isRequested }
         let display = ProgressDisplay(label: "restore", quiet: quiet)
         let displayBox = ProgressBox(display)
         let report: Restorer.Report

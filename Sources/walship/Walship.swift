@@ -23,6 +23,7 @@ struct Walship: AsyncParsableCommand {
     static func main() async {
         // A parent may start us with signals blocked (Foundation's Process does); walship's
         // graceful shutdown needs SIGINT and SIGTERM delivered.
+        EarlySignal.install()
         var empty = sigset_t()
         sigemptyset(&empty)
         pthread_sigmask(SIG_SETMASK, &empty, nil)
@@ -34,6 +35,9 @@ struct Walship: AsyncParsableCommand {
     static func runMain(arguments: [String]) async -> Int32 {
         do {
             var command = try parseAsRoot(arguments)
+            if !(command is ReplicateCommand || command is BackupCommand || command is RestoreCommand) {
+                EarlySignal.restoreDefault()
+            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

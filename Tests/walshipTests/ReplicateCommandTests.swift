@@ -433,7 +433,8 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
         }
 
-        @Test("a new generation's first restore point never reuses a txid of its predecessor (found by walship-torture)")
+        @Test(
+            "a new generation's first restore point never reuses a txid of its predecessor (found by walship-torture)")
         func newGenerationNeverReusesATxid() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -466,7 +467,8 @@ extension CLIIntegration {
             #expect(new.status == 0, "\(new.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("new.db")) == 17)
             let audit = try await ReplicaAudit.run(
-                replica: Replica(store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: "")))
+                replica: Replica(
+                    store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: "")))
             #expect(audit.problems.isEmpty, "\(audit.problems)")
         }
 

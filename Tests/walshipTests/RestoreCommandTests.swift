@@ -260,3 +260,46 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    @Suite("signals during start-up")
+    struct StartupSignalTests {
+        /// Starts walship, stops it at once, sends SIGTERM and lets it run: the signal arrives
+        /// before the command has installed its handler.
+        static func terminatedAtStart(_ arguments: [String], log: String) throws -> Int32 {
+            let process = try AgentProcess(arguments, logPath: log)
+            kill(process.pid, SIGSTOP)
+            kill(process.pid, SIGTERM)
+            kill(process.pid, SIGCONT)
+            return process.wait()
+        }
+
+        @Test("SIGTERM while restore starts cancels it with exit 130, leaving neither output nor temporary files")
+        func restoreCancelledAtStart() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 2000)
+            #expect(try ReplicateCommandTests.agent(directory, extra: ["--once"]).wait() == 0)
+            try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
+            let status = try Self.terminatedAtStart(
+                ["restore", ReplicateCommandTests.replicaURL(directory), "-o", directory.file("out/app.db")],
+                log: directory.file("restore.log"))
+            #expect(
+                status == 130, "\((try? String(contentsOfFile: directory.file("restore.log"), encoding: .utf8)) ?? "")")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
+        }
+
+        @Test("SIGTERM while replicate starts stops it gracefully (exit 0), not by the default action")
+        func replicateStoppedAtStart() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
+            let status = try Self.terminatedAtStart(
+                [
+                    "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"),
+                ], log: directory.file("agent.log"))
+            #expect(status == 0, "\((try? String(contentsOfFile: directory.file("agent.log"), encoding: .utf8)) ?? "")")
+        }
+    }
+}

@@ -10,6 +10,9 @@ public struct Restorer: Sendable {
     public struct Options: Sendable {
         public var parallel = 8
         public var force = false
+        /// Checked between objects and before the result is placed; true cancels the restore
+        /// (exit 130) and removes the temporary files.
+        public var isCancelled: @Sendable () -> Bool = { false }
 
         public init() {}
     }
@@ -39,6 +42,10 @@ public struct Restorer: Sendable {
         self.replica = replica
         self.options = options
         self.logger = logger
+    }
+
+    private func checkCancelled() throws {
+        if options.isCancelled() { throw WalshipError(.cancelled, "restore cancelled; no output was written") }
     }
 
     public func restore(
@@ -89,6 +96,7 @@ public struct Restorer: Sendable {
                 ready[index] = (path, took)
                 downloadTime += took
                 while let (path, _) = ready.removeValue(forKey: done) {
+                    try checkCancelled()
                     let applyStart = clock.now
                     let index = done
                     try await Blocking.run {
@@ -120,6 +128,7 @@ public struct Restorer: Sendable {
         try await Blocking.run {
             try FileSystem.syncFile(temporary)
             try IntegrityCheck.verify(databaseAt: temporary)
+            try checkCancelled()
             try OutputPlacement.place(temporary, at: outputPath, force: options.force)
         }
         return Report(
