@@ -128,7 +128,7 @@ struct Checker {
             var low = Int.min
             var high = Int.max
             var samples: [UInt64] = [span.firstTxid, span.lastTxid]
-            for _ in 0..<6 { samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)) }
+            for _ in 0..<(spans.count > 20 ? 2 : 6) { samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)) }
             var index = 0
             while index < samples.count || (low < high && index < samples.count + 20) {
                 let txid =
@@ -197,7 +197,7 @@ struct Checker {
         // 3. Restores at random times.
         let earliest = spans.first!.firstMs
         let latest = spans.last!.lastMs
-        for _ in 0..<max(20, spans.count * 6) {
+        for _ in 0..<max(20, min(spans.count * 6, 300)) {
             let target = UInt64.random(in: (earliest - min(earliest, 1500))...(latest + 500), using: &random)
             let restored = try restore(["--at", Timestamp.format(milliseconds: target)])
             timeRestores += 1
