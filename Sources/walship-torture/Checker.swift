@@ -128,7 +128,9 @@ struct Checker {
             var low = Int.min
             var high = Int.max
             var samples: [UInt64] = [span.firstTxid, span.lastTxid]
-            for _ in 0..<(spans.count > 20 ? 2 : 6) { samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)) }
+            for _ in 0..<(spans.count > 20 ? 2 : 6) {
+                samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random))
+            }
             var index = 0
             while index < samples.count || (low < high && index < samples.count + 20) {
                 let txid =

@@ -20,6 +20,8 @@ public final class DatabaseReplicator: Sendable {
         public var pendingObjects: Int
         public var lastTxid: UInt64
         public var generation: GenerationID?
+        /// The newest snapshot this run took.
+        public var lastSnapshot: ObjectHeader?
     }
 
     public let databasePath: String
@@ -41,7 +43,9 @@ public final class DatabaseReplicator: Sendable {
         self.now = now
     }
 
-    public func run(once: Bool, stop: StopSignal) async throws -> Report {
+    /// Runs until `stop` (or, with `once`, until everything is shipped). `snapshotNow` asks for
+    /// a snapshot at once, whatever the interval says (`walship snapshot` with no agent running).
+    public func run(once: Bool, snapshotNow: Bool = false, stop: StopSignal) async throws -> Report {
         try FileSystem.createDirectories(stateDirectory, mode: 0o700)
         let lock = try StateLock(path: stateDirectory + "/lock", databasePath: databasePath)
         defer { lock.release() }
@@ -74,6 +78,22 @@ public final class DatabaseReplicator: Sendable {
             databasePath: databasePath, progress: loop.progress, spool: spool, codec: settings.compression,
             stepPages: settings.snapshotStepPages, pollInterval: settings.walPollInterval, logger: logger, now: now)
         let loopDone = StopSignal()
+        if snapshotNow { loop.snapshots.demand(atMs: now()) }
+        // `walship snapshot` reaches a running agent here.
+        var control: ControlSocket?
+        if !once {
+            do {
+                control = try ControlSocket.listen(at: stateDirectory + "/control.sock", logger: logger) { request in
+                    guard request == "snapshot" else { return "error unknown request '\(request)'" }
+                    return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop)
+                }
+            } catch {
+                logger.warning(
+                    "no control socket: walship snapshot cannot reach this agent",
+                    metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+            }
+        }
+        defer { control?.close() }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Snapshots, one at a time, on their own thread.
@@ -125,7 +145,42 @@ public final class DatabaseReplicator: Sendable {
         }
         return Report(
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
-            pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation)
+            pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
+            lastSnapshot: loop.snapshots.demandOutcome.header)
+    }
+
+    /// Asks for a snapshot and waits until one taken after the request is uploaded.
+    private func answerSnapshotRequest(book: SnapshotBook, spool: Spool, stop: StopSignal) -> String {
+        let since = now()
+        let failuresBefore = book.demandOutcome.failures
+        book.demand(atMs: since)
+        logger.info("snapshot requested through the control socket", metadata: ["db.path": "\(databasePath)"])
+        var taken: ObjectHeader?
+        while taken == nil {
+            if stop.isStopped { return "error the agent is stopping" }
+            let outcome = book.demandOutcome
+            if let header = outcome.header, header.firstMs >= since {
+                taken = header
+            } else if outcome.failures > failuresBefore {
+                return "error the snapshot failed; see the agent's log"
+            } else {
+                OnlineBackup.sleep(.milliseconds(50))
+            }
+        }
+        guard let header = taken else { return "error no snapshot" }
+        func isPending() -> Bool {
+            spool.pending.contains { item in
+                guard let pending = try? ObjectFile.readHeader(path: item.path, key: item.path) else { return false }
+                return pending.kind == .snapshot && pending.generation == header.generation
+                    && pending.lastTxid == header.lastTxid && pending.firstMs == header.firstMs
+            }
+        }
+        while isPending() {
+            if stop.isImmediate { return "error the agent stopped before the snapshot was uploaded" }
+            OnlineBackup.sleep(.milliseconds(50))
+        }
+        return
+            "ok generation=\(GenerationID(header.generation)) txid=\(header.lastTxid) taken_at=\(Timestamp.format(milliseconds: header.firstMs)) bytes=\(header.payloadSize)"
     }
 
     /// The WAL loop on its thread: poll every `wal-poll-interval`; on a full spool end the read
@@ -136,7 +191,12 @@ public final class DatabaseReplicator: Sendable {
         defer { loop.finish() }
         while !stop.isStopped {
             let started = ContinuousClock.now
-            if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot { return }
+            if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
+                return
+            }
+            if once && loop.snapshots.isDemanded && loop.snapshots.demandOutcome.failures > 0 {
+                throw WalshipError(.internal, "the snapshot of '\(databasePath)' failed (see the log above)")
+            }
             if !loop.isFollowing {
                 if spool.bytes < spool.maxBytes / 2 {
                     try loop.startGeneration(.spoolFull, "the spool drained after a store outage")

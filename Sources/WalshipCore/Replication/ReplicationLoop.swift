@@ -236,7 +236,7 @@ final class ReplicationLoop {
 
     /// Records a finished snapshot in the local state.
     func snapshotFinished(generation: GenerationID, header: ObjectHeader?) {
-        snapshots.finished(generation: generation, takenMs: header?.firstMs, txid: header?.lastTxid)
+        snapshots.finished(generation: generation, header: header)
     }
 
     // MARK: The loop
@@ -300,6 +300,7 @@ final class ReplicationLoop {
 
     private func scheduleSnapshot() throws {
         guard !snapshots.isRequested else { return }
+        if snapshots.isDemanded { askForSnapshot() }
         let (lastMs, lastSnapshotTxid) = snapshots.last
         if let lastMs, let state {
             if state.lastSnapshotMs != lastMs {

@@ -11,6 +11,16 @@ final class SnapshotBook: Sendable {
         var lastTxid: UInt64?
     }
 
+    /// On-demand snapshots (`walship snapshot`): survive generation changes, unlike `State`.
+    private struct Demand {
+        /// The earliest pending demand (Unix ms): a snapshot taken at or after it satisfies it.
+        var sinceMs: UInt64?
+        var lastHeader: ObjectHeader?
+        var failures = 0
+    }
+
+    private let demandState = Mutex(Demand())
+
     private let state = Mutex(State())
 
     /// Starts bookkeeping for a generation.
@@ -27,6 +37,30 @@ final class SnapshotBook: Sendable {
             state.requested = true
             return true
         }
+    }
+
+    /// Asks for a snapshot taken at or after `ms`, whatever the interval says.
+    func demand(atMs ms: UInt64) {
+        demandState.withLock { $0.sinceMs = min($0.sinceMs ?? ms, ms) }
+    }
+
+    var isDemanded: Bool { demandState.withLock { $0.sinceMs != nil } }
+
+    /// The newest snapshot taken (in the spool or uploaded) and the count of failed attempts.
+    var demandOutcome: (header: ObjectHeader?, failures: Int) {
+        demandState.withLock { ($0.lastHeader, $0.failures) }
+    }
+
+    func finished(generation: GenerationID, header: ObjectHeader?) {
+        demandState.withLock { demand in
+            guard let header else {
+                demand.failures += 1
+                return
+            }
+            demand.lastHeader = header
+            if let since = demand.sinceMs, header.firstMs >= since { demand.sinceMs = nil }
+        }
+        finished(generation: generation, takenMs: header?.firstMs, txid: header?.lastTxid)
     }
 
     func finished(generation: GenerationID, takenMs: UInt64?, txid: UInt64?) {
