@@ -204,7 +204,7 @@ extension CLIIntegration {
         static let writerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Scripts/ledger_writer.py").path
 
-        @Test("under 30 s of sustained writes from another process the WAL stays under 8 MB, and nothing is lost")
+        @Test("under 60 s of sustained writes from another process the WAL stays under 8 MB, and nothing is lost")
         func walStaysBounded() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -213,9 +213,9 @@ extension CLIIntegration {
             let agent = try ReplicateCommandTests.agent(directory)
             #expect(agent.waitForLog("snapshot taken"))
             let writer = try WriterProcess(
-                script: Self.writerScript, database: database, intervalMilliseconds: 1, payloadBytes: 3000, seconds: 30)
+                script: Self.writerScript, database: database, intervalMilliseconds: 1, payloadBytes: 3000, seconds: 60)
             var largest: Int64 = 0
-            let deadline = ContinuousClock.now + .seconds(30)
+            let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
                 largest = max(largest, FileSystem.size(database + "-wal") ?? 0)
                 try await Task.sleep(for: .milliseconds(100))
@@ -223,8 +223,8 @@ extension CLIIntegration {
             let commits = try writer.wait()
             try await Task.sleep(for: .milliseconds(800))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
-            print("wal bound: \(commits) commits in 30 s, largest WAL \(largest) bytes")
-            #expect(commits > 3000)
+            print("wal bound: \(commits) commits in 60 s, largest WAL \(largest) bytes")
+            #expect(commits > 6000)
             #expect(largest < 8_000_000)
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
