@@ -433,25 +433,36 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
         }
 
-        @Test(
-            "a new generation's first restore point never reuses a txid of its predecessor (found by walship-torture)")
-        func newGenerationNeverReusesATxid() async throws {
-            let directory = try TemporaryDirectory()
-            defer { directory.remove() }
+        /// Replicates `watched` commits on top of 10 rows, stops the agent, makes `unwatched`
+        /// commits and a TRUNCATE checkpoint, then runs `--once`; returns that run's log.
+        static func truncateDuringDowntime(
+            _ directory: TemporaryDirectory, watched: Int, unwatched: Int
+        ) async throws
+            -> String
+        {
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 10)
             let app = try Connection(path: database)
             defer { app.close() }
             var agent = try ReplicateCommandTests.agent(directory)
             #expect(agent.waitForLog("snapshot taken"))
-            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            for _ in 0..<watched { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
             #expect(agent.stop() == 0)
-            // Commits nobody watches, then a reset WAL: the next generation's snapshot holds them.
-            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            for _ in 0..<unwatched { try LedgerDatabase.commitNext(on: app) }
             _ = try app.checkpoint(.truncate)
             agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
             #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            return agent.log
+        }
+
+        @Test(
+            "a new generation's first restore point never reuses a txid of its predecessor (found by walship-torture)")
+        func newGenerationNeverReusesATxid() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            // Commits nobody watches, then a reset WAL: the next generation's snapshot holds them.
+            _ = try await Self.truncateDuringDowntime(directory, watched: 4, unwatched: 3)
             let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
             let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
             let generations = try #require(object?["generations"] as? [[String: Any]])
@@ -460,12 +471,11 @@ extension CLIIntegration {
             let secondFirst = try #require(generations[1]["first_txid"] as? Int)
             #expect(secondFirst > firstLast, "\(list.stdout)")
             // Each txid restores one state: the predecessor's last is 14 commits, the new one's first 17.
-            let old = try ReplicateCommandTests.restore(directory, ["--txid", String(firstLast)], to: "old.db")
-            #expect(old.status == 0, "\(old.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("old.db")) == 14)
-            let new = try ReplicateCommandTests.restore(directory, ["--txid", String(secondFirst)], to: "new.db")
-            #expect(new.status == 0, "\(new.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("new.db")) == 17)
+            for (txid, expected) in [(firstLast, 14), (secondFirst, 17)] {
+                let restored = try ReplicateCommandTests.restore(directory, ["--txid", String(txid)], to: "\(txid).db")
+                #expect(restored.status == 0, "\(restored.stderr)")
+                #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("\(txid).db")) == expected)
+            }
             let audit = try await ReplicaAudit.run(
                 replica: Replica(
                     store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: "")))
@@ -476,20 +486,8 @@ extension CLIIntegration {
         func truncateDuringDowntimeStartsNewGeneration() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 10)
-            let app = try Connection(path: database)
-            defer { app.close() }
-            var agent = try ReplicateCommandTests.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"))
-            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(agent.stop() == 0)
-            for _ in 0..<7 { try LedgerDatabase.commitNext(on: app) }
-            _ = try app.checkpoint(.truncate)
-            agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
-            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
-            #expect(agent.log.contains("new generation"), "\(agent.log.suffix(2000))")
+            let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7)
+            #expect(log.contains("new generation"), "\(log.suffix(2000))")
             let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
             #expect(list.stdout.components(separatedBy: "\"id\"").count == 3, "two generations: \(list.stdout)")
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
