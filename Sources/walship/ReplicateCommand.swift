@@ -158,6 +158,12 @@ struct ReplicateCommand: AsyncParsableCommand {
                     "spool.objects": "\(report.pendingObjects)",
                 ])
         }
+        if let report = reports.first(where: { !$0.generationHasSnapshot }) {
+            throw WalshipError(
+                .storeUnavailable,
+                "stopped before generation \(report.generation.map { "\($0)" } ?? "-") had its first snapshot: its commits are not restorable until the next start takes one"
+            )
+        }
         if pending > 0 {
             throw WalshipError(
                 .storeUnavailable,

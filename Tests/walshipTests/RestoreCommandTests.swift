@@ -289,6 +289,34 @@ extension CLIIntegration {
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
         }
 
+        @Test(
+            "a stop right after a new generation starts waits for its first snapshot, so the latest commits stay restorable (found by review)"
+        )
+        func stopWaitsForFirstSnapshot() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 500)
+            #expect(try ReplicateCommandTests.agent(directory, extra: ["--once"]).wait() == 0)
+            // While no agent runs, the app commits and closes its last connection (the WAL goes).
+            do {
+                let app = try Connection(path: database)
+                defer { app.close() }
+                for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
+            }
+            let status = try Self.terminatedAtStart(
+                [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"),
+                ], log: directory.file("agent.log"))
+            let log = (try? String(contentsOfFile: directory.file("agent.log"), encoding: .utf8)) ?? ""
+            #expect(status == 0, "\(log)")
+            #expect(log.contains("new generation"), "\(log)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 520)
+        }
+
         @Test("SIGTERM while replicate starts stops it gracefully (exit 0), not by the default action")
         func replicateStoppedAtStart() async throws {
             let directory = try TemporaryDirectory()

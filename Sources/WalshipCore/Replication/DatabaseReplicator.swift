@@ -22,6 +22,9 @@ public final class DatabaseReplicator: Sendable {
         public var generation: GenerationID?
         /// The newest snapshot this run took.
         public var lastSnapshot: ObjectHeader?
+        /// False when the run stopped before its generation's first snapshot was taken: the
+        /// commits shipped in that generation are not restorable until a later run snapshots.
+        public var generationHasSnapshot: Bool
     }
 
     public let databasePath: String
@@ -146,7 +149,8 @@ public final class DatabaseReplicator: Sendable {
         return Report(
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
             pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
-            lastSnapshot: loop.snapshots.demandOutcome.header)
+            lastSnapshot: loop.snapshots.demandOutcome.header,
+            generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
     }
 
     /// Asks for a snapshot and waits until one taken after the request is uploaded.
@@ -189,7 +193,21 @@ public final class DatabaseReplicator: Sendable {
         _ loop: ReplicationLoop, spool: Spool, once: Bool, stop: StopSignal, loopDone: StopSignal
     ) throws {
         defer { loop.finish() }
-        while !stop.isStopped {
+        var snapshotDeadline: ContinuousClock.Instant?
+        while true {
+            if stop.isStopped {
+                // A generation without its first snapshot has no restore point at all: a stop
+                // first lets that snapshot finish, for at most shutdown-timeout.
+                guard !stop.isImmediate, loop.isFollowing, loop.generation != nil, !loop.snapshots.hasSnapshot
+                else { break }
+                if snapshotDeadline == nil {
+                    snapshotDeadline = ContinuousClock.now + settings.shutdownTimeout
+                    logger.info(
+                        "stopping once the new generation's first snapshot is taken",
+                        metadata: ["db.path": "\(databasePath)"])
+                }
+                if ContinuousClock.now > snapshotDeadline! { break }
+            }
             let started = ContinuousClock.now
             if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
                 return
