@@ -44,6 +44,12 @@ struct ListCommand: AsyncParsableCommand {
             var bytes: Int64
         }
 
+        /// A generation two agents continued from one state: its segments overlap from `fromTxid`.
+        struct ForkedGeneration: Encodable {
+            var id: String
+            var fromTxid: UInt64
+        }
+
         struct Window: Encodable {
             var earliestTime: String
             var earliestTxid: UInt64
@@ -53,6 +59,7 @@ struct ListCommand: AsyncParsableCommand {
 
         var replica: String
         var forks: [[String]]
+        var forkedGenerations: [ForkedGeneration]
         var generations: [Generation]
         var restoreWindow: Window?
         var objects: Int
@@ -89,8 +96,12 @@ struct ListCommand: AsyncParsableCommand {
                 latestTime: Timestamp.format(milliseconds: spans.last!.lastMs), latestTxid: spans.last!.lastTxid)
         }
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
+        let forkedGenerations = inventory.generations.compactMap { generation in
+            planner.overlap(in: generation).map { Output.ForkedGeneration(id: "\(generation)", fromTxid: $0) }
+        }
         let output = Output(
-            replica: replica.location, forks: lineage.forks.map { $0.map { "\($0)" } }, generations: generations,
+            replica: replica.location, forks: lineage.forks.map { $0.map { "\($0)" } },
+            forkedGenerations: forkedGenerations, generations: generations,
             restoreWindow: window,
             objects: inventory.snapshots.count + inventory.segments.count,
             bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
@@ -108,6 +119,11 @@ struct ListCommand: AsyncParsableCommand {
             )
         } else {
             print("restore window: none (no generation has a snapshot yet)")
+        }
+        for forked in forkedGenerations {
+            print(
+                "fork: generation \(forked.id) was continued by two agents from txid \(forked.fromTxid); restore only points before it"
+            )
         }
         for fork in output.forks {
             print(

@@ -110,6 +110,14 @@ struct RestoreCommand: AsyncParsableCommand {
             logger.info("replica is empty; nothing to do (--if-replica-exists)")
             return
         }
+        if let branch = RestorePlanner(inventory: inventory).overlap(in: plan.generation),
+            plan.segments.contains(where: { $0.lastTxid >= branch })
+        {
+            throw WalshipError(
+                .fork,
+                "generation \(plan.generation) was continued by two agents from txid \(branch) (for example a cloned machine or state directory): its segments overlap; restore --txid \(branch - 1) or an earlier point, and give each agent its own state directory"
+            )
+        }
         if planOptions.generation == nil {
             let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
             if let fork = lineage.fork(containing: plan.generation) {

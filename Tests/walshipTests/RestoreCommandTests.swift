@@ -219,6 +219,47 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 18)
         }
 
+        @Test(
+            "two agents continuing one generation from a copied state directory are a fork: list shows it, restore exits 11 past the branch (found by review)"
+        )
+        func copiedStateIsAFork() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            let first = try ReplicateCommandTests.agent(directory)
+            #expect(first.waitForLog("snapshot taken"))
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .milliseconds(600))
+            _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
+            let second = try AgentProcess(
+                [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state2"), "--sync-interval", "200ms",
+                ], logPath: directory.file("agent2.log"))
+            #expect(second.waitForLog("continuing generation"), "\(second.log)")
+            for _ in 0..<5 {
+                try LedgerDatabase.commitNext(on: app)
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(first.stop() == 0)
+            #expect(second.stop() == 0)
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+            let forked = try #require(object?["forked_generations"] as? [[String: Any]], "\(list.stdout)")
+            try #require(forked.count == 1, "\(list.stdout)")
+            let branch = try #require(forked[0]["from_txid"] as? Int)
+            let refused = try ReplicateCommandTests.restore(directory, [], to: "out.db")
+            #expect(refused.status == 11, "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.file("out.db")))
+            let before = try ReplicateCommandTests.restore(directory, ["--txid", String(branch - 1)], to: "before.db")
+            #expect(before.status == 0, "\(before.stderr)")
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("before.db")) == Int64(10 + branch - 1))
+        }
+
         @Test("two agents on one replica are a fork: list shows it, restore exits 11 unless --generation picks one")
         func twoAgentsAreAFork() async throws {
             let directory = try TemporaryDirectory()

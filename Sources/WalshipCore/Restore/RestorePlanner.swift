@@ -80,6 +80,19 @@ public struct RestorePlanner: Sendable {
         }
     }
 
+    /// The first txid two of a generation's segments both hold, or nil. One agent never ships a
+    /// txid twice, so overlapping segments mean two agents continued the generation from one
+    /// state (a cloned machine or state volume): a fork inside the generation.
+    public func overlap(in generation: GenerationID) -> UInt64? {
+        var end: UInt64?
+        var first: UInt64?
+        for segment in inventory.segments(of: generation).sorted(by: { $0.firstTxid < $1.firstTxid }) {
+            if let end, segment.firstTxid <= end { first = min(first ?? segment.firstTxid, segment.firstTxid) }
+            end = max(end ?? 0, segment.lastTxid)
+        }
+        return first
+    }
+
     /// The restore points of a generation: from its first reachable snapshot to the furthest
     /// transaction any snapshot reaches. (Missing segments can leave holes inside the span; a
     /// target in one fails.)

@@ -122,4 +122,21 @@ struct RestorePlannerTests {
         #expect(try planner.plan(.time(2800), options: .init(nearestBefore: true)).lastTxid == 10)
         #expect(try planner.plan(.time(3100)).snapshot.usableTxid == 20)
     }
+
+    @Test("overlapping segments in one generation (two agents continuing it) are found at their first shared txid")
+    func overlappingSegments() {
+        let planner = RestorePlanner(
+            inventory: ReplicaInventory(
+                snapshots: [Self.snapshot(Self.first, from: 0, usable: 2, ms: 1000)],
+                segments: [
+                    Self.segment(Self.first, 1, 10, 1000, 2000), Self.segment(Self.first, 11, 20, 2000, 3000),
+                    Self.segment(Self.first, 15, 25, 2500, 3500),
+                ]))
+        #expect(planner.overlap(in: Self.first) == 15)
+        let clean = RestorePlanner(
+            inventory: ReplicaInventory(
+                snapshots: [Self.snapshot(Self.first, from: 0, usable: 2, ms: 1000)],
+                segments: [Self.segment(Self.first, 1, 10, 1000, 2000), Self.segment(Self.first, 11, 20, 2000, 3000)]))
+        #expect(clean.overlap(in: Self.first) == nil)
+    }
 }
