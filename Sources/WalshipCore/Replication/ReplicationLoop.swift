@@ -63,6 +63,11 @@ final class ReplicationLoop {
         newestStoredGeneration = start.inventory.generations.last
         let spooledMax = start.spooled.map(\.lastTxid).max() ?? 0
         lastTxid = max(start.inventory.maxTxid, spooledMax, saved?.baseTxid ?? 0)
+        // Commit times never go back across the replica, even from a host whose clock is behind:
+        // restore by time picks the newest generation that started at or before the target.
+        let storedMs = max(
+            start.inventory.segments.map(\.lastMs).max() ?? 0, start.inventory.snapshots.map(\.takenMs).max() ?? 0)
+        lastCommitMs = max(lastCommitMs, storedMs, start.spooled.map(\.lastMs).max() ?? 0)
         let newestStored = start.inventory.generations.last
         guard let saved else {
             try startGeneration(
@@ -99,7 +104,7 @@ final class ReplicationLoop {
             previousSegment = (saved.baseTxid, [])
         }
         progress.sealedThrough = previousSegment.txid
-        lastCommitMs = newest?.lastMs ?? saved.startedMs
+        lastCommitMs = max(lastCommitMs, newest?.lastMs ?? saved.startedMs)
         let follower = WALFollower(
             databasePath: databasePath, cursor: cursor, lastTxid: lastTxid, lastCommitMs: lastCommitMs, logger: logger,
             progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
