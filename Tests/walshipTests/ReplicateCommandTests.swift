@@ -55,6 +55,19 @@ extension CLIIntegration {
                 ] + extra, logPath: directory.file("agent.log"))
         }
 
+        /// A ledger database of `rows` rows with an application connection (close it) and an
+        /// agent that has taken its first snapshot.
+        static func replicatedLedger(
+            _ directory: TemporaryDirectory, rows: Int
+        ) throws -> (database: String, app: Connection, agent: AgentProcess) {
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: rows)
+            let app = try Connection(path: database)
+            let agent = try Self.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            return (database, app, agent)
+        }
+
         static func restore(
             _ directory: TemporaryDirectory, _ extra: [String], to name: String
         ) throws -> CommandRunner.Output {
@@ -143,12 +156,8 @@ extension CLIIntegration {
         func cleanRestartContinues() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 50)
-            let app = try Connection(path: database)
+            var (_, app, agent) = try Self.replicatedLedger(directory, rows: 50)
             defer { app.close() }
-            var agent = try Self.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"))
             for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(500))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
@@ -440,12 +449,8 @@ extension CLIIntegration {
         ) async throws
             -> String
         {
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 10)
-            let app = try Connection(path: database)
+            var (_, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
-            var agent = try ReplicateCommandTests.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"))
             for _ in 0..<watched { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
             #expect(agent.stop() == 0)
@@ -568,12 +573,8 @@ extension CLIIntegration {
         func snapshotNow() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 50)
-            let app = try Connection(path: database)
+            let (database, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 50)
             defer { app.close() }
-            let agent = try ReplicateCommandTests.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"))
             for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
             let state = ["--state-dir", directory.file("state")]
             let asked = try WalshipBinary.run(["snapshot", database] + state)

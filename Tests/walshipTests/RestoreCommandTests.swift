@@ -225,12 +225,8 @@ extension CLIIntegration {
         func copiedStateIsAFork() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 10)
-            let app = try Connection(path: database)
+            let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
-            let first = try ReplicateCommandTests.agent(directory)
-            #expect(first.waitForLog("snapshot taken"))
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
             _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
@@ -264,13 +260,9 @@ extension CLIIntegration {
         func twoAgentsAreAFork() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 10)
-            try FileManager.default.copyItem(atPath: database, toPath: directory.file("other.db"))
-            let app = try Connection(path: database)
+            let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
-            let first = try ReplicateCommandTests.agent(directory)
-            #expect(first.waitForLog("snapshot taken"))
+            try FileManager.default.copyItem(atPath: database, toPath: directory.file("other.db"))
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
             let second = try AgentProcess(
