@@ -487,6 +487,32 @@ extension CLIIntegration {
             #expect(audit.problems.isEmpty, "\(audit.problems)")
         }
 
+        @Test("a page size changed while the agent was down starts a new generation that says so, and restores exactly")
+        func pageSizeChangeDuringDowntime() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 30)
+            #expect(try ReplicateCommandTests.agent(directory, extra: ["--once"]).wait() == 0)
+            do {
+                let app = try Connection(path: database)
+                defer { app.close() }
+                _ = try app.scalarText("PRAGMA journal_mode=DELETE")
+                try app.execute("PRAGMA page_size=8192; VACUUM")
+                _ = try app.scalarText("PRAGMA journal_mode=WAL")
+                for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            }
+            let agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
+            #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
+            #expect(agent.log.contains("page size changed"), "\(agent.log.suffix(2000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 33)
+            let check = try Connection(path: directory.file("latest.db"), mode: [.readOnly])
+            #expect(try check.pageSize() == 8192)
+            check.close()
+        }
+
         @Test("a TRUNCATE checkpoint while the agent was down starts a new generation whose snapshot holds everything")
         func truncateDuringDowntimeStartsNewGeneration() async throws {
             let directory = try TemporaryDirectory()

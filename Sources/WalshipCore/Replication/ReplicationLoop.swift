@@ -118,6 +118,13 @@ final class ReplicationLoop {
         state = saved
         progress.generation = saved.generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+        if follower.databasePageSize != cursor.pageSize {
+            try startGeneration(
+                .pageSizeChanged,
+                "the page size changed from \(cursor.pageSize) to \(follower.databasePageSize) while walship was not watching"
+            )
+            return
+        }
         guard follower.walStillHolds(cursor), try catchUp() else {
             try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
             return
