@@ -350,6 +350,31 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 520)
         }
 
+        @Test(
+            "the wait for a new generation's first snapshot ends at shutdown-timeout with exit 4, and the next run recovers (found by review)"
+        )
+        func firstSnapshotWaitIsBounded() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            // About 100 MB of incompressible rows: a gzip snapshot takes seconds.
+            try LedgerDatabase.create(at: database, rows: 100_000, payloadBytes: 1000)
+            let arguments = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--compression", "gzip",
+            ]
+            let status = try Self.terminatedAtStart(
+                arguments + ["--shutdown-timeout", "200ms"], log: directory.file("agent.log"))
+            let log = (try? String(contentsOfFile: directory.file("agent.log"), encoding: .utf8)) ?? ""
+            #expect(status == 4, "\(log.suffix(2000))")
+            #expect(log.contains("had its first snapshot"), "\(log.suffix(2000))")
+            let again = try AgentProcess(arguments + ["--once"], logPath: directory.file("agent2.log"))
+            #expect(again.wait(timeout: 300) == 0, "\(again.log.suffix(2000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 100_000)
+        }
+
         @Test("SIGTERM while replicate starts stops it gracefully (exit 0), not by the default action")
         func replicateStoppedAtStart() async throws {
             let directory = try TemporaryDirectory()

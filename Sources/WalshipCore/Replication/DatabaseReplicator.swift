@@ -206,7 +206,11 @@ public final class DatabaseReplicator: Sendable {
                         "stopping once the new generation's first snapshot is taken",
                         metadata: ["db.path": "\(databasePath)"])
                 }
-                if ContinuousClock.now > snapshotDeadline! { break }
+                if ContinuousClock.now > snapshotDeadline! {
+                    // Give up: cancel the snapshot (the report then says the generation has none).
+                    loopDone.stopNow()
+                    break
+                }
             }
             let started = ContinuousClock.now
             if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
@@ -237,7 +241,6 @@ public final class DatabaseReplicator: Sendable {
                 if elapsed < interval { OnlineBackup.sleep(interval - elapsed) }
             }
         }
-        _ = loopDone
     }
 
     /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its

@@ -158,6 +158,9 @@ private struct PendingPages {
     private var pages: [UInt32: [UInt8]] = [:]
     private var bytes = 0
     private var truncateTo: UInt32?
+    /// The highest buffered page number: most transactions do not shrink the database, so
+    /// their truncation needs no look at the buffer.
+    private var highestPage: UInt32 = 0
 
     mutating func write(_ page: UnsafeRawBufferPointer, pageNumber: UInt32, into applier: PageApplier) throws {
         if pages[pageNumber] != nil {
@@ -165,15 +168,18 @@ private struct PendingPages {
         } else {
             pages[pageNumber] = [UInt8](page)
             bytes += page.count
+            highestPage = max(highestPage, pageNumber)
             if bytes > Self.limitBytes { try flush(into: applier) }
         }
     }
 
     mutating func truncate(toPages count: UInt32, into applier: PageApplier) throws {
         truncateTo = min(truncateTo ?? count, count)
-        for pageNumber in pages.keys where pageNumber > count {
+        guard highestPage > count else { return }
+        for pageNumber in Array(pages.keys) where pageNumber > count {
             bytes -= pages.removeValue(forKey: pageNumber)!.count
         }
+        highestPage = pages.keys.max() ?? 0
     }
 
     mutating func flush(into applier: PageApplier) throws {
@@ -184,5 +190,6 @@ private struct PendingPages {
         pages.removeAll(keepingCapacity: true)
         bytes = 0
         truncateTo = nil
+        highestPage = 0
     }
 }
