@@ -125,7 +125,14 @@ final class ReplicationLoop {
             )
             return
         }
+        let resumed = (txid: lastTxid, commitMs: lastCommitMs, shipped: shippedTransactions)
         guard follower.walStillHolds(cursor), try catchUp() else {
+            // Nothing read after the break is trusted when continuity cannot be proven: it must
+            // not be shipped in the saved generation (found by walship-torture, seed 22: it
+            // was, and the new generation then reused its txids).
+            builder?.close()
+            builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+            (lastTxid, lastCommitMs, shippedTransactions) = resumed
             try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
             return
         }
@@ -159,8 +166,9 @@ final class ReplicationLoop {
                 follower.rotate()
                 return true
             case .accepted(_, false):
+                // Kept in the builder (a file) until continuity is proven below: nothing read
+                // after a break is shipped before that.
                 syncFromFollower()
-                if builder.size >= settings.segmentMaxBytes { try cutSegmentIfDue(force: true) }
             case .raced:
                 OnlineBackup.sleep(.milliseconds(5))
             case .lost:
