@@ -65,6 +65,8 @@ struct Snapshotter {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             while true {
+                // A stop that gave up on this snapshot (shutdown-timeout) ends the compression too.
+                if isCancelled() { throw WalshipError(.cancelled, "snapshot of '\(self.databasePath)' cancelled") }
                 let count = try input.read(into: buffer)
                 if count == 0 { break }
                 try emit(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
