@@ -10,14 +10,7 @@ struct ListCommand: AsyncParsableCommand {
         abstract: "List a replica's generations, snapshots and restore window."
     )
 
-    @Argument(help: "The replica (s3://bucket/prefix or file:///dir), or with --config a database path or prefix.")
-    var replicaURL: String
-
-    @Option(name: .long, help: "The configuration file (walship.yml) that names the database.")
-    var config: String?
-
-    @Option(name: .long, help: "With --config, the bucket to use (default: the database's first).")
-    var bucket: String?
+    @OptionGroup var replicaTarget: ReplicaTarget
 
     @Flag(name: .long, help: "Print JSON (schema in docs/operations.md).")
     var json = false
@@ -68,8 +61,7 @@ struct ListCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try global.bootstrapLogging()
-        let replica = try ReplicaFactory.replica(
-            target: replicaURL, configPath: config, bucketName: bucket, create: false, logger: logger)
+        let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let planner = RestorePlanner(inventory: inventory)
         var generations: [Output.Generation] = []

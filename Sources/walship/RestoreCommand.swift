@@ -15,14 +15,7 @@ struct RestoreCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The replica (s3://bucket/prefix or file:///dir), or with --config a database path or prefix.")
-    var replicaURL: String
-
-    @Option(name: .long, help: "The configuration file (walship.yml) that names the database.")
-    var config: String?
-
-    @Option(name: .long, help: "With --config, the bucket to use (default: the database's first).")
-    var bucket: String?
+    @OptionGroup var replicaTarget: ReplicaTarget
 
     @Option(name: [.customShort("o"), .long], help: "The database file to write.")
     var output: String
@@ -94,8 +87,7 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             planOptions.generation = id
         }
-        let replica = try ReplicaFactory.replica(
-            target: replicaURL, configPath: config, bucketName: bucket, create: false, logger: logger)
+        let replica = try replicaTarget.replica(logger: logger)
         let inventory: ReplicaInventory
         do {
             inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
@@ -103,14 +95,15 @@ struct RestoreCommand: AsyncParsableCommand {
             logger.info("replica does not exist; nothing to do (--if-replica-exists)")
             return
         }
+        let planner = RestorePlanner(inventory: inventory)
         let plan: RestorePlanner.Plan
         do {
-            plan = try RestorePlanner(inventory: inventory).plan(target, options: planOptions)
+            plan = try planner.plan(target, options: planOptions)
         } catch let error as WalshipError where error.code == .replicaEmpty && ifReplicaExists {
             logger.info("replica is empty; nothing to do (--if-replica-exists)")
             return
         }
-        if let branch = RestorePlanner(inventory: inventory).overlap(in: plan.generation),
+        if let branch = planner.overlap(in: plan.generation),
             plan.segments.contains(where: { $0.lastTxid >= branch })
         {
             throw WalshipError(

@@ -159,19 +159,17 @@ public final class DatabaseReplicator: Sendable {
         let failuresBefore = book.demandOutcome.failures
         book.demand(atMs: since)
         logger.info("snapshot requested through the control socket", metadata: ["db.path": "\(databasePath)"])
-        var taken: ObjectHeader?
-        while taken == nil {
+        var header: ObjectHeader
+        while true {
             if stop.isStopped { return "error the agent is stopping" }
             let outcome = book.demandOutcome
-            if let header = outcome.header, header.firstMs >= since {
-                taken = header
-            } else if outcome.failures > failuresBefore {
-                return "error the snapshot failed; see the agent's log"
-            } else {
-                OnlineBackup.sleep(.milliseconds(50))
+            if let taken = outcome.header, taken.firstMs >= since {
+                header = taken
+                break
             }
+            if outcome.failures > failuresBefore { return "error the snapshot failed; see the agent's log" }
+            OnlineBackup.sleep(.milliseconds(50))
         }
-        guard let header = taken else { return "error no snapshot" }
         func isPending() -> Bool {
             spool.pending.contains { item in
                 guard let pending = try? ObjectFile.readHeader(path: item.path, key: item.path) else { return false }

@@ -68,13 +68,12 @@ final class ReplicationLoop {
         let storedMs = max(
             start.inventory.segments.map(\.lastMs).max() ?? 0, start.inventory.snapshots.map(\.takenMs).max() ?? 0)
         lastCommitMs = max(lastCommitMs, storedMs, start.spooled.map(\.lastMs).max() ?? 0)
-        let newestStored = start.inventory.generations.last
         guard let saved else {
             try startGeneration(
                 start.inventory.isEmpty ? .firstStart : .continuityLost, "no local state for this replica")
             return
         }
-        if let newestStored, newestStored > saved.generation {
+        if let newestStored = newestStoredGeneration, newestStored > saved.generation {
             try startGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
             return
         }
@@ -131,7 +130,7 @@ final class ReplicationLoop {
             // not be shipped in the saved generation (found by walship-torture, seed 22: it
             // was, and the new generation then reused its txids).
             builder?.close()
-            builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+            builder = nil
             (lastTxid, lastCommitMs, shippedTransactions) = resumed
             try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
             return

@@ -27,19 +27,39 @@ public struct Lineage: Sendable {
         self.lastTxids = lastTxids
     }
 
+    /// Reads the first snapshot header of every generation, 16 ranged GETs at a time (a replica
+    /// can hold hundreds of generations, and restore pays for this before it starts).
     public static func load(store: any ObjectStore, inventory: ReplicaInventory) async throws -> Lineage {
-        var links: [GenerationID: Link] = [:]
         var lastTxids: [GenerationID: UInt64] = [:]
+        var firsts: [(GenerationID, String)] = []
         for generation in inventory.generations {
             let segmentMax = inventory.segments(of: generation).map(\.lastTxid).max() ?? 0
             let snapshotMax = inventory.snapshots(of: generation).map(\.usableTxid).max() ?? 0
             lastTxids[generation] = max(segmentMax, snapshotMax)
-            guard let first = inventory.snapshots(of: generation).min(by: { $0.takenMs < $1.takenMs }) else { continue }
-            let bytes = try await store.get(first.key, range: 0..<Int64(ObjectHeader.size))
-            let header = try ObjectHeader.decode(bytes, key: first.key)
-            links[generation] = Link(
-                generation: header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration),
-                txid: header.predecessorTxid)
+            if let first = inventory.snapshots(of: generation).min(by: { $0.takenMs < $1.takenMs }) {
+                firsts.append((generation, first.key))
+            }
+        }
+        var links: [GenerationID: Link] = [:]
+        try await withThrowingTaskGroup(of: (GenerationID, Link).self) { group in
+            var next = 0
+            func schedule() {
+                guard next < firsts.count else { return }
+                let (generation, key) = firsts[next]
+                next += 1
+                group.addTask {
+                    let header = try ObjectHeader.decode(
+                        try await store.get(key, range: 0..<Int64(ObjectHeader.size)), key: key)
+                    let predecessor =
+                        header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration)
+                    return (generation, Link(generation: predecessor, txid: header.predecessorTxid))
+                }
+            }
+            for _ in 0..<16 { schedule() }
+            while let (generation, link) = try await group.next() {
+                links[generation] = link
+                schedule()
+            }
         }
         return Lineage(links: links, lastTxids: lastTxids)
     }

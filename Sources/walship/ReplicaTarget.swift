@@ -1,0 +1,21 @@
+import ArgumentParser
+import Logging
+import WalshipCore
+
+/// The replica `restore` and `list` read: a URL, or with `--config` a database of the file and
+/// its bucket (`--bucket`, else its first).
+struct ReplicaTarget: ParsableArguments {
+    @Argument(help: "The replica (s3://bucket/prefix or file:///dir), or with --config a database path or prefix.")
+    var replicaURL: String
+
+    @Option(name: .long, help: "The configuration file (walship.yml) that names the database.")
+    var config: String?
+
+    @Option(name: .long, help: "With --config, the bucket to use (default: the database's first).")
+    var bucket: String?
+
+    func replica(logger: Logger) throws -> Replica {
+        try ReplicaFactory.replica(
+            target: replicaURL, configPath: config, bucketName: bucket, create: false, logger: logger)
+    }
+}
