@@ -33,10 +33,22 @@ public final class DatabaseReplicator: Sendable {
     public let settings: ReplicationSettings
     let logger: Logger
     let now: @Sendable () -> UInt64
+    /// Tests only: runs on the loop's thread after a catch-up read reached the published end,
+    /// before the WAL header is checked again (to restart the WAL in exactly that window).
+    let afterCatchUpRead: (@Sendable () -> Void)?
 
-    public init(
+    public convenience init(
         databasePath: String, replica: Replica, stateDirectory: String, settings: ReplicationSettings, logger: Logger,
         now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.init(
+            databasePath: databasePath, replica: replica, stateDirectory: stateDirectory, settings: settings,
+            logger: logger, now: now, afterCatchUpRead: nil)
+    }
+
+    init(
+        databasePath: String, replica: Replica, stateDirectory: String, settings: ReplicationSettings, logger: Logger,
+        now: @escaping @Sendable () -> UInt64, afterCatchUpRead: (@Sendable () -> Void)?
     ) {
         self.databasePath = FileSystem.absolute(databasePath)
         self.replica = replica
@@ -44,6 +56,7 @@ public final class DatabaseReplicator: Sendable {
         self.settings = settings
         self.logger = logger
         self.now = now
+        self.afterCatchUpRead = afterCatchUpRead
     }
 
     /// Runs until `stop` (or, with `once`, until everything is shipped). `snapshotNow` asks for
@@ -74,6 +87,7 @@ public final class DatabaseReplicator: Sendable {
         let loop = ReplicationLoop(
             databasePath: databasePath, settings: settings, spool: spool, statePath: stateDirectory + "/state.json",
             logger: logger, now: now, requestSnapshot: { requestContinuation.yield($0) })
+        loop.afterCatchUpRead = afterCatchUpRead
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         try await Blocking.run { try box.loop.start(start) }

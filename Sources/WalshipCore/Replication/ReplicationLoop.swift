@@ -39,6 +39,8 @@ final class ReplicationLoop {
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
     var checkpointStatistics: Checkpointer.Statistics { follower?.checkpointStatistics ?? .init() }
+    /// Tests only (see `DatabaseReplicator.afterCatchUpRead`).
+    var afterCatchUpRead: (@Sendable () -> Void)?
 
     init(
         databasePath: String, settings: ReplicationSettings, spool: Spool, statePath: String, logger: Logger,
@@ -156,6 +158,7 @@ final class ReplicationLoop {
             switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: true) {
             case .idle, .accepted(_, true):
                 let salts = (follower.cursor.salt1, follower.cursor.salt2)
+                afterCatchUpRead?()
                 // No WAL at both ends proves nothing about what happened in between.
                 guard let header = follower.readWALHeader(), (header.salt1, header.salt2) == salts else {
                     return false

@@ -111,4 +111,100 @@ struct DatabaseReplicatorTests {
             plan, to: output)
         #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == Int64(50 + commits))
     }
+
+    /// Runs `commits` ledger commits and then `checkpoint` (a `PRAGMA wal_checkpoint` mode, if
+    /// any) from a separate Python process: its locks are not this process's.
+    static func appCommits(_ database: String, _ commits: Int, checkpoint: String? = nil) throws {
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
+            for _ in range(int(sys.argv[2])):
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO ledger(id, payload) SELECT n + 1, randomblob(200) FROM counter")
+                db.execute("UPDATE counter SET n = n + 1")
+                db.execute("COMMIT")
+            if len(sys.argv) > 3:
+                print(db.execute("PRAGMA wal_checkpoint(%s)" % sys.argv[3]).fetchone())
+            """
+        let output = try CommandRunner.run(
+            CommandRunner.which("python3") ?? "/usr/bin/python3",
+            ["-c", script, database, String(commits)] + (checkpoint.map { [$0] } ?? []))
+        guard output.status == 0 else { throw WalshipError(.internal, "app process failed: \(output.stderr)") }
+    }
+
+    @Test(
+        "transactions read in a catch-up whose WAL restarts before the final check are never shipped in the old generation (found by walship-torture, seed 22)"
+    )
+    func catchUpRaceWithWALRestartShipsNothingInOldGeneration() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("app.db")
+        try LedgerDatabase.create(at: database, rows: 10)
+        // Another process keeps a connection open throughout, so that no connection closing
+        // checkpoints and deletes the WAL between the agent's runs.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: CommandRunner.which("python3") ?? "/usr/bin/python3")
+        holder.arguments = [
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                + "db.execute('SELECT n FROM counter').fetchall(); print('open', flush=True); sys.stdin.read()",
+            database,
+        ]
+        let holderInput = Pipe()
+        let holderOutput = Pipe()
+        holder.standardInput = holderInput
+        holder.standardOutput = holderOutput
+        try holder.run()
+        defer {
+            try? holderInput.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+        _ = holderOutput.fileHandleForReading.availableData  // "open"
+
+        let replica = Replica(
+            store: try FileObjectStore(root: directory.file("replica"), create: true), layout: ReplicaLayout(prefix: "")
+        )
+        func replicateOnce(afterCatchUpRead: (@Sendable () -> Void)?) async throws -> DatabaseReplicator.Report {
+            try await DatabaseReplicator(
+                databasePath: database, replica: replica, stateDirectory: directory.file("state"),
+                settings: ReplicationSettings(), logger: Logger(label: "test"),
+                now: { UInt64(Date().timeIntervalSince1970 * 1000) }, afterCatchUpRead: afterCatchUpRead
+            ).run(once: true, stop: StopSignal())
+        }
+        try Self.appCommits(database, 2)
+        let first = try await replicateOnce(afterCatchUpRead: nil)
+        let firstGeneration = try #require(first.generation)
+
+        // While the agent is down: five commits, then a PASSIVE checkpoint that copies them all
+        // back. The agent's next first read transaction then needs no WAL frame (slot 0), which
+        // does not stop a writer from restarting the WAL.
+        try Self.appCommits(database, 5, checkpoint: "PASSIVE")
+        // The catch-up reads the five commits; right then, the app commits once more, which
+        // restarts the WAL before the agent checks its header again.
+        let hookRuns = directory.file("hook-runs")
+        let restarted = try await replicateOnce(afterCatchUpRead: {
+            try? Self.appCommits(database, 1)
+            FileManager.default.createFile(atPath: hookRuns, contents: nil)
+        })
+        #expect(FileSystem.exists(hookRuns), "the catch-up read the WAL (its recorded position still held)")
+        #expect(restarted.generation != firstGeneration, "continuity cannot be proven: a new generation")
+
+        let audit = try await ReplicaAudit.run(replica: replica)
+        #expect(audit.problems.isEmpty, "\(audit.problems)")
+        try #require(audit.generations.count == 2, "\(audit.generations)")
+        // Nothing read in the failed catch-up went into the old generation: it ends where the first
+        // run left it, and the new generation's first restore point comes after it.
+        #expect((audit.generations[0].lastTxid ?? 0) == first.lastTxid, "\(audit.generations)")
+        #expect(audit.generations[0].transactions.allSatisfy { !$0.isLate }, "\(audit.generations[0].transactions)")
+        #expect(
+            restarted.lastSnapshot?.firstTxid == first.lastTxid + 1, "\(String(describing: restarted.lastSnapshot))")
+        #expect(audit.generations[1].reason == .continuityLost)
+        let output = directory.file("latest.db")
+        let plan = try RestorePlanner(
+            inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        ).plan(.latest)
+        _ = try await Restorer(replica: replica, options: .init(), logger: Logger(label: "test")).restore(
+            plan, to: output)
+        #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == 18)
+    }
 }
