@@ -62,6 +62,10 @@ struct ConfigFile {
                     continue
                 }
                 let at = "buckets.\(name)."
+                // A bucket's name can become part of a state directory's name.
+                if name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+                    problems.append("buckets.\(name): a bucket name uses only letters, digits, '.', '_' and '-'")
+                }
                 checkKeys(fields, allowed: Self.bucketKeys, at: at)
                 guard let url = string(fields["url"], at + "url") else {
                     problems.append("\(at)url is required")
@@ -122,42 +126,43 @@ struct ConfigFile {
                     problems.append("\(at)buckets: expected a list of bucket names")
                 }
                 if names.isEmpty { problems.append("\(at)buckets: name at least one bucket") }
-                if names.count > 1 {
-                    problems.append("\(at)buckets: replicating one database to several buckets is not supported yet")
-                }
                 for name in names where configuration.buckets[name] == nil && top["buckets"] is [String: Any] {
                     problems.append("\(at)buckets: no bucket named '\(name)'")
                 }
-                let bucket = names.first.flatMap { configuration.buckets[$0] }
-                var settings = ReplicationSettings()
-                if let spoolMaxBytes { settings.spoolMaxBytes = spoolMaxBytes }
-                if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
-                if let value = bucket?.syncInterval { settings.syncInterval = value }
-                if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
-                if let value = bucket?.compression { settings.compression = value }
-                if let value = duration(fields["wal-poll-interval"], at + "wal-poll-interval") {
-                    settings.walPollInterval = value
+                for name in Set(names) where names.filter({ $0 == name }).count > 1 {
+                    problems.append("\(at)buckets: '\(name)' is named more than once")
                 }
-                if let value = duration(fields["sync-interval"], at + "sync-interval") { settings.syncInterval = value }
-                if let value = size(fields["segment-max-bytes"], at + "segment-max-bytes") {
-                    settings.segmentMaxBytes = value
-                }
-                if let value = integer(fields["wal-max-frames"], at + "wal-max-frames", minimum: 1) {
-                    settings.walMaxFrames = UInt32(value)
-                }
-                if let value = bool(fields["checkpoint-restart"], at + "checkpoint-restart") {
-                    settings.checkpointRestart = value
-                }
-                if let value = duration(fields["checkpoint-busy-timeout"], at + "checkpoint-busy-timeout") {
-                    settings.checkpointBusyTimeout = value
-                }
-                if let value = integer(fields["snapshot-step-pages"], at + "snapshot-step-pages", minimum: 1) {
-                    settings.snapshotStepPages = Int32(value)
+                // Database-level keys override the bucket's (DESIGN.md section 7).
+                let walPollInterval = duration(fields["wal-poll-interval"], at + "wal-poll-interval")
+                let syncInterval = duration(fields["sync-interval"], at + "sync-interval")
+                let segmentMaxBytes = size(fields["segment-max-bytes"], at + "segment-max-bytes")
+                let walMaxFrames = integer(fields["wal-max-frames"], at + "wal-max-frames", minimum: 1)
+                let checkpointRestart = bool(fields["checkpoint-restart"], at + "checkpoint-restart")
+                let checkpointBusyTimeout = duration(fields["checkpoint-busy-timeout"], at + "checkpoint-busy-timeout")
+                let snapshotStepPages = integer(fields["snapshot-step-pages"], at + "snapshot-step-pages", minimum: 1)
+                var settingsByBucket: [String: ReplicationSettings] = [:]
+                for name in names {
+                    let bucket = configuration.buckets[name]
+                    var settings = ReplicationSettings()
+                    if let spoolMaxBytes { settings.spoolMaxBytes = spoolMaxBytes }
+                    if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
+                    if let value = bucket?.syncInterval { settings.syncInterval = value }
+                    if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
+                    if let value = bucket?.compression { settings.compression = value }
+                    if let walPollInterval { settings.walPollInterval = walPollInterval }
+                    if let syncInterval { settings.syncInterval = syncInterval }
+                    if let segmentMaxBytes { settings.segmentMaxBytes = segmentMaxBytes }
+                    if let walMaxFrames { settings.walMaxFrames = UInt32(walMaxFrames) }
+                    if let checkpointRestart { settings.checkpointRestart = checkpointRestart }
+                    if let checkpointBusyTimeout { settings.checkpointBusyTimeout = checkpointBusyTimeout }
+                    if let snapshotStepPages { settings.snapshotStepPages = Int32(snapshotStepPages) }
+                    settingsByBucket[name] = settings
                 }
                 let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
                 let prefix = string(fields["prefix"], at + "prefix") ?? defaultPrefix
                 configuration.databases.append(
-                    WalshipConfiguration.Database(path: path, bucketNames: names, prefix: prefix, settings: settings))
+                    WalshipConfiguration.Database(
+                        path: path, bucketNames: names, prefix: prefix, settingsByBucket: settingsByBucket))
             }
             let paths = configuration.databases.map { FileSystem.absolute($0.path) }
             for path in Set(paths) where paths.filter({ $0 == path }).count > 1 {

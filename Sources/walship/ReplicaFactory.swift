@@ -103,6 +103,16 @@ enum ReplicaFactory {
         return try replica(bucket: bucket, prefix: database.prefix, create: create)
     }
 
+    /// The state directory of replicating `database` to `bucket`: the database's own, with the
+    /// bucket's name appended when the database replicates to several buckets (each replica
+    /// has its own position, generation and spool).
+    static func stateDirectory(
+        option: String?, database: WalshipConfiguration.Database, bucket: WalshipConfiguration.Bucket
+    ) -> String {
+        let directory = stateDirectory(option: option, databasePath: database.path)
+        return database.bucketNames.count > 1 ? "\(directory)-\(bucket.name)" : directory
+    }
+
     /// `--state-dir`, else `$XDG_STATE_HOME/walship`, else `~/.local/state/walship`; one
     /// subdirectory per database, named after the file and a hash of its absolute path.
     static func stateDirectory(option: String?, databasePath: String) -> String {

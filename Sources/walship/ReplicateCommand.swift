@@ -104,14 +104,18 @@ struct ReplicateCommand: AsyncParsableCommand {
         if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
         var jobs: [(path: String, replica: Replica, settings: ReplicationSettings, stateDirectory: String)] = []
         if let configuration {
+            // One replicator per database and bucket: a database with several buckets has a
+            // position, generations and a spool per bucket.
             for database in configuration.databases {
-                let bucket = try configuration.bucket(for: database)
-                var settings = database.settings
-                try apply(to: &settings)
-                let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix, create: true)
-                let state = ReplicaFactory.stateDirectory(
-                    option: stateDir ?? configuration.stateDirectory, databasePath: database.path)
-                jobs.append((database.path, replica, settings, state))
+                for name in database.bucketNames {
+                    let bucket = try configuration.bucket(for: database, named: name)
+                    var settings = database.settings(forBucket: name)
+                    try apply(to: &settings)
+                    let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix, create: true)
+                    let state = ReplicaFactory.stateDirectory(
+                        option: stateDir ?? configuration.stateDirectory, database: database, bucket: bucket)
+                    jobs.append((database.path, replica, settings, state))
+                }
             }
         } else if let database, let replicaURL {
             var settings = ReplicationSettings()

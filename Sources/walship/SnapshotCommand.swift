@@ -11,7 +11,8 @@ struct SnapshotCommand: AsyncParsableCommand {
         discussion: """
             Asks the agent replicating DB for a snapshot through its control socket \
             (<state-dir>/<db>/control.sock) and waits until the snapshot is uploaded. With no agent \
-            running, replicates DB once to REPLICA_URL (or its bucket from --config) with a snapshot.
+            running, replicates DB once to REPLICA_URL (or its bucket from --config) with a snapshot. \
+            With --config, a database with several buckets gets a snapshot in each (or in --bucket).
             """
     )
 
@@ -24,6 +25,9 @@ struct SnapshotCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The configuration file (walship.yml) that names the database.")
     var config: String?
 
+    @Option(name: .long, help: "With --config: only this bucket of the database (default: every one).")
+    var bucket: String?
+
     @Option(name: .long, help: "Local state directory, as given to replicate (default $XDG_STATE_HOME/walship).")
     var stateDir: String?
 
@@ -31,13 +35,32 @@ struct SnapshotCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try global.bootstrapLogging()
-        let configuration = try config.map {
-            try ConfigFile.load(path: $0, environment: ProcessInfo.processInfo.environment)
+        if bucket != nil && config == nil { throw WalshipError(.usage, "--bucket needs --config") }
+        guard let config else {
+            let stateDirectory = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
+            let replica = try replicaURL.map { try ReplicaFactory.replica(url: $0, create: true, logger: logger) }
+            try await snapshot(
+                path: database, replica: replica, settings: ReplicationSettings(), stateDirectory: stateDirectory,
+                logger: logger)
+            return
         }
-        let entry = try configuration?.database(named: database)
-        let path = entry?.path ?? database
-        let stateDirectory = ReplicaFactory.stateDirectory(
-            option: stateDir ?? configuration?.stateDirectory, databasePath: path)
+        let configuration = try ConfigFile.load(path: config, environment: ProcessInfo.processInfo.environment)
+        let entry = try configuration.database(named: database)
+        for name in bucket.map({ [$0] }) ?? entry.bucketNames {
+            let chosen = try configuration.bucket(for: entry, named: name)
+            let stateDirectory = ReplicaFactory.stateDirectory(
+                option: stateDir ?? configuration.stateDirectory, database: entry, bucket: chosen)
+            try await snapshot(
+                path: entry.path, replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix, create: true),
+                settings: entry.settings(forBucket: name), stateDirectory: stateDirectory, logger: logger)
+        }
+    }
+
+    /// Asks the agent whose state directory is `stateDirectory`; with none running, replicates
+    /// once to `replica` with a snapshot.
+    func snapshot(
+        path: String, replica: Replica?, settings: ReplicationSettings, stateDirectory: String, logger: Logger
+    ) async throws {
         if let reply = try ControlSocket.request("snapshot", at: stateDirectory + "/control.sock") {
             guard reply.hasPrefix("ok") else {
                 throw WalshipError(
@@ -46,21 +69,15 @@ struct SnapshotCommand: AsyncParsableCommand {
             print("snapshot uploaded by the running agent: \(reply.dropFirst("ok ".count))")
             return
         }
-        let replica: Replica
-        var settings = ReplicationSettings()
-        if let configuration, let entry {
-            settings = entry.settings
-            replica = try ReplicaFactory.replica(
-                bucket: try configuration.bucket(for: entry), prefix: entry.prefix, create: true)
-        } else if let replicaURL {
-            replica = try ReplicaFactory.replica(url: replicaURL, create: true, logger: logger)
-        } else {
+        guard let replica else {
             throw WalshipError(
                 .usage,
                 "no agent is running for '\(path)'; give REPLICA_URL (or --config) to replicate it once with a snapshot"
             )
         }
-        logger.info("no agent is running; replicating once with a snapshot", metadata: ["db.path": "\(path)"])
+        logger.info(
+            "no agent is running; replicating once with a snapshot",
+            metadata: ["db.path": "\(path)", "replica": "\(replica.location)"])
         let stop = SignalStop.install()
         let report = try await DatabaseReplicator(
             databasePath: path, replica: replica, stateDirectory: stateDirectory, settings: settings, logger: logger

@@ -19,8 +19,8 @@ struct ConfigFileTests {
         #expect(configuration.databases.count == 2)
         let app = try configuration.database(named: "/var/lib/app/app.db")
         #expect(app.prefix == "app")
-        #expect(app.settings.walMaxFrames == 1000)
-        #expect(app.settings.snapshotInterval == .seconds(86400))
+        #expect(app.settings().walMaxFrames == 1000)
+        #expect(app.settings().snapshotInterval == .seconds(86400))
         let bucket = try configuration.bucket(for: app)
         #expect(bucket.endpoint == "http://127.0.0.1:9000")
         #expect(bucket.secretAccessKey == "s3cr3t")
@@ -28,6 +28,55 @@ struct ConfigFileTests {
         let jobs = try configuration.database(named: "jobs")
         #expect(jobs.prefix == "jobs")
         #expect(try configuration.bucket(for: jobs).url == "file:///var/backups/walship")
+    }
+
+    @Test("a database with several buckets gets each bucket's settings, overridden by its own; bucket names are checked")
+    func severalBuckets() throws {
+        let text = """
+            buckets:
+              near:
+                url: file:///tmp/near
+                sync-interval: 250ms
+                compression: gzip
+              far:
+                url: s3://far-bucket/base
+                snapshot-interval: 6h
+            databases:
+              - path: /data/a.db
+                buckets: [near, far]
+                wal-max-frames: 500
+              - path: /data/b.db
+                buckets: [far]
+                sync-interval: 2s
+            """
+        var decoder = ConfigFile(environment: [:])
+        let configuration = try decoder.decode(text, path: "walship.yml")
+        let a = try configuration.database(named: "/data/a.db")
+        #expect(a.bucketNames == ["near", "far"])
+        #expect(a.settings(forBucket: "near").syncInterval == .milliseconds(250))
+        #expect(a.settings(forBucket: "near").compression == .gzip)
+        #expect(a.settings(forBucket: "far").syncInterval == .seconds(1))
+        #expect(a.settings(forBucket: "far").snapshotInterval == .seconds(6 * 3600))
+        #expect(a.settings(forBucket: "far").compression == .zstd)
+        #expect(a.settings(forBucket: "near").walMaxFrames == 500 && a.settings(forBucket: "far").walMaxFrames == 500)
+        #expect(a.settings() == a.settings(forBucket: "near"), "the first bucket is the default")
+        #expect(try configuration.bucket(for: a).name == "near")
+        #expect(try configuration.bucket(for: a, named: "far").url == "s3://far-bucket/base")
+        #expect(try configuration.database(named: "b").settings().syncInterval == .seconds(2))
+        // Each bucket of a database has its own state directory; a database with one keeps the plain one.
+        let plain = ReplicaFactory.stateDirectory(option: "/state", databasePath: "/data/a.db")
+        #expect(
+            ReplicaFactory.stateDirectory(
+                option: "/state", database: a, bucket: try configuration.bucket(for: a, named: "far")) == plain + "-far")
+        let b = try configuration.database(named: "b")
+        #expect(
+            ReplicaFactory.stateDirectory(option: "/state", database: b, bucket: try configuration.bucket(for: b))
+                == ReplicaFactory.stateDirectory(option: "/state", databasePath: "/data/b.db"))
+
+        var bad = ConfigFile(environment: [:])
+        #expect(throws: WalshipError.self) {
+            _ = try bad.decode("buckets:\n  \"my bucket\":\n    url: file:///tmp/x\ndatabases: []\n", path: "w.yml")
+        }
     }
 
     @Test("every problem is reported at once: unknown keys, unsupported keys, unset variables, bad values")
@@ -44,7 +93,7 @@ struct ConfigFileTests {
                 sync-interval: soon
             databases:
               - path: /data/a.db
-                buckets: [b, nope]
+                buckets: [b, nope, b]
                 wal-max-frames: -3
               - path: /data/a.db
                 bucket: b
@@ -58,7 +107,7 @@ struct ConfigFileTests {
             for fragment in [
                 "colour is not a known key", "retention is not supported yet", "'MISSING_SECRET' is not set",
                 "sync-interval: 'soon'", "no bucket named 'nope'", "wal-max-frames", "listed more than once",
-                "several buckets is not supported yet",
+                "'b' is named more than once",
             ] {
                 #expect(error.message.contains(fragment), "missing '\(fragment)' in: \(error.message)")
             }

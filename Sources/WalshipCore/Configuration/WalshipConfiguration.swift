@@ -26,19 +26,28 @@ public struct WalshipConfiguration: Sendable {
         }
     }
 
-    /// One database and how it is replicated.
+    /// One database and how it is replicated: to each of its buckets, with that bucket's
+    /// settings (bucket-level keys, overridden by the database's own).
     public struct Database: Sendable, Equatable {
         public var path: String
+        /// One or more; the first is the default of `restore` and `list`.
         public var bucketNames: [String]
         /// The prefix under the bucket's URL; default: the file name without its extension.
         public var prefix: String
-        public var settings: ReplicationSettings
+        public var settingsByBucket: [String: ReplicationSettings]
 
-        public init(path: String, bucketNames: [String], prefix: String, settings: ReplicationSettings) {
+        public init(
+            path: String, bucketNames: [String], prefix: String, settingsByBucket: [String: ReplicationSettings]
+        ) {
             self.path = path
             self.bucketNames = bucketNames
             self.prefix = prefix
-            self.settings = settings
+            self.settingsByBucket = settingsByBucket
+        }
+
+        /// The settings of replicating to `bucket` (default: the first bucket).
+        public func settings(forBucket bucket: String? = nil) -> ReplicationSettings {
+            settingsByBucket[bucket ?? bucketNames.first ?? ""] ?? ReplicationSettings()
         }
     }
 

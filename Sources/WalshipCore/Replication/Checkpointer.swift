@@ -22,6 +22,7 @@ final class Checkpointer: @unchecked Sendable {
     private let databasePath: String
     private let busyTimeout: Duration
     private let restart: Bool
+    private let shared: SharedMemoryFile?
     private let logger: Logger
     private let lock = NSCondition()
     private var requested = false
@@ -30,10 +31,11 @@ final class Checkpointer: @unchecked Sendable {
     private let running = Atomic<Bool>(false)
     private let statistics = Mutex(Statistics())
 
-    init(databasePath: String, busyTimeout: Duration, restart: Bool, logger: Logger) {
+    init(databasePath: String, busyTimeout: Duration, restart: Bool, shared: SharedMemoryFile?, logger: Logger) {
         self.databasePath = databasePath
         self.busyTimeout = busyTimeout
         self.restart = restart
+        self.shared = shared
         self.logger = logger
         let thread = Thread { [self] in self.loop() }
         thread.name = "walship-checkpoint"
@@ -83,6 +85,9 @@ final class Checkpointer: @unchecked Sendable {
             }
             requested = false
             lock.unlock()
+            // Every replicator of this database in this process rotates quickly meanwhile.
+            shared?.checkpointStarted()
+            defer { shared?.checkpointEnded() }
             do {
                 if connection == nil {
                     let opened = try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 0)

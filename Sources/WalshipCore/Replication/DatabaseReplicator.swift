@@ -69,14 +69,21 @@ public final class DatabaseReplicator: Sendable {
         let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
         let uploader = Uploader(store: replica.store, layout: replica.layout, spool: spool, logger: logger)
 
-        // Objects a previous run left in the spool go up first: they continue its position.
+        // Objects a previous run left in the spool go up first: they continue its position. They
+        // belong to the replica that run replicated to, never to another one.
+        let saved = ReplicaState.load(from: stateDirectory + "/state.json")
+        if !spool.pending.isEmpty, let previous = saved?.replica, previous != replica.location {
+            throw WalshipError(
+                .usage,
+                "'\(stateDirectory)/spool' holds \(spool.pending.count) objects not yet uploaded to \(previous), not \(replica.location): replicate to \(previous) until they are uploaded, or remove that spool directory to give them up"
+            )
+        }
         if !spool.pending.isEmpty {
             logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
             _ = await uploader.drain(until: ContinuousClock.now + .seconds(60))
         }
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let spooled = try spool.pending.map { try ObjectFile.readHeader(path: $0.path, key: $0.path) }
-        let saved = ReplicaState.load(from: stateDirectory + "/state.json")
         var newestStored: ObjectHeader?
         if let saved, let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid }) {
             let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.size))
@@ -85,7 +92,7 @@ public final class DatabaseReplicator: Sendable {
 
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
         let loop = ReplicationLoop(
-            databasePath: databasePath, settings: settings, spool: spool, statePath: stateDirectory + "/state.json",
+            databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool, statePath: stateDirectory + "/state.json",
             logger: logger, now: now, requestSnapshot: { requestContinuation.yield($0) })
         loop.afterCatchUpRead = afterCatchUpRead
         let box = LoopBox(loop)
@@ -250,7 +257,7 @@ public final class DatabaseReplicator: Sendable {
                 let interval =
                     loop.fastPoll ? min(settings.walPollInterval, .milliseconds(2)) : settings.walPollInterval
                 let elapsed = ContinuousClock.now - started
-                if elapsed < interval { OnlineBackup.sleep(interval - elapsed) }
+                if elapsed < interval { loop.pause(interval - elapsed) }
             }
         }
     }

@@ -15,6 +15,8 @@ public struct ReplicaState: Codable, Sendable, Equatable {
     public var predecessorTxid: UInt64
     public var startedMs: UInt64
     var databaseIdentity: FileIdentity?
+    /// Where the generation replicates (`Replica.location`); absent in states of walship 0.1.
+    public var replica: String?
     /// When the last snapshot of this generation was taken, and the last txid then.
     public var lastSnapshotMs: UInt64?
     public var lastSnapshotTxid: UInt64?

@@ -15,6 +15,8 @@ final class ReplicationLoop {
     }
 
     let databasePath: String
+    /// `Replica.location`, recorded in the state: a state written for another replica is not used.
+    let replicaLocation: String
     let settings: ReplicationSettings
     let spool: Spool
     let statePath: String
@@ -43,10 +45,12 @@ final class ReplicationLoop {
     var afterCatchUpRead: (@Sendable () -> Void)?
 
     init(
-        databasePath: String, settings: ReplicationSettings, spool: Spool, statePath: String, logger: Logger,
-        now: @escaping @Sendable () -> UInt64, requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
+        databasePath: String, replicaLocation: String, settings: ReplicationSettings, spool: Spool, statePath: String,
+        logger: Logger, now: @escaping @Sendable () -> UInt64,
+        requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
     ) {
         self.databasePath = databasePath
+        self.replicaLocation = replicaLocation
         self.settings = settings
         self.spool = spool
         self.statePath = statePath
@@ -57,11 +61,20 @@ final class ReplicationLoop {
 
     var generation: GenerationID? { state?.generation }
 
+    /// Sleeps between polls (see `WALFollower.pause`).
+    func pause(_ duration: Duration) {
+        if let follower { follower.pause(duration) } else { OnlineBackup.sleep(duration) }
+    }
+
     // MARK: Start
 
     /// Continues the saved generation when continuity can be proven, else starts a new one.
     func start(_ start: Start) throws {
-        let saved = ReplicaState.load(from: statePath)
+        let saved = ReplicaState.load(from: statePath).flatMap { state in
+            // The replica changed under this state directory (a new URL): the state says nothing
+            // about the new one.
+            state.replica == nil || state.replica == replicaLocation ? state : nil
+        }
         newestStoredGeneration = start.inventory.generations.last
         let spooledMax = start.spooled.map(\.lastTxid).max() ?? 0
         lastTxid = max(start.inventory.maxTxid, spooledMax, saved?.baseTxid ?? 0)
@@ -228,7 +241,7 @@ final class ReplicationLoop {
         let newState = ReplicaState(
             generation: generation, reason: reason.rawValue, baseTxid: lastTxid, baseCursor: cursor,
             predecessorGeneration: predecessor, predecessorTxid: predecessorTxid, startedMs: startedMs,
-            databaseIdentity: FileIdentity(path: databasePath))
+            databaseIdentity: FileIdentity(path: databasePath), replica: replicaLocation)
         try newState.save(to: statePath)
         state = newState
         progress.generation = generation

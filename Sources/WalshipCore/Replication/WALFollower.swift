@@ -101,7 +101,7 @@ final class WALFollower {
         try shm.open()
         checkpointer = Checkpointer(
             databasePath: databasePath, busyTimeout: checkpointSettings.busyTimeout,
-            restart: checkpointSettings.restart,
+            restart: checkpointSettings.restart, shared: shm.shared,
             logger: logger)
         databasePageSize = try connections[0].pageSize()
         databaseIdentity = FileIdentity(path: databasePath)
@@ -144,7 +144,15 @@ final class WALFollower {
     func checkpointIfNeeded(walMaxFrames: UInt32) -> Bool {
         guard let checkpointer else { return false }
         if lastMaxFrame > walMaxFrames { checkpointer.request() }
-        return checkpointer.isBusy
+        // Another replicator of this database in this process (another bucket) may be the one
+        // checkpointing: its RESTART waits for this reader too.
+        return checkpointer.isBusy || shm.shared?.checkpointRunning == true
+    }
+
+    /// Sleeps between polls; wakes early when a checkpoint of this database starts in this
+    /// process, so the read transaction moves out of its way.
+    func pause(_ duration: Duration) {
+        if let shared = shm.shared { shared.pause(duration) } else { OnlineBackup.sleep(duration) }
     }
 
     var checkpointStatistics: Checkpointer.Statistics { checkpointer?.stats ?? .init() }
@@ -308,9 +316,14 @@ final class WALFollower {
 }
 
 /// A file's (device, inode), to notice replacement.
-struct FileIdentity: Equatable, Codable, Sendable {
+struct FileIdentity: Hashable, Codable, Sendable {
     var device: UInt64
     var inode: UInt64
+
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
 
     init?(path: String) {
         guard let info = FileSystem.status(path) else { return nil }

@@ -184,7 +184,7 @@ struct DatabaseReplicatorTests {
         let hookRuns = directory.file("hook-runs")
         let restarted = try await replicateOnce(afterCatchUpRead: {
             try? Self.appCommits(database, 1)
-            FileManager.default.createFile(atPath: hookRuns, contents: nil)
+            _ = FileManager.default.createFile(atPath: hookRuns, contents: nil)
         })
         #expect(FileSystem.exists(hookRuns), "the catch-up read the WAL (its recorded position still held)")
         #expect(restarted.generation != firstGeneration, "continuity cannot be proven: a new generation")
