@@ -63,7 +63,9 @@ struct ConfigFile {
                 }
                 let at = "buckets.\(name)."
                 // A bucket's name can become part of a state directory's name.
-                if name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+                if name.isEmpty
+                    || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+                {
                     problems.append("buckets.\(name): a bucket name uses only letters, digits, '.', '_' and '-'")
                 }
                 checkKeys(fields, allowed: Self.bucketKeys, at: at)

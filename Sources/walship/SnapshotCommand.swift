@@ -51,7 +51,8 @@ struct SnapshotCommand: AsyncParsableCommand {
             let stateDirectory = ReplicaFactory.stateDirectory(
                 option: stateDir ?? configuration.stateDirectory, database: entry, bucket: chosen)
             try await snapshot(
-                path: entry.path, replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix, create: true),
+                path: entry.path,
+                replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix, create: true),
                 settings: entry.settings(forBucket: name), stateDirectory: stateDirectory, logger: logger)
         }
     }

@@ -30,7 +30,8 @@ struct ConfigFileTests {
         #expect(try configuration.bucket(for: jobs).url == "file:///var/backups/walship")
     }
 
-    @Test("a database with several buckets gets each bucket's settings, overridden by its own; bucket names are checked")
+    @Test(
+        "a database with several buckets gets each bucket's settings, overridden by its own; bucket names are checked")
     func severalBuckets() throws {
         let text = """
             buckets:
@@ -67,7 +68,8 @@ struct ConfigFileTests {
         let plain = ReplicaFactory.stateDirectory(option: "/state", databasePath: "/data/a.db")
         #expect(
             ReplicaFactory.stateDirectory(
-                option: "/state", database: a, bucket: try configuration.bucket(for: a, named: "far")) == plain + "-far")
+                option: "/state", database: a, bucket: try configuration.bucket(for: a, named: "far")) == plain + "-far"
+        )
         let b = try configuration.database(named: "b")
         #expect(
             ReplicaFactory.stateDirectory(option: "/state", database: b, bucket: try configuration.bucket(for: b))

@@ -92,7 +92,8 @@ public final class DatabaseReplicator: Sendable {
 
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
         let loop = ReplicationLoop(
-            databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool, statePath: stateDirectory + "/state.json",
+            databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
+            statePath: stateDirectory + "/state.json",
             logger: logger, now: now, requestSnapshot: { requestContinuation.yield($0) })
         loop.afterCatchUpRead = afterCatchUpRead
         let box = LoopBox(loop)

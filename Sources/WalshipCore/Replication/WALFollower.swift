@@ -143,10 +143,12 @@ final class WALFollower {
     /// the checkpoint finds the agent's reader on the newest snapshot).
     func checkpointIfNeeded(walMaxFrames: UInt32) -> Bool {
         guard let checkpointer else { return false }
-        if lastMaxFrame > walMaxFrames { checkpointer.request() }
         // Another replicator of this database in this process (another bucket) may be the one
-        // checkpointing: its RESTART waits for this reader too.
-        return checkpointer.isBusy || shm.shared?.checkpointRunning == true
+        // checkpointing: its RESTART waits for this reader too, and a second one would only
+        // find the writer lock taken.
+        let siblingRunning = !checkpointer.isBusy && shm.shared?.checkpointRunning == true
+        if lastMaxFrame > walMaxFrames && !siblingRunning { checkpointer.request() }
+        return checkpointer.isBusy || siblingRunning
     }
 
     /// Sleeps between polls; wakes early when a checkpoint of this database starts in this
