@@ -160,9 +160,16 @@ public final class DatabaseReplicator: Sendable {
             }
             try await group.waitForAll()
         }
-        // Ship what is committed, for at most shutdown-timeout (longer for --once: it is the job).
+        // Ship what is committed, for at most shutdown-timeout. --once uploads for as long as it
+        // takes (it is the job) while the store makes progress, and gives up once every attempt
+        // has failed for shutdown-timeout.
         let deadline = once ? nil : ContinuousClock.now + settings.shutdownTimeout
-        let drained = stop.isImmediate ? false : await uploader.drain(until: deadline, isStopped: { stop.isImmediate })
+        let drained =
+            stop.isImmediate
+            ? false
+            : await uploader.drain(
+                until: deadline, giveUpFailingFor: once ? settings.shutdownTimeout : nil,
+                isStopped: { stop.isImmediate })
         if !drained {
             logger.error(
                 "stopped with objects not uploaded; they stay in the spool for the next run",

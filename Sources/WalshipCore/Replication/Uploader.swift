@@ -32,18 +32,36 @@ struct Uploader {
         return true
     }
 
-    /// Uploads until the spool is empty, retrying failures with backoff, until `deadline`.
-    /// Returns whether the spool is empty.
-    func drain(until deadline: ContinuousClock.Instant?, isStopped: () -> Bool = { false }) async -> Bool {
+    /// Uploads until the spool is empty, retrying failures with backoff, until `deadline`, or
+    /// until the store has failed every attempt for `failingFor` (`--once`: a store that is down
+    /// must not keep a cron job running forever). Returns whether the spool is empty.
+    func drain(
+        until deadline: ContinuousClock.Instant?, giveUpFailingFor failingFor: Duration? = nil,
+        isStopped: () -> Bool = { false }
+    ) async -> Bool {
         var failures = 0
+        var failingSince: ContinuousClock.Instant?
         while !spool.pending.isEmpty {
             if let deadline, ContinuousClock.now >= deadline { return false }
             do {
                 _ = try await uploadNext()
                 failures = 0
+                failingSince = nil
             } catch {
                 failures += 1
-                let pause = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
+                let now = ContinuousClock.now
+                if failingSince == nil { failingSince = now }
+                var pause = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
+                if let failingFor, let failingSince {
+                    let left = failingSince + failingFor - now
+                    if left <= .zero {
+                        logger.error(
+                            "the store failed every upload for \(failingFor); giving up",
+                            metadata: ["error": "\(error)", "spool.objects": "\(spool.pending.count)"])
+                        return false
+                    }
+                    pause = min(pause, left)
+                }
                 logger.error(
                     "upload failed; the object stays in the spool and is retried",
                     metadata: ["error": "\(error)", "attempt": "\(failures)", "spool.bytes": "\(spool.bytes)"])

@@ -208,3 +208,52 @@ struct DatabaseReplicatorTests {
         #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == 18)
     }
 }
+
+extension DatabaseReplicatorTests {
+    @Test("a state directory pointed at another replica never uploads the old replica's spool there")
+    func spoolOfAnotherReplicaIsNotUploaded() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("app.db")
+        try LedgerDatabase.create(at: database, rows: 20)
+        var settings = ReplicationSettings()
+        settings.shutdownTimeout = .milliseconds(500)
+        let plan = FaultPlan()
+        let old = Replica(
+            store: FaultInjectingObjectStore(
+                base: try FileObjectStore(root: directory.file("old"), create: true), plan: plan),
+            layout: ReplicaLayout(prefix: ""))
+        let new = Replica(
+            store: try FileObjectStore(root: directory.file("new"), create: true), layout: ReplicaLayout(prefix: ""))
+        func once(_ replica: Replica) async throws -> DatabaseReplicator.Report {
+            try await DatabaseReplicator(
+                databasePath: database, replica: replica, stateDirectory: directory.file("state"), settings: settings,
+                logger: Logger(label: "test")
+            ).run(once: true, stop: StopSignal())
+        }
+        // The old replica's store answers the start-up LIST, then refuses every request: the
+        // snapshot stays in the spool.
+        for request in 2..<10_000 { plan.inject(.slowDown, atRequest: request) }
+        let stuck = try await once(old)
+        #expect(stuck.pendingObjects > 0)
+        do {
+            _ = try await once(new)
+            Issue.record("the old replica's spool went to the new replica")
+        } catch let error as WalshipError {
+            #expect(error.code == .usage)
+            #expect(error.message.contains("not yet uploaded to \(old.location)"), "\(error.message)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("new")).isEmpty)
+        // Back on the old replica, the spool goes up; then the new replica starts its own lineage.
+        plan.clear()
+        let drained = try await once(old)
+        #expect(drained.pendingObjects == 0)
+        let moved = try await once(new)
+        #expect(moved.pendingObjects == 0)
+        #expect(moved.generation != drained.generation)
+        let audit = try await ReplicaAudit.run(replica: new)
+        #expect(audit.problems.isEmpty, "\(audit.problems)")
+        #expect(audit.generations.map(\.generation) == [moved.generation].compactMap { $0 })
+        #expect(audit.generations.first?.reason == .firstStart)
+    }
+}
