@@ -705,5 +705,44 @@ extension CLIIntegration {
             #expect(restored.status == 0, "\(restored.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 58)
         }
+
+        @Test("walship snapshot --config snapshots every bucket of a database, or the one --bucket names")
+        func snapshotEveryBucket() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 12)
+            let config = """
+                state-dir: \(directory.file("state"))
+                buckets:
+                  one:
+                    url: file://\(directory.file("one"))
+                  two:
+                    url: file://\(directory.file("two"))
+                databases:
+                  - path: \(directory.file("app.db"))
+                    buckets: [one, two]
+                """
+            try config.write(toFile: directory.file("walship.yml"), atomically: true, encoding: .utf8)
+            func snapshots(_ bucket: String) throws -> Int {
+                let list = try WalshipBinary.run(["list", "file://\(directory.file(bucket))/app", "--json"])
+                let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+                let generations = (object?["generations"] as? [[String: Any]]) ?? []
+                return generations.reduce(0) { $0 + (($1["snapshots"] as? [Any])?.count ?? 0) }
+            }
+            let both = try WalshipBinary.run(["snapshot", "app", "--config", directory.file("walship.yml")])
+            #expect(both.status == 0, "\(both.stderr)")
+            #expect(try snapshots("one") == 1 && snapshots("two") == 1)
+            let one = try WalshipBinary.run(
+                ["snapshot", "app", "--config", directory.file("walship.yml"), "--bucket", "two"])
+            #expect(one.status == 0, "\(one.stderr)")
+            #expect(try snapshots("one") == 1 && snapshots("two") == 2)
+            let restored = try WalshipBinary.run(
+                [
+                    "restore", "app", "--config", directory.file("walship.yml"), "--bucket", "two", "-o",
+                    directory.file("two.db"), "--quiet",
+                ])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("two.db")) == 12)
+        }
     }
 }
