@@ -85,6 +85,14 @@ public struct SegmentPayloadParser {
         var input = input
         totalBytes += UInt64(input.count)
         while !input.isEmpty {
+            // Whole frames in the input are handed on where they are, without a copy (most of a
+            // restore's bytes are page images).
+            let frameSize = 4 + pageSize
+            if indexDone && buffer.isEmpty && input.count >= frameSize {
+                try consumeFrame(UnsafeRawBufferPointer(rebasing: input[..<frameSize]), handler)
+                input = UnsafeRawBufferPointer(rebasing: input[frameSize...])
+                continue
+            }
             let need = neededBytes()
             let take = min(need - buffer.count, input.count)
             buffer.append(contentsOf: input[0..<take])
@@ -122,22 +130,26 @@ public struct SegmentPayloadParser {
             try handler(.index(transactions))
             advanceToTransactionWithFrames()
         } else {
-            guard transactionIndex < transactions.count else { throw corrupt("more frames than the index lists") }
-            let pageNumber: UInt32 = reader.read()
-            guard pageNumber > 0 else { throw corrupt("page number 0") }
-            try buffer.withUnsafeBytes { raw in
-                try handler(
-                    .page(
-                        transactionIndex: transactionIndex, pageNumber: pageNumber,
-                        bytes: UnsafeRawBufferPointer(rebasing: raw[4...])))
-            }
-            framesLeftInTransaction -= 1
-            if framesLeftInTransaction == 0 {
-                transactionIndex += 1
-                advanceToTransactionWithFrames()
-            }
+            let frame = buffer
+            try frame.withUnsafeBytes { try consumeFrame($0, handler) }
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// One frame: the page number (big-endian) and the page image.
+    private mutating func consumeFrame(_ frame: UnsafeRawBufferPointer, _ handler: (Event) throws -> Void) throws {
+        guard transactionIndex < transactions.count else { throw corrupt("more frames than the index lists") }
+        let pageNumber = UInt32(frame[0]) << 24 | UInt32(frame[1]) << 16 | UInt32(frame[2]) << 8 | UInt32(frame[3])
+        guard pageNumber > 0 else { throw corrupt("page number 0") }
+        try handler(
+            .page(
+                transactionIndex: transactionIndex, pageNumber: pageNumber,
+                bytes: UnsafeRawBufferPointer(rebasing: frame[4...])))
+        framesLeftInTransaction -= 1
+        if framesLeftInTransaction == 0 {
+            transactionIndex += 1
+            advanceToTransactionWithFrames()
+        }
     }
 
     private mutating func advanceToTransactionWithFrames() {
