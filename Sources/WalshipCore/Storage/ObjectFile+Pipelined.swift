@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 extension ObjectFile {
     /// Payloads at least this large (decompressed) are read by `readPipelined` on two threads.
@@ -50,7 +51,7 @@ extension ObjectFile {
 /// The producer copies into the current chunk and blocks while `depth` full chunks wait; the
 /// consumer takes them in order. An error on either side ends both.
 final class ChunkQueue: @unchecked Sendable {  // Every field is guarded by `condition`.
-    final class Chunk {
+    final class Chunk: @unchecked Sendable {  // Owned by one side of one queue at a time.
         let storage: UnsafeMutableRawBufferPointer
         var count = 0
 
@@ -74,9 +75,21 @@ final class ChunkQueue: @unchecked Sendable {  // Every field is guarded by `con
     private var cancelled = false
     private var failure: (any Error)?
 
+    /// Chunks of finished queues, reused by the next (fresh 1 MiB allocations are page faults).
+    private static let pool = Mutex<[Chunk]>([])
+
     init(chunkSize: Int, depth: Int) {
         self.chunkSize = chunkSize
         self.depth = depth
+    }
+
+    deinit {
+        let chunks = free + full + (filling.map { [$0] } ?? [])
+        Self.pool.withLock { pool in
+            for chunk in chunks where pool.count < 2 * (depth + 1) && chunk.storage.count == chunkSize {
+                pool.append(chunk)
+            }
+        }
     }
 
     /// Producer: copies `bytes` into chunks, handing each on when full.
@@ -103,7 +116,7 @@ final class ChunkQueue: @unchecked Sendable {  // Every field is guarded by `con
         if let reused = free.popLast() {
             chunk = reused
         } else {
-            chunk = Chunk(size: chunkSize)
+            chunk = Self.pool.withLock { $0.popLast() } ?? Chunk(size: chunkSize)
             allocated += 1
         }
         chunk.count = 0
