@@ -13,32 +13,45 @@ import Synchronization
 /// agent's connections hold. So it is opened once, after a connection has completed a read
 /// (SQLite creates and locks `-shm` at the first read), and closed only after every connection
 /// of this process to the database is closed. One database replicated to several buckets has
-/// one replicator per bucket in the same process: they share one descriptor per `-shm` file
-/// (`SharedMemoryFile`), closed when the last of them lets go.
+/// one replicator per bucket in the same process: they share the descriptor through
+/// `SharedMemoryFile`, which each replicator joins (`register`) before it opens any connection
+/// and leaves (`close`) after it closed them all, so the descriptor closes only when no
+/// replicator of this process has a connection to the database.
 final class SharedMemoryIndex {
     let path: String
-    private var file: SharedMemoryFile?
+    let databasePath: String
+    private(set) var shared: SharedMemoryFile?
+    private var descriptor: Int32 = -1
 
     init(databasePath: String) {
+        self.databasePath = databasePath
         path = databasePath + "-shm"
     }
 
-    func open() throws {
-        guard file == nil else { return }
-        file = try SharedMemoryFile.acquire(path)
+    /// Joins the database's shared entry. Call before opening any connection.
+    func register() {
+        if shared == nil { shared = SharedMemoryFile.register(databasePath: databasePath) }
     }
 
-    /// Lets go of the descriptor. Call only after every connection of this replicator to the
+    /// Opens (or reuses) the descriptor; call after a connection has completed a read.
+    func open() throws {
+        register()
+        guard descriptor < 0, let shared else { return }
+        descriptor = try shared.descriptor(for: path)
+    }
+
+    /// Leaves the shared entry. Call only after every connection of this replicator to the
     /// database is closed; the descriptor closes when no replicator of this process uses it.
     func close() {
-        file?.release()
-        file = nil
+        shared?.release()
+        shared = nil
+        descriptor = -1
     }
 
     /// Reads a consistent wal-index header, retrying while a writer is updating it; nil when no
     /// consistent read succeeded (the caller skips this poll).
     func readHeader(attempts: Int = 20) -> WALIndexHeader? {
-        guard let descriptor = file?.descriptor else { return nil }
+        guard descriptor >= 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 2 * WALIndexHeader.size)
         for attempt in 0..<attempts {
             let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
@@ -49,76 +62,75 @@ final class SharedMemoryIndex {
         }
         return nil
     }
-
-    /// The file's coordination point for checkpoints of this process (nil before `open`).
-    var shared: SharedMemoryFile? { file }
 }
 
-/// One `-shm` file as this process sees it, shared by every replicator of its database: the one
-/// descriptor, and the bounded checkpoints running on it. A RESTART checkpoint needs every
-/// reader off the WAL, so while any replicator of this process runs one, all of them poll and
-/// rotate their read transactions quickly (`pause` returns early when one starts).
-/// Keyed by the file's (device, inode), which is what POSIX locks belong to.
+/// One database as the replicators of this process share it (several buckets): the `-shm`
+/// descriptor, and the bounded checkpoints running on it. Keyed by the database's absolute
+/// path; a replicator joins before opening connections and leaves after closing them, and the
+/// descriptors close when the last one leaves. A RESTART checkpoint needs every reader off the
+/// WAL, so while any replicator of this process runs one, all of them poll and rotate their read
+/// transactions quickly (`pause` returns early when one starts).
 final class SharedMemoryFile: @unchecked Sendable {  // Mutable fields are guarded by `condition`.
-    let descriptor: Int32
-    private let identity: FileIdentity
+    private let key: String
     private let condition = NSCondition()
     private var users = 1
     private var checkpoints = 0
+    /// Open descriptors and the `-shm` file each refers to. Normally one; a `-shm` replaced
+    /// while a replicator still has connections gets a second, and both stay open until the
+    /// last replicator leaves (closing either earlier could drop locks).
+    private var descriptors: [(fd: Int32, identity: FileIdentity)] = []
 
-    private static let registry = Mutex<[FileIdentity: SharedMemoryFile]>([:])
+    private static let registry = Mutex<[String: SharedMemoryFile]>([:])
 
-    private init(descriptor: Int32, identity: FileIdentity) {
-        self.descriptor = descriptor
-        self.identity = identity
+    private init(key: String) {
+        self.key = key
     }
 
-    /// The shared descriptor of the `-shm` file at `path`, opened if this process has none.
-    static func acquire(_ path: String) throws -> SharedMemoryFile {
-        try registry.withLock { files in
-            if let identity = FileIdentity(path: path), let file = files[identity] {
+    /// Joins (or creates) the entry of the database at `databasePath`.
+    static func register(databasePath: String) -> SharedMemoryFile {
+        let key = FileSystem.absolute(databasePath)
+        return registry.withLock { files in
+            if let file = files[key] {
                 file.condition.lock()
                 file.users += 1
                 file.condition.unlock()
                 return file
             }
-            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 {
-                throw WalshipError(
-                    .databaseUnusable, "open '\(path)' for reading failed: \(FileSystem.describe(errno: errno))")
-            }
-            var info = stat()
-            guard fstat(fd, &info) == 0 else {
-                let error = errno
-                _ = Glibc.close(fd)
-                throw WalshipError(.databaseUnusable, "stat '\(path)' failed: \(FileSystem.describe(errno: error))")
-            }
-            let identity = FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-            if let file = files[identity] {
-                // The file was replaced between the stat and the open, and this process already
-                // holds the new one: closing this second descriptor would drop its locks, so
-                // keep it open for the life of the process (a few bytes, rare).
-                file.condition.lock()
-                file.users += 1
-                file.condition.unlock()
-                return file
-            }
-            let file = SharedMemoryFile(descriptor: fd, identity: identity)
-            files[identity] = file
+            let file = SharedMemoryFile(key: key)
+            files[key] = file
             return file
         }
     }
 
-    /// One user lets go; the last closes the descriptor.
+    /// The descriptor of the `-shm` file now at `path`, opened if this process has none on it.
+    func descriptor(for path: String) throws -> Int32 {
+        condition.lock()
+        defer { condition.unlock() }
+        let current = FileIdentity(path: path)
+        if let current, let open = descriptors.first(where: { $0.identity == current }) { return open.fd }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw WalshipError(
+                .databaseUnusable, "open '\(path)' for reading failed: \(FileSystem.describe(errno: errno))")
+        }
+        var info = stat()
+        _ = fstat(fd, &info)
+        descriptors.append((fd, FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))))
+        return fd
+    }
+
+    /// One replicator leaves; the last closes the descriptors.
     func release() {
         Self.registry.withLock { files in
             condition.lock()
             users -= 1
             let last = users == 0
+            let closing = last ? descriptors : []
+            if last { descriptors = [] }
             condition.unlock()
             if last {
-                files[identity] = nil
-                _ = Glibc.close(descriptor)
+                files[key] = nil
+                for entry in closing { _ = Glibc.close(entry.fd) }
             }
         }
     }

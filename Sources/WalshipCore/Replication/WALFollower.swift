@@ -33,6 +33,9 @@ final class WALFollower {
     private var wal: LocalFile?
     private var walIdentity: FileIdentity?
     private(set) var databaseIdentity: FileIdentity?
+    /// The `-wal` file when the connections opened: SQLite neither deletes nor replaces it while
+    /// a connection is open, so another file there means someone removed it under SQLite.
+    private var connectedWALIdentity: FileIdentity?
     private(set) var cursor: WALCursor
     private(set) var lastTxid: UInt64
     private(set) var lastCommitMs: UInt64
@@ -76,9 +79,38 @@ final class WALFollower {
     // MARK: Connections and the read chain
 
     /// Opens both connections, begins the first read transaction, then opens `-shm` (SQLite
-    /// creates it at the first read).
+    /// creates it at the first read). An I/O error is retried for a few seconds: after `-wal` was
+    /// deleted, another replicator of this database in this process (another bucket) may still
+    /// hold SQLite's stale wal-index until it notices and closes its connections too.
     func open() throws {
-        close()
+        var attempt = 0
+        while true {
+            close()
+            // Joined before any connection opens, so the shared -shm descriptor cannot close
+            // under this replicator's first read transaction.
+            shm.register()
+            do {
+                try openConnections()
+                return
+            } catch  where Self.isIOError(error) && attempt < 25 {
+                attempt += 1
+                logger.debug("opening the database failed; retrying", metadata: ["error": "\(error)"])
+                close()
+                OnlineBackup.sleep(.milliseconds(200))
+            } catch {
+                close()
+                throw error
+            }
+        }
+    }
+
+    private static func isIOError(_ error: any Error) -> Bool {
+        if let error = error as? SQLiteError { return error.isIOError }
+        if let error = error as? WalshipError, let cause = error.cause { return isIOError(cause) }
+        return false
+    }
+
+    private func openConnections() throws {
         for _ in 0..<2 {
             connections.append(try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 1000))
         }
@@ -105,6 +137,7 @@ final class WALFollower {
             logger: logger)
         databasePageSize = try connections[0].pageSize()
         databaseIdentity = FileIdentity(path: databasePath)
+        connectedWALIdentity = FileIdentity(path: walPath)
     }
 
     /// Ends every transaction and closes the connections (the checkpointer's too), then `-shm`.
@@ -120,6 +153,7 @@ final class WALFollower {
         try? wal?.close()
         wal = nil
         walIdentity = nil
+        connectedWALIdentity = nil
     }
 
     /// Begins a read transaction on the other connection, then ends the current one. When the
@@ -310,8 +344,15 @@ final class WALFollower {
         guard let databaseIdentity else { return nil }
         guard let now = FileIdentity(path: databasePath) else { return "the database file disappeared" }
         if now != databaseIdentity { return "the database file was replaced" }
-        if !FileSystem.exists(walPath) && !connections.isEmpty {
-            return "'\(walPath)' disappeared while walship was connected"
+        if !connections.isEmpty {
+            guard let wal = FileIdentity(path: walPath) else {
+                return "'\(walPath)' disappeared while walship was connected"
+            }
+            // Removed and created again (by another connection of this process, or an app
+            // connection opening after the removal).
+            if let connectedWALIdentity, wal != connectedWALIdentity {
+                return "'\(walPath)' was replaced while walship was connected"
+            }
         }
         return nil
     }

@@ -31,6 +31,9 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a conflicting lock.
     public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
 
+    /// SQLITE_IOERR (any extended code): a read, write or lock of a file failed.
+    public var isIOError: Bool { primaryCode == SQLITE_IOERR }
+
     /// SQLITE_NOTADB: the file is not a SQLite database (or is encrypted).
     public var isNotADatabase: Bool { primaryCode == SQLITE_NOTADB }
 
