@@ -103,14 +103,14 @@ enum ReplicaFactory {
         return try replica(bucket: bucket, prefix: database.prefix, create: create)
     }
 
-    /// The state directory of replicating `database` to `bucket`: the database's own, with the
-    /// bucket's name appended when the database replicates to several buckets (each replica
-    /// has its own position, generation and spool).
+    /// The state directory of replicating `database` to `bucket`: the database's own, or
+    /// `<that>/replicas/<bucket>` when the database replicates to several buckets (each replica
+    /// has its own position, generations and spool; the lock stays in the database's directory).
     static func stateDirectory(
         option: String?, database: WalshipConfiguration.Database, bucket: WalshipConfiguration.Bucket
     ) -> String {
         let directory = stateDirectory(option: option, databasePath: database.path)
-        return database.bucketNames.count > 1 ? "\(directory)-\(bucket.name)" : directory
+        return database.bucketNames.count > 1 ? "\(directory)/replicas/\(bucket.name)" : directory
     }
 
     /// `--state-dir`, else `$XDG_STATE_HOME/walship`, else `~/.local/state/walship`; one

@@ -102,7 +102,11 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         let logger = try logging.bootstrapLogging()
         if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
-        var jobs: [(path: String, replica: Replica, settings: ReplicationSettings, stateDirectory: String)] = []
+        var jobs:
+            [(
+                path: String, replica: Replica, settings: ReplicationSettings, stateDirectory: String,
+                databaseDirectory: String
+            )] = []
         if let configuration {
             // One replicator per database and bucket: a database with several buckets has a
             // position, generations and a spool per bucket.
@@ -112,17 +116,18 @@ struct ReplicateCommand: AsyncParsableCommand {
                     var settings = database.settings(forBucket: name)
                     try apply(to: &settings)
                     let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix, create: true)
-                    let state = ReplicaFactory.stateDirectory(
-                        option: stateDir ?? configuration.stateDirectory, database: database, bucket: bucket)
-                    jobs.append((database.path, replica, settings, state))
+                    let option = stateDir ?? configuration.stateDirectory
+                    let state = ReplicaFactory.stateDirectory(option: option, database: database, bucket: bucket)
+                    let databaseDirectory = ReplicaFactory.stateDirectory(option: option, databasePath: database.path)
+                    jobs.append((database.path, replica, settings, state, databaseDirectory))
                 }
             }
         } else if let database, let replicaURL {
             var settings = ReplicationSettings()
             try apply(to: &settings)
             let replica = try ReplicaFactory.replica(url: replicaURL, create: true, logger: logger)
-            jobs.append(
-                (database, replica, settings, ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)))
+            let state = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
+            jobs.append((database, replica, settings, state, state))
         }
         if setWal {
             for job in jobs { try WALMode.enable(databaseAt: job.path, logger: logger) }
@@ -133,7 +138,7 @@ struct ReplicateCommand: AsyncParsableCommand {
             for job in jobs {
                 let replicator = DatabaseReplicator(
                     databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
-                    settings: job.settings, logger: logger)
+                    databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
                 logger.info(
                     "replicating",
                     metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)", "once": "\(once)"])

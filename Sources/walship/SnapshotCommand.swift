@@ -41,26 +41,29 @@ struct SnapshotCommand: AsyncParsableCommand {
             let replica = try replicaURL.map { try ReplicaFactory.replica(url: $0, create: true, logger: logger) }
             try await snapshot(
                 path: database, replica: replica, settings: ReplicationSettings(), stateDirectory: stateDirectory,
-                logger: logger)
+                databaseDirectory: stateDirectory, logger: logger)
             return
         }
         let configuration = try ConfigFile.load(path: config, environment: ProcessInfo.processInfo.environment)
         let entry = try configuration.database(named: database)
         for name in bucket.map({ [$0] }) ?? entry.bucketNames {
             let chosen = try configuration.bucket(for: entry, named: name)
-            let stateDirectory = ReplicaFactory.stateDirectory(
-                option: stateDir ?? configuration.stateDirectory, database: entry, bucket: chosen)
+            let option = stateDir ?? configuration.stateDirectory
             try await snapshot(
                 path: entry.path,
                 replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix, create: true),
-                settings: entry.settings(forBucket: name), stateDirectory: stateDirectory, logger: logger)
+                settings: entry.settings(forBucket: name),
+                stateDirectory: ReplicaFactory.stateDirectory(option: option, database: entry, bucket: chosen),
+                databaseDirectory: ReplicaFactory.stateDirectory(option: option, databasePath: entry.path),
+                logger: logger)
         }
     }
 
     /// Asks the agent whose state directory is `stateDirectory`; with none running, replicates
     /// once to `replica` with a snapshot.
     func snapshot(
-        path: String, replica: Replica?, settings: ReplicationSettings, stateDirectory: String, logger: Logger
+        path: String, replica: Replica?, settings: ReplicationSettings, stateDirectory: String,
+        databaseDirectory: String, logger: Logger
     ) async throws {
         if let reply = try ControlSocket.request("snapshot", at: stateDirectory + "/control.sock") {
             guard reply.hasPrefix("ok") else {
@@ -81,7 +84,8 @@ struct SnapshotCommand: AsyncParsableCommand {
             metadata: ["db.path": "\(path)", "replica": "\(replica.location)"])
         let stop = SignalStop.install()
         let report = try await DatabaseReplicator(
-            databasePath: path, replica: replica, stateDirectory: stateDirectory, settings: settings, logger: logger
+            databasePath: path, replica: replica, stateDirectory: stateDirectory, databaseDirectory: databaseDirectory,
+            settings: settings, logger: logger
         ).run(once: true, snapshotNow: true, stop: stop)
         guard report.pendingObjects == 0, let header = report.lastSnapshot else {
             throw WalshipError(

@@ -68,7 +68,8 @@ struct ConfigFileTests {
         let plain = ReplicaFactory.stateDirectory(option: "/state", databasePath: "/data/a.db")
         #expect(
             ReplicaFactory.stateDirectory(
-                option: "/state", database: a, bucket: try configuration.bucket(for: a, named: "far")) == plain + "-far"
+                option: "/state", database: a, bucket: try configuration.bucket(for: a, named: "far")) == plain
+                + "/replicas/far"
         )
         let b = try configuration.database(named: "b")
         #expect(

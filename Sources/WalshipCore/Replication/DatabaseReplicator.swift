@@ -37,22 +37,30 @@ public final class DatabaseReplicator: Sendable {
     /// before the WAL header is checked again (to restart the WAL in exactly that window).
     let afterCatchUpRead: (@Sendable () -> Void)?
 
+    /// The database's own state directory: it holds the lock every agent for the database
+    /// takes, and the state directories of its other replicas (`stateDirectory` is this one, or
+    /// `<databaseDirectory>/replicas/<bucket>` for a database with several buckets).
+    public let databaseDirectory: String
+
     public convenience init(
-        databasePath: String, replica: Replica, stateDirectory: String, settings: ReplicationSettings, logger: Logger,
+        databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
+        settings: ReplicationSettings, logger: Logger,
         now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
     ) {
         self.init(
-            databasePath: databasePath, replica: replica, stateDirectory: stateDirectory, settings: settings,
-            logger: logger, now: now, afterCatchUpRead: nil)
+            databasePath: databasePath, replica: replica, stateDirectory: stateDirectory,
+            databaseDirectory: databaseDirectory, settings: settings, logger: logger, now: now, afterCatchUpRead: nil)
     }
 
     init(
-        databasePath: String, replica: Replica, stateDirectory: String, settings: ReplicationSettings, logger: Logger,
-        now: @escaping @Sendable () -> UInt64, afterCatchUpRead: (@Sendable () -> Void)?
+        databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
+        settings: ReplicationSettings, logger: Logger, now: @escaping @Sendable () -> UInt64,
+        afterCatchUpRead: (@Sendable () -> Void)?
     ) {
         self.databasePath = FileSystem.absolute(databasePath)
         self.replica = replica
         self.stateDirectory = stateDirectory
+        self.databaseDirectory = databaseDirectory ?? stateDirectory
         self.settings = settings
         self.logger = logger
         self.now = now
@@ -63,9 +71,11 @@ public final class DatabaseReplicator: Sendable {
     /// a snapshot at once, whatever the interval says (`walship snapshot` with no agent running).
     public func run(once: Bool, snapshotNow: Bool = false, stop: StopSignal) async throws -> Report {
         try FileSystem.createDirectories(stateDirectory, mode: 0o700)
-        let lock = try StateLock(path: stateDirectory + "/lock", databasePath: databasePath)
+        let lock = try DatabaseLock.acquire(directory: databaseDirectory, databasePath: databasePath)
         defer { lock.release() }
         try checkDatabase()
+        try ReplicaStateDirectory.adopt(
+            into: stateDirectory, databaseDirectory: databaseDirectory, replica: replica.location, logger: logger)
         let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
         let uploader = Uploader(store: replica.store, layout: replica.layout, spool: spool, logger: logger)
 
@@ -301,24 +311,51 @@ final class LoopBox: @unchecked Sendable {  // The WAL thread is the loop's only
     init(_ loop: ReplicationLoop) { self.loop = loop }
 }
 
-/// An exclusive `flock` on `<state-dir>/<db>/lock`: a second agent for the same database fails
-/// with databaseUnusable (exit status 3).
-final class StateLock: Sendable {
+/// An exclusive `flock` on `<state-dir>/<db>/lock`, one per database whatever its buckets: a
+/// second agent for the same database fails with databaseUnusable (exit status 3). The
+/// replicators of one database in this process (one per bucket) share it: `flock` locks belong to
+/// an open file description, so a second descriptor would conflict with the first.
+final class DatabaseLock: @unchecked Sendable {  // `users` is guarded by the registry's lock.
+    private let path: String
     private let descriptor: Int32
+    private var users = 1
 
-    init(path: String, databasePath: String) throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LocalFile.error("open lock file", path, errno) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            close(fd)
-            throw WalshipError(
-                .databaseUnusable, "another walship agent is replicating '\(databasePath)' (lock '\(path)' is held)")
+    private static let registry = Mutex<[String: DatabaseLock]>([:])
+
+    private init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    static func acquire(directory: String, databasePath: String) throws -> DatabaseLock {
+        try FileSystem.createDirectories(directory, mode: 0o700)
+        let path = FileSystem.absolute(directory + "/lock")
+        return try registry.withLock { locks in
+            if let lock = locks[path] {
+                lock.users += 1
+                return lock
+            }
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw LocalFile.error("open lock file", path, errno) }
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                close(fd)
+                throw WalshipError(
+                    .databaseUnusable,
+                    "another walship agent is replicating '\(databasePath)' (lock '\(path)' is held)")
+            }
+            let lock = DatabaseLock(path: path, descriptor: fd)
+            locks[path] = lock
+            return lock
         }
-        descriptor = fd
     }
 
     func release() {
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
+        Self.registry.withLock { locks in
+            users -= 1
+            guard users == 0 else { return }
+            locks[path] = nil
+            flock(descriptor, LOCK_UN)
+            close(descriptor)
+        }
     }
 }
