@@ -30,7 +30,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
 
     func applySnapshot(path objectPath: String, entry: ReplicaLayout.SnapshotEntry) throws {
         var offset: Int64 = 0
-        let header = try ObjectFile.readPipelined(
+        let header = try ObjectFile.read(
             path: objectPath, key: entry.key,
             expect: { header in
                 guard header.kind == .snapshot, header.generation == entry.generation.value,
@@ -62,7 +62,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         var stopAfter = -1
         var currentPosition: Int?
         var transactions: [SegmentFormat.Transaction] = []
-        let header = try ObjectFile.readPipelined(
+        let header = try ObjectFile.read(
             path: objectPath, key: entry.key,
             expect: { header in
                 guard header.kind == .segment, header.generation == entry.generation.value,
