@@ -94,11 +94,7 @@ public struct S3ErrorResponse: Error, Sendable, CustomStringConvertible {
     /// Parses an HTTP `Date` header (RFC 7231 IMF-fixdate).
     static func parseHTTPDate(_ text: String?) -> Date? {
         guard let text else { return nil }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: text)
+        return CivilTime.parseHTTPDate(text).map { Date(timeIntervalSince1970: Double($0) / 1000) }
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import WalshipCore
 
 /// A request to sign: raw (not percent-encoded) path and query, and every header to sign.
 public struct SigV4Request: Sendable {
@@ -246,36 +247,12 @@ public struct SigV4Signer: Sendable {
 
     /// `yyyyMMdd'T'HHmmss'Z'` in UTC, computed without DateFormatter (no locale or calendar
     /// surprises).
-    public static func timestamp(_ date: Date) -> String {
-        let (year, month, day, hour, minute, second) = civil(date)
-        return "\(pad(year, 4))\(pad(month, 2))\(pad(day, 2))T\(pad(hour, 2))\(pad(minute, 2))\(pad(second, 2))Z"
-    }
+    public static func timestamp(_ date: Date) -> String { civil(date).compactTimestamp }
 
     /// `yyyyMMdd` in UTC.
-    public static func dateStamp(_ date: Date) -> String {
-        let (year, month, day, _, _, _) = civil(date)
-        return "\(pad(year, 4))\(pad(month, 2))\(pad(day, 2))"
-    }
+    public static func dateStamp(_ date: Date) -> String { civil(date).compactDate }
 
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-    }
-
-    /// UTC calendar fields of a date (Howard Hinnant's days-to-civil algorithm).
-    static func civil(_ date: Date) -> (Int, Int, Int, Int, Int, Int) {
-        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
-        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-        let secondOfDay = seconds - days * 86400
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day, secondOfDay / 3600, secondOfDay % 3600 / 60, secondOfDay % 60)
+    static func civil(_ date: Date) -> CivilTime {
+        CivilTime(unixMilliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
 }

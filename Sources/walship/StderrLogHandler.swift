@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WalshipCore
 
 /// Writes log records to standard error, one per line, as text or JSON (`--log-format`).
 /// Log messages are constant strings; the data is in the metadata (STYLE.md).
@@ -48,8 +49,6 @@ struct StderrLogHandler: LogHandler {
     }
 
     static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+        CivilTime(unixMilliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))).rfc3339
     }
 }

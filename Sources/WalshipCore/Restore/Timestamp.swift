@@ -12,23 +12,17 @@ public enum Timestamp {
             let ms = now.timeIntervalSince1970 * 1000 - Double(ago.milliseconds)
             return UInt64(max(0, ms))
         }
-        let formatter = ISO8601DateFormatter()
-        for options: ISO8601DateFormatter.Options in [
-            [.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime],
-        ] {
-            formatter.formatOptions = options
-            if let date = formatter.date(from: trimmed) {
-                // ISO8601DateFormatter keeps milliseconds; round to the nearest one.
-                return UInt64((date.timeIntervalSince1970 * 1000).rounded())
+        if let milliseconds = CivilTime.parseRFC3339(trimmed) {
+            guard milliseconds >= 0 else {
+                throw WalshipError(.usage, "invalid time '\(text)': times before 1970 are not restore targets")
             }
+            return UInt64(milliseconds)
         }
         throw WalshipError(
             .usage, "invalid time '\(text)': use RFC 3339 like 2026-11-25T10:31:07.25Z or +01:00 offsets, or -15m")
     }
 
     public static func format(milliseconds: UInt64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        CivilTime(unixMilliseconds: Int64(clamping: milliseconds)).rfc3339
     }
 }

@@ -172,10 +172,6 @@ enum JSONCredentials {
 /// ISO 8601 timestamps as AWS writes them (`2026-11-25T10:31:07Z`, with or without fractions).
 enum ISO8601 {
     static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        CivilTime.parseRFC3339(text).map { Date(timeIntervalSince1970: Double($0) / 1000) }
     }
 }
