@@ -28,10 +28,11 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         file = try LocalFile.create(path, mode: 0o644)
     }
 
-    func applySnapshot(path objectPath: String, entry: ReplicaLayout.SnapshotEntry) throws {
+    /// `verified`: `ObjectFile.verify` has checked the file's checksum.
+    func applySnapshot(path objectPath: String, entry: ReplicaLayout.SnapshotEntry, verified: Bool = false) throws {
         var offset: Int64 = 0
         let header = try ObjectFile.read(
-            path: objectPath, key: entry.key,
+            path: objectPath, key: entry.key, verified: verified,
             expect: { header in
                 guard header.kind == .snapshot, header.generation == entry.generation.value,
                     header.lastTxid == entry.usableTxid, header.firstTxid == entry.fromTxid
@@ -55,7 +56,9 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         usableTxid = header.lastTxid
     }
 
-    func applySegment(path objectPath: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan) throws {
+    func applySegment(
+        path objectPath: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan, verified: Bool = false
+    ) throws {
         guard !reachedTarget else { return }
         var parser: SegmentPayloadParser?
         var skipping = false
@@ -63,7 +66,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         var currentPosition: Int?
         var transactions: [SegmentFormat.Transaction] = []
         let header = try ObjectFile.read(
-            path: objectPath, key: entry.key,
+            path: objectPath, key: entry.key, verified: verified,
             expect: { header in
                 guard header.kind == .segment, header.generation == entry.generation.value,
                     header.firstTxid == entry.firstTxid, header.lastTxid == entry.lastTxid,
@@ -137,10 +140,9 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
 
     private var pending = PendingPages()
 
-    /// Truncates to the target's database size and closes the file.
+    /// Truncates to the target's database size and closes the file (the caller fsyncs it).
     func finish(plan: RestorePlanner.Plan) throws {
         try file.truncate(to: Int64(pageCount) * Int64(pageSize))
-        try file.sync()
         try file.close()
     }
 }

@@ -86,6 +86,9 @@ public struct Restorer: Sendable {
                     } catch let error as WalshipError where error.code == .objectNotFound {
                         throw WalshipError(.objectNotFound, "object '\(object.key)' is missing from the replica")
                     }
+                    // The checksum is checked here, beside the downloads, rather than on the
+                    // thread that applies pages.
+                    _ = try await Blocking.run { try ObjectFile.verify(path: path, key: object.key) }
                     return (index, path, ContinuousClock.now - start)
                 }
             }
@@ -101,9 +104,10 @@ public struct Restorer: Sendable {
                     let index = done
                     try await Blocking.run {
                         if index == 0 {
-                            try applier.applySnapshot(path: path, entry: plan.snapshot)
+                            try applier.applySnapshot(path: path, entry: plan.snapshot, verified: true)
                         } else {
-                            try applier.applySegment(path: path, entry: plan.segments[index - 1], plan: plan)
+                            try applier.applySegment(
+                                path: path, entry: plan.segments[index - 1], plan: plan, verified: true)
                         }
                         try FileSystem.removeIfPresent(path)
                     }
@@ -125,9 +129,12 @@ public struct Restorer: Sendable {
         }
         try applier.finish(plan: plan)
         let checkStart = clock.now
+        // The fsync and the integrity check overlap (the check only reads); the file goes into
+        // place only once both are done.
+        async let synced: Void = Blocking.run { try FileSystem.syncFile(temporary) }
+        try await Blocking.run { try IntegrityCheck.verify(databaseAt: temporary) }
+        try await synced
         try await Blocking.run {
-            try FileSystem.syncFile(temporary)
-            try IntegrityCheck.verify(databaseAt: temporary)
             try checkCancelled()
             try OutputPlacement.place(temporary, at: outputPath, force: options.force)
         }

@@ -72,13 +72,8 @@ public struct FileObjectStore: ObjectStore {
 
     static func copyContents(of source: String, into file: LocalFile) throws {
         let input = try LocalFile.openForReading(source)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try input.read(into: $0) }
-            if count == 0 { break }
-            try buffer.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-        }
-        try input.close()
+        defer { try? input.close() }
+        try file.appendContents(of: input)
     }
 
     func openExisting(_ key: String) throws -> LocalFile {

@@ -49,18 +49,31 @@ public enum ObjectFile {
         return try ObjectHeader.decode(try file.read(count: ObjectHeader.size, at: 0), key: key)
     }
 
-    /// Reads an object file, checking its header, payload size and SHA-256, and streams the
-    /// decompressed payload to `consume`. Everything `consume` saw must be discarded if this
-    /// throws (the checksum is known only at the end).
+    /// Checks an object file's header, size and payload SHA-256 without decompressing it (a
+    /// restore does this as each object arrives, on another thread than the one applying pages).
     @discardableResult
-    public static func read(
-        path: String, key: String, expect: (ObjectHeader) throws -> Void = { _ in },
-        consume: (ObjectHeader, UnsafeRawBufferPointer) throws -> Void
-    ) throws -> ObjectHeader {
+    public static func verify(path: String, key: String) throws -> ObjectHeader {
         let file = try LocalFile.openForReading(path)
         defer { try? file.close() }
+        let header = try readCheckedHeader(file, key: key)
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var offset = Int64(ObjectHeader.size)
+        while true {
+            let count = try file.read(into: buffer, at: offset)
+            if count == 0 { break }
+            offset += Int64(count)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        }
+        guard Array(hasher.finalize()) == header.payloadSHA256 else {
+            throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: payload checksum mismatch")
+        }
+        return header
+    }
+
+    private static func readCheckedHeader(_ file: LocalFile, key: String) throws -> ObjectHeader {
         let header = try ObjectHeader.decode(try file.read(count: ObjectHeader.size, at: 0), key: key)
-        try expect(header)
         let size = try file.size()
         guard UInt64(size) == UInt64(ObjectHeader.size) + header.payloadSize else {
             throw WalshipError(
@@ -68,6 +81,22 @@ public enum ObjectFile {
                 "object '\(key)' is corrupt: \(size) bytes, its header says \(UInt64(ObjectHeader.size) + header.payloadSize)"
             )
         }
+        return header
+    }
+
+    /// Reads an object file, checking its header, payload size and SHA-256, and streams the
+    /// decompressed payload to `consume`. Everything `consume` saw must be discarded if this
+    /// throws (the checksum is known only at the end). `verified` skips the SHA-256 of a file
+    /// that `verify` has checked (and nobody has written since).
+    @discardableResult
+    public static func read(
+        path: String, key: String, verified: Bool = false, expect: (ObjectHeader) throws -> Void = { _ in },
+        consume: (ObjectHeader, UnsafeRawBufferPointer) throws -> Void
+    ) throws -> ObjectHeader {
+        let file = try LocalFile.openForReading(path)
+        defer { try? file.close() }
+        let header = try readCheckedHeader(file, key: key)
+        try expect(header)
         let decompressor = try Decompressor(codec: header.codec)
         var hasher = SHA256()
         var produced: UInt64 = 0
@@ -80,7 +109,7 @@ public enum ObjectFile {
                 if count == 0 { break }
                 offset += Int64(count)
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-                hasher.update(bufferPointer: chunk)
+                if !verified { hasher.update(bufferPointer: chunk) }
                 try decompressor.update(chunk) { output in
                     produced += UInt64(output.count)
                     guard produced <= header.uncompressedSize else {
@@ -93,7 +122,7 @@ public enum ObjectFile {
         } catch let error as WalshipError where error.code == .objectCorrupt && !error.message.contains(key) {
             throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: \(error.message)")
         }
-        guard Array(hasher.finalize()) == header.payloadSHA256 else {
+        guard verified || Array(hasher.finalize()) == header.payloadSHA256 else {
             throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: payload checksum mismatch")
         }
         guard produced == header.uncompressedSize else {

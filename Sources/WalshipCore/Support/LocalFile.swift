@@ -106,6 +106,35 @@ public final class LocalFile: @unchecked Sendable {  // The descriptor is only a
         }
     }
 
+    /// Appends everything from `source`'s current position to its end at this file's current
+    /// position. The kernel copies (`sendfile`) where it can; where that is not supported, a
+    /// read/write loop does. Returns the bytes copied.
+    @discardableResult
+    public func appendContents(of source: LocalFile) throws -> Int64 {
+        var copied: Int64 = 0
+        while true {
+            let n = sendfile(descriptor, source.descriptor, nil, 1 << 30)
+            if n > 0 {
+                copied += Int64(n)
+                continue
+            }
+            if n == 0 { return copied }
+            if errno == EINTR { continue }
+            // Not supported between these files: copy by hand.
+            guard copied == 0, [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(errno) else {
+                throw LocalFile.error("copy to", path, errno)
+            }
+            break
+        }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            if count == 0 { return copied }
+            try buffer.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            copied += Int64(count)
+        }
+    }
+
     public func truncate(to size: Int64) throws {
         if ftruncate(descriptor, off_t(size)) != 0 { throw LocalFile.error("truncate", path, errno) }
     }
