@@ -7,7 +7,8 @@ import Yams
 /// built yet are rejected as unsupported, and every problem is reported at once.
 struct ConfigFile {
     static let globalKeys: Set<String> = [
-        "state-dir", "log-level", "log-format", "spool-max-bytes", "shutdown-timeout", "buckets", "databases",
+        "state-dir", "log-level", "log-format", "spool-max-bytes", "shutdown-timeout", "http-addr", "buckets",
+        "databases",
     ]
     static let bucketKeys: Set<String> = [
         "url", "endpoint", "region", "path-style", "access-key-id", "secret-access-key", "session-token", "profile",
@@ -18,7 +19,7 @@ struct ConfigFile {
         "wal-max-frames", "checkpoint-restart", "checkpoint-busy-timeout", "snapshot-step-pages",
     ]
     /// Documented keys whose feature this version does not have yet.
-    static let unsupportedKeys: Set<String> = ["retention", "encryption-key-file", "http-addr"]
+    static let unsupportedKeys: Set<String> = ["retention", "encryption-key-file"]
 
     let environment: [String: String]
     private var problems: [String] = []
@@ -52,6 +53,14 @@ struct ConfigFile {
         configuration.stateDirectory = string(top["state-dir"], "state-dir")
         configuration.logLevel = string(top["log-level"], "log-level")
         configuration.logFormat = string(top["log-format"], "log-format")
+        if let address = string(top["http-addr"], "http-addr") {
+            do {
+                _ = try MetricsServer.split(address)
+                configuration.httpAddress = address
+            } catch let error as WalshipError {
+                problems.append("http-addr: \(error.message)")
+            }
+        }
         spoolMaxBytes = size(top["spool-max-bytes"], "spool-max-bytes")
         shutdownTimeout = duration(top["shutdown-timeout"], "shutdown-timeout")
 

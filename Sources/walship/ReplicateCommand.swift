@@ -66,7 +66,7 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Option(name: .long, help: .hidden)
     var retention: String?
 
-    @Option(name: .long, help: .hidden)
+    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).")
     var httpAddr: String?
 
     @Option(name: .long, help: .hidden)
@@ -85,7 +85,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         // Flags of features that are not built yet are refused, never silently ignored.
         for (flag, given) in [
             ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing), ("--retention", retention != nil),
-            ("--http-addr", httpAddr != nil), ("--encryption-key-file", encryptionKeyFile != nil),
+            ("--encryption-key-file", encryptionKeyFile != nil),
         ] where given {
             throw ValidationError("\(flag) is not supported yet by this walship version")
         }
@@ -134,11 +134,25 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         let stop = SignalStop.install()
         let once = self.once
+        let replicators = jobs.map { job in
+            DatabaseReplicator(
+                databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
+                databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
+        }
+        var server: MetricsServer?
+        if let address = httpAddr ?? configuration?.httpAddress {
+            let sources = replicators.map { replicator in
+                MetricsExposition.Source(
+                    database: replicator.databasePath, replica: replicator.replica.location,
+                    spoolMaxBytes: replicator.settings.spoolMaxBytes, metrics: replicator.metrics)
+            }
+            server = try MetricsServer.start(address: address, logger: logger) {
+                MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
+            }
+        }
+        defer { server?.close() }
         let reports = try await withThrowingTaskGroup(of: DatabaseReplicator.Report.self) { group in
-            for job in jobs {
-                let replicator = DatabaseReplicator(
-                    databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
-                    databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
+            for (job, replicator) in zip(jobs, replicators) {
                 logger.info(
                     "replicating",
                     metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)", "once": "\(once)"])

@@ -17,6 +17,7 @@ struct ConfigFileTests {
             .deletingLastPathComponent().appendingPathComponent("walship.example.yml").path
         let configuration = try ConfigFile.load(path: path, environment: Self.environment)
         #expect(configuration.databases.count == 2)
+        #expect(configuration.httpAddress == "127.0.0.1:9090")
         let app = try configuration.database(named: "/var/lib/app/app.db")
         #expect(app.prefix == "app")
         #expect(app.settings().walMaxFrames == 1000)
@@ -87,6 +88,7 @@ struct ConfigFileTests {
         let text = """
             state-dir: /tmp/x
             colour: blue
+            http-addr: 9090
             buckets:
               b:
                 url: s3://bucket/p
@@ -110,7 +112,7 @@ struct ConfigFileTests {
             for fragment in [
                 "colour is not a known key", "retention is not supported yet", "'MISSING_SECRET' is not set",
                 "sync-interval: 'soon'", "no bucket named 'nope'", "wal-max-frames", "listed more than once",
-                "'b' is named more than once",
+                "'b' is named more than once", "http-addr: invalid http-addr '9090'",
             ] {
                 #expect(error.message.contains(fragment), "missing '\(fragment)' in: \(error.message)")
             }

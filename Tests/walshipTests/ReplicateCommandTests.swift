@@ -204,6 +204,74 @@ extension CLIIntegration {
             ])
             #expect(unsupported.status == 2)
         }
+
+        @Test(
+            "--http-addr serves Prometheus metrics that follow the replication: txids, uploads, the generation and the RESTART's write-lock time"
+        )
+        func metricsEndpoint() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 5)
+            let app = try Connection(path: directory.file("app.db"))
+            defer { app.close() }
+            let agent = try Self.agent(directory, extra: ["--http-addr", "127.0.0.1:0", "--wal-max-frames", "20"])
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            let port = try #require(
+                agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) }, "\(agent.log)")
+            // The snapshot is txid 0; the 100 commits are txids 1...100.
+            for _ in 0..<100 { try LedgerDatabase.commitNext(on: app) }
+            let target = 100
+            let labels = "db=\"\(directory.file("app.db"))\",replica=\"\(Self.replicaURL(directory))\""
+            var samples: [String: Double] = [:]
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                let response = try LoopbackHTTP.request(port: port, path: "/metrics")
+                #expect(response.status == 200)
+                #expect(response.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+                samples = try LoopbackHTTP.samples(response.body)
+                if samples["walship_shipped_txid{\(labels)}"] == Double(target),
+                    (samples["walship_checkpoint_restarts_total{\(labels)}"] ?? 0) >= 1
+                {
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(samples["walship_observed_txid{\(labels)}"] == Double(target), "\(samples)")
+            #expect(samples["walship_shipped_txid{\(labels)}"] == Double(target), "\(samples)")
+            #expect(samples["walship_transactions_total{\(labels)}"] == Double(target))
+            #expect(samples["walship_generations_started_total{\(labels),reason=\"first_start\"}"] == 1)
+            #expect(samples["walship_generations_started_total{\(labels),reason=\"continuity_lost\"}"] == 0)
+            #expect(samples["walship_snapshots_uploaded_total{\(labels)}"] == 1)
+            #expect((samples["walship_segments_uploaded_total{\(labels)}"] ?? 0) >= 1)
+            #expect(samples["walship_spool_objects{\(labels)}"] == 0)
+            #expect((samples["walship_checkpoint_restarts_total{\(labels)}"] ?? 0) >= 1, "\(samples)")
+            #expect((samples["walship_checkpoint_write_lock_seconds_total{\(labels)}"] ?? 0) > 0)
+            let observed = samples["walship_observed_commit_timestamp_seconds{\(labels)}"] ?? 0
+            #expect(abs(observed - Date().timeIntervalSince1970) < 60)
+            #expect(samples.keys.contains { $0.hasPrefix("walship_build_info{version=") })
+            #expect(try LoopbackHTTP.request(port: port, path: "/healthz").body == "ok\n")
+            #expect(try LoopbackHTTP.request(port: port, path: "/").status == 404)
+            #expect(try LoopbackHTTP.request("POST", port: port, path: "/metrics").status == 405)
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+
+            // An address that cannot be listened on is a configuration error (exit 2).
+            let blocker = try AgentProcess(
+                [
+                    "replicate", directory.file("app.db"), Self.replicaURL(directory), "--state-dir",
+                    directory.file("state"), "--http-addr", "127.0.0.1:0",
+                ], logPath: directory.file("agent2.log"))
+            #expect(blocker.waitForLog("serving metrics"))
+            let busyPort = try #require(blocker.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            for address in ["127.0.0.1:\(busyPort)", "localhost", "127.0.0.1:99999"] {
+                let refused = try WalshipBinary.run([
+                    "replicate", directory.file("other.db"), "file://\(directory.file("r2"))", "--state-dir",
+                    directory.file("state2"), "--http-addr", address,
+                ])
+                #expect(refused.status == 2, "\(address): \(refused.stderr)")
+                #expect(refused.stderr.contains("http-addr"), "\(refused.stderr)")
+            }
+            #expect(blocker.stop() == 0)
+        }
     }
 }
 

@@ -54,6 +54,8 @@ public struct WalshipConfiguration: Sendable {
     public var stateDirectory: String?
     public var logLevel: String?
     public var logFormat: String?
+    /// `http-addr`: where to serve `/metrics` (off when nil).
+    public var httpAddress: String?
     public var buckets: [String: Bucket] = [:]
     public var databases: [Database] = []
 

@@ -30,8 +30,13 @@ final class Checkpointer: @unchecked Sendable {
     private var finished = false
     private let running = Atomic<Bool>(false)
     private let statistics = Mutex(Statistics())
+    private let metrics: ReplicationMetrics?
 
-    init(databasePath: String, busyTimeout: Duration, restart: Bool, shared: SharedMemoryFile?, logger: Logger) {
+    init(
+        databasePath: String, busyTimeout: Duration, restart: Bool, shared: SharedMemoryFile?,
+        metrics: ReplicationMetrics? = nil, logger: Logger
+    ) {
+        self.metrics = metrics
         self.databasePath = databasePath
         self.busyTimeout = busyTimeout
         self.restart = restart
@@ -128,9 +133,16 @@ final class Checkpointer: @unchecked Sendable {
                 stats.lastLockTime = held
                 stats.longestLockTime = max(stats.longestLockTime, held)
             }
+            let seconds = Double(held.components.seconds) + Double(held.components.attoseconds) / 1e18
+            metrics?.record { values in
+                values.checkpointRestarts += 1
+                values.writeLockSeconds += seconds
+                values.longestWriteLockSeconds = max(values.longestWriteLockSeconds, seconds)
+            }
         } catch let error as SQLiteError where error.isBusy {
             logger.debug("restart checkpoint busy", metadata: ["waited_ms": "\((clock.now - started).milliseconds)"])
             statistics.withLock { $0.busy += 1 }
+            metrics?.record { $0.checkpointBusy += 1 }
         }
     }
 }

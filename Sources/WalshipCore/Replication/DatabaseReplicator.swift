@@ -41,6 +41,8 @@ public final class DatabaseReplicator: Sendable {
     /// takes, and the state directories of its other replicas (`stateDirectory` is this one, or
     /// `<databaseDirectory>/replicas/<bucket>` for a database with several buckets).
     public let databaseDirectory: String
+    /// What this replicator exports at `/metrics`.
+    public let metrics = ReplicationMetrics()
 
     public convenience init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
@@ -77,7 +79,9 @@ public final class DatabaseReplicator: Sendable {
         try ReplicaStateDirectory.adopt(
             into: stateDirectory, databaseDirectory: databaseDirectory, replica: replica.location, logger: logger)
         let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
-        let uploader = Uploader(store: replica.store, layout: replica.layout, spool: spool, logger: logger)
+        metrics.attach(spool)
+        let uploader = Uploader(
+            store: replica.store, layout: replica.layout, spool: spool, logger: logger, metrics: metrics)
 
         // Objects a previous run left in the spool go up first: they continue its position. They
         // belong to the replica that run replicated to, never to another one.
@@ -104,7 +108,7 @@ public final class DatabaseReplicator: Sendable {
         let loop = ReplicationLoop(
             databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
             statePath: stateDirectory + "/state.json",
-            logger: logger, now: now, requestSnapshot: { requestContinuation.yield($0) })
+            logger: logger, metrics: metrics, now: now, requestSnapshot: { requestContinuation.yield($0) })
         loop.afterCatchUpRead = afterCatchUpRead
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
@@ -145,6 +149,7 @@ public final class DatabaseReplicator: Sendable {
                         self.logger.error(
                             "snapshot failed", metadata: ["db.path": "\(self.databasePath)", "error": "\(error)"])
                         box.loop.snapshotFinished(generation: request.generation, header: nil)
+                        self.metrics.record { $0.snapshotFailures += 1 }
                         if !stop.isStopped { try? await Task.sleep(for: .seconds(5)) }
                     }
                 }
@@ -270,6 +275,7 @@ public final class DatabaseReplicator: Sendable {
                     "spool full: ending the read chain until the store recovers; a new generation follows",
                     metadata: ["spool.bytes": "\(spool.bytes)", "spool.max_bytes": "\(spool.maxBytes)"])
                 loop.endReadChain()
+                metrics.record { $0.spoolFullEvents += 1 }
             }
             if !again {
                 let interval =

@@ -44,11 +44,14 @@ final class ReplicationLoop {
     /// Tests only (see `DatabaseReplicator.afterCatchUpRead`).
     var afterCatchUpRead: (@Sendable () -> Void)?
 
+    let metrics: ReplicationMetrics
+
     init(
         databasePath: String, replicaLocation: String, settings: ReplicationSettings, spool: Spool, statePath: String,
-        logger: Logger, now: @escaping @Sendable () -> UInt64,
+        logger: Logger, metrics: ReplicationMetrics = ReplicationMetrics(), now: @escaping @Sendable () -> UInt64,
         requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
     ) {
+        self.metrics = metrics
         self.databasePath = databasePath
         self.replicaLocation = replicaLocation
         self.settings = settings
@@ -122,7 +125,7 @@ final class ReplicationLoop {
         let follower = WALFollower(
             databasePath: databasePath, cursor: cursor, lastTxid: lastTxid, lastCommitMs: lastCommitMs, logger: logger,
             progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
-            checkpointRestart: settings.checkpointRestart, now: now)
+            checkpointRestart: settings.checkpointRestart, metrics: metrics, now: now)
         try follower.open()
         self.follower = follower
         if let header = follower.readWALHeader(), header.salt1 == cursor.salt1, header.salt2 == cursor.salt2 {
@@ -199,6 +202,15 @@ final class ReplicationLoop {
         lastTxid = follower.lastTxid
         lastCommitMs = follower.lastCommitMs
         shippedTransactions += Int(lastTxid - before)
+        let (txid, commitMs, frames, pageSize) =
+            (lastTxid, lastCommitMs, follower.lastMaxFrame, follower.databasePageSize)
+        metrics.record { values in
+            values.transactionsObserved += txid - before
+            values.observedTxid = txid
+            values.observedCommitMs = commitMs
+            values.walFrames = frames
+            values.pageSize = pageSize
+        }
     }
 
     // MARK: Generations
@@ -219,7 +231,7 @@ final class ReplicationLoop {
         let follower = WALFollower(
             databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
             logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
-            checkpointRestart: settings.checkpointRestart, now: now)
+            checkpointRestart: settings.checkpointRestart, metrics: metrics, now: now)
         try follower.open()
         self.follower = follower
         snapshotGate.open()
@@ -249,6 +261,11 @@ final class ReplicationLoop {
         previousSegment = (lastTxid, [])
         progress.sealedThrough = lastTxid
         generationsStarted += 1
+        metrics.record { values in
+            values.generation = generation
+            values.generationStartedMs = startedMs
+            values.generationsStarted[reason, default: 0] += 1
+        }
         snapshots.reset(generation: generation, hasSnapshot: false, lastTakenMs: nil, lastTxid: nil)
         let level: Logger.Level = reason == .firstStart ? .info : .warning
         logger.log(

@@ -9,6 +9,7 @@ struct Uploader {
     let layout: ReplicaLayout
     let spool: Spool
     let logger: Logger
+    var metrics: ReplicationMetrics?
 
     /// Uploads the oldest spooled object; returns false when the spool is empty.
     func uploadNext() async throws -> Bool {
@@ -28,6 +29,20 @@ struct Uploader {
             }
         }
         spool.remove(item)
+        metrics?.record { values in
+            values.bytesUploaded += UInt64(item.size)
+            switch header.kind {
+            case .segment:
+                values.segmentsUploaded += 1
+                if header.lastTxid > values.shippedTxid {
+                    values.shippedTxid = header.lastTxid
+                    values.shippedCommitMs = header.lastMs
+                }
+            case .snapshot:
+                values.snapshotsUploaded += 1
+                values.lastSnapshotMs = max(values.lastSnapshotMs, header.firstMs)
+            }
+        }
         logger.debug("object uploaded", metadata: ["object.key": "\(key)", "object.bytes": "\(item.size)"])
         return true
     }
@@ -49,6 +64,7 @@ struct Uploader {
                 failingSince = nil
             } catch {
                 failures += 1
+                metrics?.record { $0.uploadFailures += 1 }
                 let now = ContinuousClock.now
                 if failingSince == nil { failingSince = now }
                 var pause = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))

@@ -44,6 +44,7 @@ final class WALFollower {
     /// `PRAGMA page_size` of the database, read at open.
     private(set) var databasePageSize = 4096
     let now: @Sendable () -> UInt64
+    let metrics: ReplicationMetrics?
 
     /// What one poll did.
     enum Outcome: Equatable {
@@ -61,8 +62,9 @@ final class WALFollower {
     init(
         databasePath: String, cursor: WALCursor, lastTxid: UInt64, lastCommitMs: UInt64, logger: Logger,
         progress: FollowerProgress, checkpointBusyTimeout: Duration = .milliseconds(50), checkpointRestart: Bool = true,
-        now: @escaping @Sendable () -> UInt64
+        metrics: ReplicationMetrics? = nil, now: @escaping @Sendable () -> UInt64
     ) {
+        self.metrics = metrics
         self.checkpointSettings = (checkpointBusyTimeout, checkpointRestart)
         self.databasePath = databasePath
         self.walPath = databasePath + "-wal"
@@ -133,7 +135,7 @@ final class WALFollower {
         try shm.open()
         checkpointer = Checkpointer(
             databasePath: databasePath, busyTimeout: checkpointSettings.busyTimeout,
-            restart: checkpointSettings.restart, shared: shm.shared,
+            restart: checkpointSettings.restart, shared: shm.shared, metrics: metrics,
             logger: logger)
         databasePageSize = try connections[0].pageSize()
         databaseIdentity = FileIdentity(path: databasePath)

@@ -25,6 +25,19 @@ public struct ObjectHeader: Sendable, Equatable {
         /// The WAL changed in a way the agent could not follow (an inconsistent wal-index).
         case walInconsistent = 6
 
+        /// The reason as a metric label value: `first_start`, `continuity_lost`, ...
+        public var label: String {
+            switch self {
+            case .none: "none"
+            case .firstStart: "first_start"
+            case .continuityLost: "continuity_lost"
+            case .databaseReplaced: "database_replaced"
+            case .spoolFull: "spool_full"
+            case .pageSizeChanged: "page_size_changed"
+            case .walInconsistent: "wal_inconsistent"
+            }
+        }
+
         public var description: String {
             switch self {
             case .none: "none"

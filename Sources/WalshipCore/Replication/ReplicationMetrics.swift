@@ -1,0 +1,61 @@
+import Synchronization
+
+/// The figures one replicator (one database, one bucket) exports at `/metrics` (`--http-addr`;
+/// docs/operations.md lists them). The WAL loop, the uploader, the snapshotter and the
+/// checkpointer record into it from their threads; a scrape copies it.
+public final class ReplicationMetrics: Sendable {
+    public struct Values: Sendable {
+        /// The newest transaction read from the WAL, and its observed commit time.
+        public var observedTxid: UInt64 = 0
+        public var observedCommitMs: UInt64 = 0
+        /// The newest transaction whose segment the store has confirmed, and its commit time.
+        public var shippedTxid: UInt64 = 0
+        public var shippedCommitMs: UInt64 = 0
+        public var transactionsObserved: UInt64 = 0
+        public var generation: GenerationID?
+        public var generationStartedMs: UInt64 = 0
+        public var generationsStarted: [ObjectHeader.GenerationReason: UInt64] = [:]
+        public var segmentsUploaded: UInt64 = 0
+        public var snapshotsUploaded: UInt64 = 0
+        public var bytesUploaded: UInt64 = 0
+        public var uploadFailures: UInt64 = 0
+        public var snapshotFailures: UInt64 = 0
+        /// When the newest snapshot in the store was taken (0: none uploaded by this process).
+        public var lastSnapshotMs: UInt64 = 0
+        public var spoolBytes: Int64 = 0
+        public var spoolObjects: Int = 0
+        public var spoolFullEvents: UInt64 = 0
+        /// Frames in the published WAL at the last poll, and the database's page size.
+        public var walFrames: UInt32 = 0
+        public var pageSize: Int = 4096
+        public var checkpointRestarts: UInt64 = 0
+        public var checkpointBusy: UInt64 = 0
+        /// Total and longest time the agent's RESTART checkpoints held the write lock.
+        public var writeLockSeconds: Double = 0
+        public var longestWriteLockSeconds: Double = 0
+    }
+
+    private let values = Mutex(Values())
+    private let spool = Mutex<Spool?>(nil)
+
+    public init() {}
+
+    /// The figures now; the spool's are read from the spool itself.
+    public var current: Values {
+        var copy = values.withLock { $0 }
+        if let spool = spool.withLock({ $0 }) {
+            let pending = spool.pending
+            copy.spoolObjects = pending.count
+            copy.spoolBytes = pending.reduce(0) { $0 + $1.size }
+        }
+        return copy
+    }
+
+    func attach(_ spool: Spool) {
+        self.spool.withLock { $0 = spool }
+    }
+
+    func record(_ change: (inout Values) -> Void) {
+        values.withLock { change(&$0) }
+    }
+}
