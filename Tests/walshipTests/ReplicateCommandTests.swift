@@ -244,6 +244,7 @@ extension CLIIntegration {
             #expect(samples["walship_snapshots_uploaded_total{\(labels)}"] == 1)
             #expect((samples["walship_segments_uploaded_total{\(labels)}"] ?? 0) >= 1)
             #expect(samples["walship_spool_objects{\(labels)}"] == 0)
+            #expect(samples["walship_replication_lag_seconds{\(labels)}"] == 0, "\(samples)")
             #expect((samples["walship_checkpoint_restarts_total{\(labels)}"] ?? 0) >= 1, "\(samples)")
             #expect((samples["walship_checkpoint_write_lock_seconds_total{\(labels)}"] ?? 0) > 0)
             let observed = samples["walship_observed_commit_timestamp_seconds{\(labels)}"] ?? 0

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Renders replicators' figures in the Prometheus text exposition format (version 0.0.4), the
 /// body of `GET /metrics`. docs/operations.md lists every metric.
 public enum MetricsExposition {
@@ -7,6 +9,8 @@ public enum MetricsExposition {
         public var replica: String
         public var spoolMaxBytes: Int64
         public var metrics: ReplicationMetrics
+        /// The time the lag is measured at (Unix ms); `render` sets it.
+        var nowMs: UInt64 = 0
 
         public init(database: String, replica: String, spoolMaxBytes: Int64, metrics: ReplicationMetrics) {
             self.database = database
@@ -46,6 +50,10 @@ public enum MetricsExposition {
             "walship_shipped_commit_timestamp_seconds", "gauge",
             "Observed commit time of the newest transaction in a segment the store has confirmed (Unix seconds); replication lag is walship_observed_commit_timestamp_seconds minus this."
         ) { v, _ in Double(v.shippedCommitMs) / 1000 },
+        one(
+            "walship_replication_lag_seconds", "gauge",
+            "Age of the oldest transaction read from the WAL but not yet in the store (0 when everything read is shipped)."
+        ) { v, s in v.pendingSinceMs.map { Double(s.nowMs > $0 ? s.nowMs - $0 : 0) / 1000 } ?? 0 },
         one("walship_transactions_total", "counter", "Transactions read from the WAL by this process.") { v, _ in
             Double(v.transactionsObserved)
         },
@@ -112,11 +120,18 @@ public enum MetricsExposition {
     ]
 
     /// The exposition of every source, each sample labelled with its database and replica.
-    public static func render(_ sources: [Source], version: String, sqliteVersion: String) -> String {
+    public static func render(
+        _ sources: [Source], version: String, sqliteVersion: String,
+        nowMs: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)
+    ) -> String {
         var text = "# HELP walship_build_info walship's version and the SQLite library it runs with.\n"
         text += "# TYPE walship_build_info gauge\n"
         text += "walship_build_info{version=\"\(escape(version))\",sqlite=\"\(escape(sqliteVersion))\"} 1\n"
-        let snapshots = sources.map { ($0, $0.metrics.current) }
+        let snapshots = sources.map { source in
+            var source = source
+            source.nowMs = nowMs
+            return (source, source.metrics.current)
+        }
         for family in families {
             text += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
             for (source, values) in snapshots {

@@ -86,6 +86,13 @@ final class ReplicationLoop {
         let storedMs = max(
             start.inventory.segments.map(\.lastMs).max() ?? 0, start.inventory.snapshots.map(\.takenMs).max() ?? 0)
         lastCommitMs = max(lastCommitMs, storedMs, start.spooled.map(\.lastMs).max() ?? 0)
+        let newestStoredSegment = start.inventory.segments.max { $0.lastTxid < $1.lastTxid }
+        let pendingSince = start.spooled.filter { $0.kind == .segment }.map(\.firstMs).min()
+        metrics.record { values in
+            values.shippedTxid = newestStoredSegment?.lastTxid ?? 0
+            values.shippedCommitMs = newestStoredSegment?.lastMs ?? 0
+            values.pendingSinceMs = pendingSince
+        }
         guard let saved else {
             try startGeneration(
                 start.inventory.isEmpty ? .firstStart : .continuityLost, "no local state for this replica")
@@ -205,6 +212,7 @@ final class ReplicationLoop {
         let (txid, commitMs, frames, pageSize) =
             (lastTxid, lastCommitMs, follower.lastMaxFrame, follower.databasePageSize)
         metrics.record { values in
+            if txid > before && values.pendingSinceMs == nil { values.pendingSinceMs = commitMs }
             values.transactionsObserved += txid - before
             values.observedTxid = txid
             values.observedCommitMs = commitMs

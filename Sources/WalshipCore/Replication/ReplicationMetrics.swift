@@ -11,6 +11,11 @@ public final class ReplicationMetrics: Sendable {
         /// The newest transaction whose segment the store has confirmed, and its commit time.
         public var shippedTxid: UInt64 = 0
         public var shippedCommitMs: UInt64 = 0
+        /// Replication lag counts from here: the observed commit time of the first poll that read
+        /// transactions while everything before them was shipped, or, after an upload that left
+        /// transactions pending, the newest shipped commit time (so the lag is at most one
+        /// commit-to-commit gap too high). nil while everything read is in the store.
+        public var pendingSinceMs: UInt64?
         public var transactionsObserved: UInt64 = 0
         public var generation: GenerationID?
         public var generationStartedMs: UInt64 = 0

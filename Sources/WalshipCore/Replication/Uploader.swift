@@ -38,6 +38,7 @@ struct Uploader {
                     values.shippedTxid = header.lastTxid
                     values.shippedCommitMs = header.lastMs
                 }
+                values.pendingSinceMs = header.lastTxid >= values.observedTxid ? nil : header.lastMs
             case .snapshot:
                 values.snapshotsUploaded += 1
                 values.lastSnapshotMs = max(values.lastSnapshotMs, header.firstMs)

@@ -13,13 +13,14 @@ struct MetricsExpositionTests {
             values.observedCommitMs = 1_795_602_667_250
             values.generationsStarted[.continuityLost] = 2
             values.writeLockSeconds = 0.019
+            values.pendingSinceMs = 1_795_602_665_000
         }
         let second = ReplicationMetrics()
         let text = MetricsExposition.render(
             [
                 .init(database: "/data/app.db", replica: "s3://bucket/app", spoolMaxBytes: 1 << 30, metrics: first),
                 .init(database: "/data/we\"ird\\.db", replica: "file:///r", spoolMaxBytes: 10, metrics: second),
-            ], version: "1.0", sqliteVersion: "3.40.1")
+            ], version: "1.0", sqliteVersion: "3.40.1", nowMs: 1_795_602_667_500)
         let samples = try LoopbackHTTP.samples(text)
         let labels = "db=\"/data/app.db\",replica=\"s3://bucket/app\""
         #expect(samples["walship_observed_txid{\(labels)}"] == 42)
@@ -28,6 +29,8 @@ struct MetricsExpositionTests {
         #expect(samples["walship_generations_started_total{\(labels),reason=\"first_start\"}"] == 0)
         #expect(samples["walship_checkpoint_write_lock_seconds_total{\(labels)}"] == 0.019)
         #expect(samples["walship_spool_max_bytes{\(labels)}"] == Double(1 << 30))
+        #expect(samples["walship_replication_lag_seconds{\(labels)}"] == 2.5)
+        #expect(samples["walship_replication_lag_seconds{db=\"/data/we\\\"ird\\\\.db\",replica=\"file:///r\"}"] == 0)
         #expect(samples["walship_observed_txid{db=\"/data/we\\\"ird\\\\.db\",replica=\"file:///r\"}"] == 0)
         #expect(samples["walship_build_info{version=\"1.0\",sqlite=\"3.40.1\"}"] == 1)
         let lines = text.split(separator: "\n")
