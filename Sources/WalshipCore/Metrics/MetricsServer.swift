@@ -8,15 +8,20 @@ import Synchronization
 
 /// The HTTP endpoint of `--http-addr HOST:PORT`: `GET /metrics` answers with
 /// `MetricsExposition`, `GET /healthz` with `ok`; anything else is 404 (or 405 for another
-/// method). One thread accepts and answers one connection at a time (scrapes are rare and
-/// small); a client that does not send its request within 5 seconds is dropped. It never touches
-/// the database or the store.
-public final class MetricsServer: @unchecked Sendable {  // `listener` is written once, closed once.
+/// method). Each connection is answered on a thread of its own, at most `maxConnections` at
+/// once (more are closed at once), and a client gets 5 seconds in all to send its request, so
+/// slow or idle clients cannot hold the endpoint. It never touches the database or the store.
+public final class MetricsServer: @unchecked Sendable {  // `listener` is guarded by `state`.
+    static let maxConnections = 32
+    static let requestDeadline: Duration = .seconds(5)
+
     private let listener: Int32
     public let port: UInt16
     private let render: @Sendable () -> String
     private let logger: Logger
-    private let closed = Mutex(false)
+    /// Whether `close` was called, and whether the listening descriptor is still open.
+    private let state = Mutex((closed: false, open: true))
+    private let connections = Atomic<Int>(0)
 
     private init(listener: Int32, port: UInt16, render: @escaping @Sendable () -> String, logger: Logger) {
         self.listener = listener
@@ -25,8 +30,8 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is writte
         self.logger = logger
     }
 
-    /// Listens on `address` (`127.0.0.1:9090`, `[::1]:9090`, `:9090` for every interface,
-    /// port 0 for any free port) and starts serving.
+    /// Listens on `address` (`127.0.0.1:9090`, `[::1]:9090`, `:9090` for every interface, IPv6
+    /// and IPv4 where the host has both; port 0 for any free port) and starts serving.
     public static func start(
         address: String, logger: Logger, render: @escaping @Sendable () -> String
     ) throws -> MetricsServer {
@@ -37,22 +42,50 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is writte
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, portText, &hints, &list)
-        guard status == 0, let first = list else {
+        guard status == 0, list != nil else {
             throw WalshipError(.usage, "invalid http-addr '\(address)': \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(list) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw LocalFile.error("socket for http-addr", address, errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0, listen(fd, 16) == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw WalshipError(.usage, "cannot listen on http-addr '\(address)': \(FileSystem.describe(errno: code))")
+        var candidates: [UnsafeMutablePointer<addrinfo>] = []
+        var next = list
+        while let entry = next {
+            candidates.append(entry)
+            next = entry.pointee.ai_next
         }
+        // Every interface: the IPv6 wildcard accepts IPv4 too (IPV6_V6ONLY off).
+        if host == nil { candidates.sort { $0.pointee.ai_family == AF_INET6 && $1.pointee.ai_family != AF_INET6 } }
+        var failure: Int32 = 0
+        for entry in candidates {
+            let fd = socket(entry.pointee.ai_family, entry.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                failure = errno
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if entry.pointee.ai_family == AF_INET6 && host == nil {
+                var off: Int32 = 0
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
+            }
+            guard bind(fd, entry.pointee.ai_addr, entry.pointee.ai_addrlen) == 0, listen(fd, 16) == 0 else {
+                failure = errno
+                Glibc.close(fd)
+                continue
+            }
+            let server = MetricsServer(listener: fd, port: boundPort(fd), render: render, logger: logger)
+            let thread = Thread { server.serve() }
+            thread.name = "walship-http"
+            thread.start()
+            logger.info("serving metrics", metadata: ["http.addr": "\(address)", "http.port": "\(server.port)"])
+            return server
+        }
+        throw WalshipError(.usage, "cannot listen on http-addr '\(address)': \(FileSystem.describe(errno: failure))")
+    }
+
+    private static func boundPort(_ fd: Int32) -> UInt16 {
         var bound = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let port = withUnsafeMutablePointer(to: &bound) { pointer in
+        return withUnsafeMutablePointer(to: &bound) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> UInt16 in
                 getsockname(fd, address, &length)
                 if address.pointee.sa_family == sa_family_t(AF_INET6) {
@@ -65,12 +98,6 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is writte
                 }
             }
         }
-        let server = MetricsServer(listener: fd, port: port, render: render, logger: logger)
-        let thread = Thread { server.serve() }
-        thread.name = "walship-http"
-        thread.start()
-        logger.info("serving metrics", metadata: ["http.addr": "\(address)", "http.port": "\(port)"])
-        return server
     }
 
     /// `host:port`, `[v6]:port` or `:port`.
@@ -87,60 +114,80 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is writte
         return (host.isEmpty ? nil : host, port)
     }
 
-    /// Stops listening; a request being answered finishes.
+    /// Stops listening; requests being answered finish.
     public func close() {
-        let wasClosed = closed.withLock { value in
-            defer { value = true }
-            return value
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.closed = true
+            if state.open { shutdown(listener, Int32(SHUT_RDWR)) }
         }
-        guard !wasClosed else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
     }
 
     private func serve() {
-        defer { Glibc.close(listener) }
+        defer {
+            state.withLock { state in
+                state.open = false
+                Glibc.close(listener)
+            }
+        }
         while true {
             let connection = accept(listener, nil, nil)
-            if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if !closed.withLock({ $0 }) {
-                    logger.error(
-                        "metrics endpoint stopped", metadata: ["error": "\(FileSystem.describe(errno: errno))"])
-                }
+            if state.withLock({ $0.closed }) {
+                if connection >= 0 { Glibc.close(connection) }
                 return
             }
+            if connection < 0 {
+                // Out of descriptors or buffers, or a connection that went away: try again.
+                if errno != EINTR && errno != ECONNABORTED {
+                    logger.warning(
+                        "metrics endpoint cannot accept", metadata: ["error": "\(FileSystem.describe(errno: errno))"])
+                    OnlineBackup.sleep(.milliseconds(100))
+                }
+                continue
+            }
             _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            answer(connection)
-            Glibc.close(connection)
+            guard connections.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
+                connections.subtract(1, ordering: .relaxed)
+                Glibc.close(connection)
+                continue
+            }
+            let thread = Thread { [self] in
+                answer(connection)
+                Glibc.close(connection)
+                connections.subtract(1, ordering: .relaxed)
+            }
+            thread.name = "walship-http-connection"
+            thread.start()
         }
     }
 
+    /// Reads the request head (up to 8 KiB, within `requestDeadline` in all) and answers it.
     private func answer(_ connection: Int32) {
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        // The request head, up to 8 KiB; the body (there should be none) is ignored.
+        let deadline = ContinuousClock.now + Self.requestDeadline
         var request: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let end: [UInt8] = Array("\r\n\r\n".utf8)
-        while request.count < 8192 {
+        while !Self.headIsComplete(request) {
+            guard request.count < 8192 else { return }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return }
+            var descriptor = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(max(1, left.milliseconds)))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return }
             let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             if n <= 0 { return }
             request += buffer[..<n]
-            if request.count >= 4,
-                (0...(request.count - 4)).contains(where: { request[$0..<$0 + 4].elementsEqual(end) })
-            {
-                break
-            }
         }
         let line = String(
             decoding: request.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
         let parts = line.split(separator: " ")
-        let (status, type, body) = respond(
-            method: parts.first.map(String.init) ?? "", target: parts.count > 1 ? String(parts[1]) : "")
+        let method = parts.first.map(String.init) ?? ""
+        let (status, type, body) = respond(method: method, target: parts.count > 1 ? String(parts[1]) : "")
         let head =
             "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-        let bytes = Array(head.utf8) + (parts.first == "HEAD" ? [] : Array(body.utf8))
+        let bytes = Array(head.utf8) + (method == "HEAD" ? [] : Array(body.utf8))
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes {
@@ -151,8 +198,27 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is writte
         }
     }
 
+    /// Whether `bytes` hold a whole request head (ended by an empty line, CRLF or bare LF).
+    static func headIsComplete(_ bytes: [UInt8]) -> Bool {
+        let lf = UInt8(ascii: "\n")
+        var previousLineEnd: Int?
+        for index in bytes.indices where bytes[index] == lf {
+            if let previous = previousLineEnd {
+                let between = bytes[(previous + 1)..<index]
+                if between.isEmpty || between.elementsEqual([UInt8(ascii: "\r")]) { return true }
+            }
+            previousLineEnd = index
+        }
+        return false
+    }
+
     func respond(method: String, target: String) -> (status: String, type: String, body: String) {
-        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        var path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        // The absolute form (`http://host:port/metrics`), which proxies send.
+        if let scheme = path.range(of: "://") {
+            let rest = path[scheme.upperBound...]
+            path = rest.firstIndex(of: "/").map { String(rest[$0...]) } ?? "/"
+        }
         let text = "text/plain; charset=utf-8"
         guard path == "/metrics" || path == "/healthz" else { return ("404 Not Found", text, "not found\n") }
         guard method == "GET" || method == "HEAD" else { return ("405 Method Not Allowed", text, "use GET\n") }

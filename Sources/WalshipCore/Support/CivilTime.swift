@@ -40,7 +40,8 @@ public struct CivilTime: Sendable, Equatable {
         hour = secondOfDay / 3600
         minute = secondOfDay % 3600 / 60
         second = secondOfDay % 60
-        millisecond = Int(milliseconds - seconds * 1000)
+        let remainder = milliseconds % 1000
+        millisecond = Int(remainder < 0 ? remainder + 1000 : remainder)
     }
 
     /// Milliseconds since the Unix epoch of these UTC fields (days-from-civil).
@@ -55,9 +56,10 @@ public struct CivilTime: Sendable, Equatable {
         return seconds * 1000 + Int64(millisecond)
     }
 
-    /// Whether the fields name a real time (leap seconds are not accepted).
+    /// Whether the fields name a real time in years 1 to 9999 (leap seconds are not accepted).
     public var isValid: Bool {
-        (1...12).contains(month) && (1...Self.daysIn(month: month, year: year)).contains(day)
+        (1...9999).contains(year) && (1...12).contains(month)
+            && (1...Self.daysIn(month: month, year: year)).contains(day)
             && (0...23).contains(hour) && (0...59).contains(minute) && (0...59).contains(second)
             && (0...999).contains(millisecond)
     }
@@ -71,7 +73,7 @@ public struct CivilTime: Sendable, Equatable {
     }
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
-        value >= 0 ? value / divisor : (value - divisor + 1) / divisor
+        value / divisor - (value % divisor < 0 ? 1 : 0)
     }
 
     // MARK: Formats
@@ -98,7 +100,8 @@ public struct CivilTime: Sendable, Equatable {
     }
 
     /// Parses an RFC 3339 date-time: `2026-11-25T10:31:07Z`, with optional fractional seconds
-    /// (rounded to the nearest millisecond), `z`, `t` or a space as separators, and `+hh:mm` or
+    /// (truncated to the millisecond: a restore target of .3915 must not take a commit observed
+    /// at .392), `z`, `t` or a space as separators, and `+hh:mm` or
     /// `-hh:mm` offsets. Returns Unix milliseconds, or nil when the text is not one.
     public static func parseRFC3339(_ text: String) -> Int64? {
         var scanner = DigitScanner(Array(text.utf8))
@@ -107,16 +110,16 @@ public struct CivilTime: Sendable, Equatable {
             let hour = scanner.number(digits: 2), scanner.take(":"), let minute = scanner.number(digits: 2),
             scanner.take(":"), let second = scanner.number(digits: 2)
         else { return nil }
-        // Fractional seconds: the first four digits, rounded to milliseconds.
-        var tenths = 0  // of a millisecond
+        // Fractional seconds, truncated to milliseconds.
+        var milliseconds = 0
         if scanner.take(".") {
             var count = 0
             while let digit = scanner.digit() {
-                if count < 4 { tenths = tenths * 10 + digit }
+                if count < 3 { milliseconds = milliseconds * 10 + digit }
                 count += 1
             }
             guard count > 0 else { return nil }
-            for _ in count..<max(count, 4) { tenths *= 10 }
+            for _ in count..<max(count, 3) { milliseconds *= 10 }
         }
         var offsetMinutes = 0
         if scanner.takeAny("Zz") {
@@ -131,7 +134,7 @@ public struct CivilTime: Sendable, Equatable {
         guard scanner.atEnd else { return nil }
         let time = CivilTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
         guard time.isValid else { return nil }
-        return time.unixMilliseconds + Int64((tenths + 5) / 10) - Int64(offsetMinutes) * 60_000
+        return time.unixMilliseconds + Int64(milliseconds) - Int64(offsetMinutes) * 60_000
     }
 
     /// Parses an HTTP date in its preferred form (RFC 9110 IMF-fixdate,

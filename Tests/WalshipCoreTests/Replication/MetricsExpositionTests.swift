@@ -1,3 +1,5 @@
+import Glibc
+import Logging
 import Testing
 import WalshipTesting
 
@@ -53,5 +55,73 @@ struct MetricsExpositionTests {
         for bad in ["9090", "host:", "host:port", "host:65536", "host:-1"] {
             #expect(throws: WalshipError.self, "\(bad)") { try MetricsServer.split(bad) }
         }
+    }
+}
+
+@Suite("Metrics endpoint", .serialized)
+struct MetricsServerTests {
+    /// A raw connection to the server that sends `bytes` (maybe nothing) and keeps the socket open.
+    static func connect(port: UInt16, sending bytes: String = "") -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if !bytes.isEmpty { _ = Array(bytes.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
+        return fd
+    }
+
+    static func readAll(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            bytes += buffer[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test("idle and half-sent connections do not hold the endpoint; bare-LF and absolute-form requests are answered")
+    func slowClientsDoNotBlock() throws {
+        let server = try MetricsServer.start(address: "127.0.0.1:0", logger: Logger(label: "test")) { "m 1\n" }
+        defer { server.close() }
+        let idle = (0..<6).map { _ in Self.connect(port: server.port) }
+        let partial = Self.connect(port: server.port, sending: "GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        defer { (idle + [partial]).forEach { close($0) } }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let response = try LoopbackHTTP.request(port: server.port, path: "/healthz")
+        #expect(response.status == 200)
+        // Answered at once, not after the 5 s each waiting connection is allowed (5x margin).
+        #expect(clock.now - started < .seconds(1))
+        let bareLF = Self.connect(port: server.port, sending: "GET /metrics HTTP/1.0\n\n")
+        defer { close(bareLF) }
+        #expect(Self.readAll(bareLF).hasSuffix("\r\n\r\nm 1\n"))
+        let absolute = Self.connect(port: server.port, sending: "GET http://127.0.0.1/metrics HTTP/1.1\r\n\r\n")
+        defer { close(absolute) }
+        #expect(Self.readAll(absolute).hasPrefix("HTTP/1.1 200 OK"))
+        // The partial request is dropped once its 5 s are up.
+        #expect(Self.readAll(partial).isEmpty)
+    }
+
+    @Test("request heads end at an empty line, with CRLF or bare LF")
+    func requestHeads() {
+        #expect(MetricsServer.headIsComplete(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
+        #expect(MetricsServer.headIsComplete(Array("GET / HTTP/1.0\n\n".utf8)))
+        #expect(!MetricsServer.headIsComplete(Array("GET / HTTP/1.1\r\nHost: x\r\n".utf8)))
+        #expect(!MetricsServer.headIsComplete(Array("GET / HTTP/1.1\r\n".utf8)))
+    }
+
+    @Test(":PORT listens on IPv6 and IPv4 alike")
+    func everyInterface() throws {
+        let server = try MetricsServer.start(address: ":0", logger: Logger(label: "test")) { "m 1\n" }
+        defer { server.close() }
+        #expect(try LoopbackHTTP.request(port: server.port, path: "/metrics").body == "m 1\n")
     }
 }

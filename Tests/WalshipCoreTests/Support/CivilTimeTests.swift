@@ -36,9 +36,12 @@ struct CivilTimeTests {
         #expect(CivilTime.parseRFC3339("2026-11-25T11:31:07+01:00") == base)
         #expect(CivilTime.parseRFC3339("2026-11-25T05:01:07-05:30") == base)
         #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.25Z") == base + 250)
-        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.2505Z") == base + 251)
+        // Truncated, never rounded up: a target must not reach a commit observed after it.
+        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.2505Z") == base + 250)
+        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.3915Z") == base + 391)
         #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.123456789Z") == base + 123)
-        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.9996Z") == base + 1000)
+        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.99995Z") == base + 999)
+        #expect(CivilTime.parseRFC3339("2026-11-25T10:31:07.5Z") == base + 500)
         #expect(CivilTime.parseRFC3339("2024-02-29T00:00:00Z") == 1_709_164_800_000)
     }
 
@@ -60,11 +63,19 @@ struct CivilTimeTests {
         #expect(CivilTime.parseHTTPDate("Wed, 25 Nov 2026 10:31:07") == nil)
         #expect(CivilTime.parseHTTPDate("Wed, 31 Nov 2026 10:31:07 GMT") == nil)
         #expect(CivilTime.parseHTTPDate("Wed, 25 Foo 2026 10:31:07 GMT") == nil)
+        // A server's absurd year is no date, never an arithmetic trap (found by review).
+        #expect(CivilTime.parseHTTPDate("Wed, 25 Nov 999999999 10:31:07 GMT") == nil)
+        #expect(CivilTime.parseHTTPDate("Wed, 25 Nov -9223372036854775807 10:31:07 GMT") == nil)
+        #expect(CivilTime(unixMilliseconds: Int64.min).year < 0)
+        #expect(CivilTime(unixMilliseconds: Int64.max).year > 9999)
     }
 
     @Test("restore targets: RFC 3339, relative times, and nothing before 1970")
     func restoreTargets() throws {
         #expect(try Timestamp.parse(" 2026-11-25T10:31:07.25Z ") == 1_795_602_667_250)
+        // A target between two milliseconds never reaches the later one (found by review: .3915
+        // was rounded to .392 and the restore took a commit observed at .392).
+        #expect(try Timestamp.parse("2026-11-25T10:31:07.3915Z") == 1_795_602_667_391)
         let now = Date(timeIntervalSince1970: 1_795_602_667.25)
         #expect(try Timestamp.parse("-15m", now: now) == 1_795_602_667_250 - 900_000)
         #expect(throws: WalshipError.self) { try Timestamp.parse("1969-12-31T23:59:59Z") }
