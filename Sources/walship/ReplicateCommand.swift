@@ -140,7 +140,14 @@ struct ReplicateCommand: AsyncParsableCommand {
                 databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
         }
         var server: MetricsServer?
+        var locks: [DatabaseLock] = []
+        defer { locks.forEach { $0.release() } }
         if let address = httpAddr ?? configuration?.httpAddress {
+            // Each database's lock first: a second agent exits 3 ("another agent"), not 2 for
+            // the address its twin already listens on. The replicators share these locks.
+            for job in jobs {
+                locks.append(try DatabaseLock.acquire(directory: job.databaseDirectory, databasePath: job.path))
+            }
             let sources = replicators.map { replicator in
                 MetricsExposition.Source(
                     database: replicator.databasePath, replica: replicator.replica.location,

@@ -271,6 +271,14 @@ extension CLIIntegration {
                 #expect(refused.status == 2, "\(address): \(refused.stderr)")
                 #expect(refused.stderr.contains("http-addr"), "\(refused.stderr)")
             }
+            // A second agent for the same database with the same address is "another agent"
+            // (exit 3), whatever the address (found by review: it exited 2 for the port).
+            let twin = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), Self.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--http-addr", "127.0.0.1:\(busyPort)",
+            ])
+            #expect(twin.status == 3, "\(twin.stderr)")
+            #expect(twin.stderr.contains("another walship agent"), "\(twin.stderr)")
             #expect(blocker.stop() == 0)
         }
     }

@@ -93,6 +93,13 @@ public final class DatabaseReplicator: Sendable {
             )
         }
         if !spool.pending.isEmpty {
+            // The metrics show what waits while it drains (the store may still be down).
+            let left = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
+            metrics.record { values in
+                values.observedTxid = left.map(\.lastTxid).max() ?? 0
+                values.observedCommitMs = left.map(\.lastMs).max() ?? 0
+                values.pendingSinceMs = left.filter { $0.kind == .segment }.map(\.firstMs).min()
+            }
             logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
             _ = await uploader.drain(until: ContinuousClock.now + .seconds(60))
         }
@@ -321,7 +328,7 @@ final class LoopBox: @unchecked Sendable {  // The WAL thread is the loop's only
 /// second agent for the same database fails with databaseUnusable (exit status 3). The
 /// replicators of one database in this process (one per bucket) share it: `flock` locks belong to
 /// an open file description, so a second descriptor would conflict with the first.
-final class DatabaseLock: @unchecked Sendable {  // `users` is guarded by the registry's lock.
+public final class DatabaseLock: @unchecked Sendable {  // `users` is guarded by the registry's lock.
     private let path: String
     private let descriptor: Int32
     private var users = 1
@@ -333,7 +340,7 @@ final class DatabaseLock: @unchecked Sendable {  // `users` is guarded by the re
         self.descriptor = descriptor
     }
 
-    static func acquire(directory: String, databasePath: String) throws -> DatabaseLock {
+    public static func acquire(directory: String, databasePath: String) throws -> DatabaseLock {
         try FileSystem.createDirectories(directory, mode: 0o700)
         let path = FileSystem.absolute(directory + "/lock")
         return try registry.withLock { locks in
@@ -355,7 +362,7 @@ final class DatabaseLock: @unchecked Sendable {  // `users` is guarded by the re
         }
     }
 
-    func release() {
+    public func release() {
         Self.registry.withLock { locks in
             users -= 1
             guard users == 0 else { return }

@@ -40,6 +40,8 @@ struct Uploader {
                 }
                 values.pendingSinceMs = header.lastTxid >= values.observedTxid ? nil : header.lastMs
             case .snapshot:
+                // A new generation's first state has a txid of its own, held by its snapshot.
+                values.shippedTxid = max(values.shippedTxid, header.firstTxid)
                 values.snapshotsUploaded += 1
                 values.lastSnapshotMs = max(values.lastSnapshotMs, header.firstMs)
             }
