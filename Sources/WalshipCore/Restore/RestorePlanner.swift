@@ -125,6 +125,7 @@ public struct RestorePlanner: Sendable {
             let reach = reaches(of: span.generation).max {
                 ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid)
             }!
+            if let error = missingSegments(after: reach), !options.nearestBefore { throw error }
             return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
         case .txid(let txid):
             guard let span = candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
@@ -133,6 +134,13 @@ public struct RestorePlanner: Sendable {
                 {
                     if options.nearestBefore { return try latest(of: before) }
                     throw gapError(before: before, after: after, what: "txid \(txid)")
+                }
+                for span in candidates.reversed() {
+                    let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
+                    if txid > reach.lastTxid, let error = missingSegments(after: reach) {
+                        if options.nearestBefore { return try latest(of: span) }
+                        throw error
+                    }
                 }
                 throw WalshipError(.targetOutsideWindow, "txid \(txid) is outside the \(window)")
             }
@@ -156,6 +164,9 @@ public struct RestorePlanner: Sendable {
                 // (inside the generation) or a gap (before the next generation).
                 let laterInGeneration = reaches.contains { $0.lastTxid > reach.lastTxid }
                 let next = candidates.first { $0.generation > span.generation }
+                if !laterInGeneration, let error = missingSegments(after: reach), !options.nearestBefore {
+                    throw error
+                }
                 if laterInGeneration || next != nil {
                     if options.nearestBefore {
                         return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
@@ -172,6 +183,21 @@ public struct RestorePlanner: Sendable {
             }
             return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: false)
         }
+    }
+
+    /// A generation's segments after a hole that no snapshot bridges: objects were lost (uploads
+    /// go in txid order, so a hole never appears while they are under way), and the restore
+    /// points after it cannot be built. Restoring the point before the hole as if it were the
+    /// latest would silently drop them (found by review).
+    private func missingSegments(after reach: Reach) -> WalshipError? {
+        let generation = reach.snapshot.generation
+        guard let beyond = inventory.segments(of: generation).first(where: { $0.firstTxid > reach.lastTxid + 1 })
+        else { return nil }
+        let lastTxid = inventory.segments(of: generation).map(\.lastTxid).max()!
+        return WalshipError(
+            .objectNotFound,
+            "generation \(generation) has segments through txid \(lastTxid), but the objects holding txids \(reach.lastTxid + 1) to \(beyond.firstTxid - 1) are missing from the replica; the last restore point before them is txid \(reach.lastTxid) at \(Self.format(reach.lastMs)): pass --txid \(reach.lastTxid) or --nearest-before to restore it"
+        )
     }
 
     private func latest(of span: GenerationSpan) throws -> Plan {

@@ -123,6 +123,26 @@ struct RestorePlannerTests {
         #expect(try planner.plan(.time(3100)).snapshot.usableTxid == 20)
     }
 
+    @Test(
+        "segments after a hole that no snapshot bridges make latest, later txids and later times fail naming the hole (found by review: latest restored the point before it)"
+    )
+    func holeBeforeTheLatest() throws {
+        var holey = Self.inventory
+        holey.segments.append(Self.segment(Self.second, 41, 50, 7000, 8000))  // 31...40 lost
+        let planner = RestorePlanner(inventory: holey)
+        for target: RestorePlanner.Target in [.latest, .txid(45), .time(9000)] {
+            #expect {
+                try planner.plan(target)
+            } throws: { error in
+                let error = error as? WalshipError
+                return error?.code == .objectNotFound && error!.message.contains("txids 31 to 40 are missing")
+            }
+        }
+        #expect(try planner.plan(.latest, options: .init(nearestBefore: true)).lastTxid == 30)
+        #expect(try planner.plan(.txid(25)).lastTxid == 25)
+        #expect(try planner.plan(.time(5500)).untilMs == 5500)
+    }
+
     @Test("overlapping segments in one generation (two agents continuing it) are found at their first shared txid")
     func overlappingSegments() {
         let planner = RestorePlanner(
