@@ -206,6 +206,32 @@ extension CLIIntegration {
         }
 
         @Test(
+            "a file replica's directory missing after replicating there (an unmounted volume) exits 4 and is not recreated (found by review)"
+        )
+        func missingReplicaDirectory() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 5)
+            let first = try Self.agent(directory, extra: ["--once"])
+            #expect(first.wait() == 0, "\(first.log)")
+            try FileManager.default.moveItem(atPath: directory.file("replica"), toPath: directory.file("elsewhere"))
+            let again = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), Self.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ])
+            #expect(again.status == 4, "\(again.stderr)")
+            #expect(again.stderr.contains("is its volume mounted"), "\(again.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.file("replica")))
+            // A first start creates the directory.
+            let fresh = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), "file://\(directory.file("new/replica"))", "--state-dir",
+                directory.file("state-new"), "--once",
+            ])
+            #expect(fresh.status == 0, "\(fresh.stderr)")
+            #expect(FileManager.default.fileExists(atPath: directory.file("new/replica")))
+        }
+
+        @Test(
             "--http-addr serves Prometheus metrics that follow the replication: txids, uploads, the generation and the RESTART's write-lock time"
         )
         func metricsEndpoint() async throws {

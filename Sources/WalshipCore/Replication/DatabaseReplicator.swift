@@ -86,6 +86,18 @@ public final class DatabaseReplicator: Sendable {
         // Objects a previous run left in the spool go up first: they continue its position. They
         // belong to the replica that run replicated to, never to another one.
         let saved = ReplicaState.load(from: stateDirectory + "/state.json")
+        // A file replica's directory is created at the first start only. Missing after this agent
+        // has replicated there, it is most likely an unmounted volume: writing a fresh replica
+        // onto the disk beneath would look like backups while they are not where they belong.
+        if let store = replica.store as? FileObjectStore, !FileSystem.isDirectory(store.root) {
+            if let saved, saved.replica == nil || saved.replica == replica.location {
+                throw WalshipError(
+                    .bucketNotFound,
+                    "replica directory '\(store.root)' does not exist, but this agent has replicated generation \(saved.generation) of '\(databasePath)' to it: is its volume mounted? To start over there, remove '\(stateDirectory)'"
+                )
+            }
+            try FileSystem.createDirectories(store.root)
+        }
         if !spool.pending.isEmpty, let previous = saved?.replica, previous != replica.location {
             throw WalshipError(
                 .usage,
