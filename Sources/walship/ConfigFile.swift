@@ -210,6 +210,10 @@ struct ConfigFile {
             problems.append("\(key): expected a single value")
             return nil
         }
+        if value is NSNull {
+            problems.append("\(key): expected a value, found none")
+            return nil
+        }
         return expand("\(value)", key)
     }
 

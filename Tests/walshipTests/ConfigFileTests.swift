@@ -86,7 +86,7 @@ struct ConfigFileTests {
     @Test("every problem is reported at once: unknown keys, unsupported keys, unset variables, bad values")
     func problemsReportedTogether() throws {
         let text = """
-            state-dir: /tmp/x
+            state-dir:
             colour: blue
             http-addr: 9090
             buckets:
@@ -113,6 +113,7 @@ struct ConfigFileTests {
                 "colour is not a known key", "retention is not supported yet", "'MISSING_SECRET' is not set",
                 "sync-interval: 'soon'", "no bucket named 'nope'", "wal-max-frames", "listed more than once",
                 "'b' is named more than once", "http-addr: invalid http-addr '9090'",
+                "state-dir: expected a value, found none",
             ] {
                 #expect(error.message.contains(fragment), "missing '\(fragment)' in: \(error.message)")
             }
