@@ -35,6 +35,8 @@ struct ListCommand: AsyncParsableCommand {
             var snapshots: [Snapshot]
             var segments: Int
             var bytes: Int64
+            /// Txid ranges whose segments are missing (lost objects), as [first, last] pairs.
+            var missingTxids: [[UInt64]]
         }
 
         /// A generation two agents continued from one state: its segments overlap from `fromTxid`.
@@ -79,7 +81,8 @@ struct ListCommand: AsyncParsableCommand {
                     firstTime: span.map { Timestamp.format(milliseconds: $0.firstMs) },
                     lastTime: span.map { Timestamp.format(milliseconds: $0.lastMs) }, snapshots: snapshots,
                     segments: segments.count,
-                    bytes: snapshots.reduce(0) { $0 + $1.bytes } + segments.reduce(0) { $0 + $1.size }))
+                    bytes: snapshots.reduce(0) { $0 + $1.bytes } + segments.reduce(0) { $0 + $1.size },
+                    missingTxids: planner.missingTxids(in: generation).map { [$0.lowerBound, $0.upperBound] }))
         }
         let spans = planner.spans
         let window = spans.first.map { first in
@@ -131,6 +134,11 @@ struct ListCommand: AsyncParsableCommand {
             print(
                 "generation \(generation.id): \(span); \(generation.snapshots.count) snapshots, \(generation.segments) segments, \(ValueParsing.formatBytes(generation.bytes))"
             )
+            for missing in generation.missingTxids {
+                print(
+                    "  missing: the segments holding txids \(missing[0])...\(missing[1]) are not in the replica (lost objects); restore points after them need a later snapshot"
+                )
+            }
             for snapshot in generation.snapshots {
                 print(
                     "  snapshot \(snapshot.takenAt) txid \(snapshot.fromTxid)...\(snapshot.usableTxid) \(ValueParsing.formatBytes(snapshot.bytes))"

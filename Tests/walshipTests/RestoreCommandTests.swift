@@ -157,6 +157,22 @@ extension CLIIntegration {
                 try Data(bytes).write(to: URL(fileURLWithPath: path))
             }
             #expect(try ReplicateCommandTests.restore(directory, [], to: "out.db").status == 0)
+
+            // A segment deleted from the middle: list says so, the latest restore exits 9 naming
+            // the missing txids (it used to restore the point before them with exit 0), and
+            // --nearest-before restores that point (found by review).
+            let segments = objects.filter { $0.hasSuffix(".segment") }.sorted()
+            try #require(segments.count >= 3)
+            try FileManager.default.removeItem(atPath: directory.file("replica/\(segments[1])"))
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory)])
+            #expect(list.status == 0)
+            #expect(list.stdout.contains("missing: the segments holding txids"), "\(list.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "hole.db")
+            #expect(latest.status == 9, "\(latest.stderr)")
+            #expect(latest.stderr.contains("are missing from the replica"), "\(latest.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.file("hole.db")))
+            let nearest = try ReplicateCommandTests.restore(directory, ["--nearest-before"], to: "hole.db")
+            #expect(nearest.status == 0, "\(nearest.stderr)")
         }
     }
 }

@@ -93,6 +93,19 @@ public struct RestorePlanner: Sendable {
         return first
     }
 
+    /// Txid ranges a generation's segment chain lacks between its first and last segment. The
+    /// agent uploads in txid order, so a hole means objects were lost (deleted, or lost by the
+    /// store); restore points after one are reachable only through a later snapshot.
+    public func missingTxids(in generation: GenerationID) -> [ClosedRange<UInt64>] {
+        var holes: [ClosedRange<UInt64>] = []
+        var end: UInt64?
+        for segment in inventory.segments(of: generation).sorted(by: { $0.firstTxid < $1.firstTxid }) {
+            if let end, segment.firstTxid > end + 1 { holes.append((end + 1)...(segment.firstTxid - 1)) }
+            end = max(end ?? 0, segment.lastTxid)
+        }
+        return holes
+    }
+
     /// The restore points of a generation: from its first reachable snapshot to the furthest
     /// transaction any snapshot reaches. (Missing segments can leave holes inside the span; a
     /// target in one fails.)

@@ -139,6 +139,8 @@ struct RestorePlannerTests {
             }
         }
         #expect(try planner.plan(.latest, options: .init(nearestBefore: true)).lastTxid == 30)
+        #expect(planner.missingTxids(in: Self.second) == [31...40])
+        #expect(planner.missingTxids(in: Self.first).isEmpty)
         #expect(try planner.plan(.txid(25)).lastTxid == 25)
         #expect(try planner.plan(.time(5500)).untilMs == 5500)
     }
