@@ -158,25 +158,28 @@ struct ReplicateCommand: AsyncParsableCommand {
             }
         }
         defer { server?.close() }
-        let reports = try await withThrowingTaskGroup(of: DatabaseReplicator.Report.self) { group in
+        // A database that fails stops the others gracefully (they ship what is committed); its
+        // error is thrown once all have stopped. Throwing from the group at once would cancel
+        // the others mid-flight instead.
+        let results = await withTaskGroup(of: Result<DatabaseReplicator.Report, any Error>.self) { group in
             for (job, replicator) in zip(jobs, replicators) {
                 logger.info(
                     "replicating",
                     metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)", "once": "\(once)"])
                 group.addTask {
                     do {
-                        return try await replicator.run(once: once, stop: stop)
+                        return .success(try await replicator.run(once: once, stop: stop))
                     } catch {
-                        // One database failing stops the others gracefully.
                         stop.stop()
-                        throw error
+                        return .failure(error)
                     }
                 }
             }
-            var reports: [DatabaseReplicator.Report] = []
-            for try await report in group { reports.append(report) }
-            return reports
+            var results: [Result<DatabaseReplicator.Report, any Error>] = []
+            for await result in group { results.append(result) }
+            return results
         }
+        let reports = results.compactMap { try? $0.get() }
         var pending = 0
         for report in reports {
             pending += report.pendingObjects
@@ -188,6 +191,7 @@ struct ReplicateCommand: AsyncParsableCommand {
                     "spool.objects": "\(report.pendingObjects)",
                 ])
         }
+        for case .failure(let error) in results { throw error }
         if let report = reports.first(where: { !$0.generationHasSnapshot }) {
             throw WalshipError(
                 .storeUnavailable,

@@ -190,6 +190,13 @@ public final class DatabaseReplicator: Sendable {
                     _ = await uploader.drain(until: nil, isStopped: { loopDone.isStopped })
                     if loopDone.isStopped { break }
                     for await _ in spool.signals { break }
+                    // A cancelled run (its caller is going away) stops at once: waiting on the
+                    // spool and retrying uploads both return immediately in a cancelled task,
+                    // and would spin (found by review: two cores busy for half an hour).
+                    if Task.isCancelled {
+                        stop.stopNow()
+                        break
+                    }
                 }
             }
             try await group.waitForAll()

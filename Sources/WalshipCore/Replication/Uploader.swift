@@ -61,6 +61,8 @@ struct Uploader {
         var failingSince: ContinuousClock.Instant?
         while !spool.pending.isEmpty {
             if let deadline, ContinuousClock.now >= deadline { return false }
+            // Task.sleep returns at once in a cancelled task: retrying would spin.
+            if Task.isCancelled { return false }
             do {
                 _ = try await uploadNext()
                 failures = 0
