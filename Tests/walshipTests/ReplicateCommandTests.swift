@@ -229,6 +229,32 @@ extension CLIIntegration {
             ])
             #expect(fresh.status == 0, "\(fresh.stderr)")
             #expect(FileManager.default.fileExists(atPath: directory.file("new/replica")))
+
+            // With a configuration of several databases, the one whose replica is missing fails
+            // and the others stop gracefully: the run ends (it used to spin forever, cancelled
+            // replicators retrying at full speed) with exit 4.
+            try LedgerDatabase.create(at: directory.file("two.db"), rows: 5)
+            try """
+            state-dir: \(directory.file("cfg-state"))
+            buckets:
+              a:
+                url: file://\(directory.file("bucket-a"))
+              b:
+                url: file://\(directory.file("bucket-b"))
+            databases:
+              - path: \(directory.file("app.db"))
+                buckets: [a, b]
+              - path: \(directory.file("two.db"))
+                bucket: b
+            """.write(toFile: directory.file("w.yml"), atomically: true, encoding: .utf8)
+            let configured = try AgentProcess(
+                ["replicate", "--config", directory.file("w.yml"), "--once"], logPath: directory.file("cfg1.log"))
+            #expect(configured.wait(timeout: 60) == 0, "\(configured.log)")
+            try FileManager.default.removeItem(atPath: directory.file("bucket-a"))
+            let failing = try AgentProcess(
+                ["replicate", "--config", directory.file("w.yml"), "--once"], logPath: directory.file("cfg2.log"))
+            #expect(failing.wait(timeout: 60) == 4, "\(failing.log)")
+            #expect(failing.log.contains("is its volume mounted"), "\(failing.log)")
         }
 
         @Test(
