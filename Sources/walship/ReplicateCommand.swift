@@ -139,6 +139,9 @@ struct ReplicateCommand: AsyncParsableCommand {
                 databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
                 databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
         }
+        for replicator in replicators {
+            if let error = replicator.missingReplicaDirectory() { throw error }
+        }
         var server: MetricsServer?
         var locks: [DatabaseLock] = []
         defer { locks.forEach { $0.release() } }

@@ -251,10 +251,17 @@ extension CLIIntegration {
                 ["replicate", "--config", directory.file("w.yml"), "--once"], logPath: directory.file("cfg1.log"))
             #expect(configured.wait(timeout: 60) == 0, "\(configured.log)")
             try FileManager.default.removeItem(atPath: directory.file("bucket-a"))
+            // A new database on the same bucket would create its directory on its first start:
+            // nothing may run before the missing directory is noticed (found by review).
+            try LedgerDatabase.create(at: directory.file("three.db"), rows: 5)
+            let text = try String(contentsOfFile: directory.file("w.yml"), encoding: .utf8)
+            try (text + "\n  - path: \(directory.file("three.db"))\n    bucket: a\n").write(
+                toFile: directory.file("w.yml"), atomically: true, encoding: .utf8)
             let failing = try AgentProcess(
                 ["replicate", "--config", directory.file("w.yml"), "--once"], logPath: directory.file("cfg2.log"))
             #expect(failing.wait(timeout: 60) == 4, "\(failing.log)")
             #expect(failing.log.contains("is its volume mounted"), "\(failing.log)")
+            #expect(!FileManager.default.fileExists(atPath: directory.file("bucket-a")))
         }
 
         @Test(

@@ -90,12 +90,7 @@ public final class DatabaseReplicator: Sendable {
         // has replicated there, it is most likely an unmounted volume: writing a fresh replica
         // onto the disk beneath would look like backups while they are not where they belong.
         if let store = replica.store as? FileObjectStore, !FileSystem.isDirectory(store.root) {
-            if let saved, saved.replica == nil || saved.replica == replica.location {
-                throw WalshipError(
-                    .bucketNotFound,
-                    "replica directory '\(store.root)' does not exist, but this agent has replicated generation \(saved.generation) of '\(databasePath)' to it: is its volume mounted? To start over there, remove '\(stateDirectory)'"
-                )
-            }
+            if let error = missingReplicaDirectory() { throw error }
             try FileSystem.createDirectories(store.root)
         }
         if !spool.pending.isEmpty, let previous = saved?.replica, previous != replica.location {
@@ -221,6 +216,21 @@ public final class DatabaseReplicator: Sendable {
             pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
             lastSnapshot: loop.snapshots.demandOutcome.header,
             generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
+    }
+
+    /// The error for a file replica whose directory is missing although this replicator's state
+    /// says it replicated there; nil otherwise. `walship replicate --config` asks every
+    /// replicator before any starts: one starting fresh must not recreate a directory another
+    /// expects (the disk beneath an unmounted volume).
+    public func missingReplicaDirectory() -> WalshipError? {
+        guard let store = replica.store as? FileObjectStore, !FileSystem.isDirectory(store.root),
+            let saved = ReplicaState.load(from: stateDirectory + "/state.json"),
+            saved.replica == nil || saved.replica == replica.location
+        else { return nil }
+        return WalshipError(
+            .bucketNotFound,
+            "replica directory '\(store.root)' does not exist, but this agent has replicated generation \(saved.generation) of '\(databasePath)' to it: is its volume mounted? To start over there, remove '\(stateDirectory)'"
+        )
     }
 
     /// Asks for a snapshot and waits until one taken after the request is uploaded.

@@ -135,6 +135,16 @@ public struct RestorePlanner: Sendable {
         switch target {
         case .latest:
             let span = candidates.last!
+            // A newer generation without restore points whose segments resume after a hole:
+            // its first segments were lost (not still uploading: uploads go in txid order).
+            if options.generation == nil, !options.nearestBefore,
+                let newest = inventory.generations.last, newest > span.generation,
+                let snapshot = inventory.snapshots(of: newest).min(by: { $0.fromTxid < $1.fromTxid }),
+                let error = missingSegments(
+                    after: Reach(snapshot: snapshot, lastTxid: snapshot.fromTxid, lastMs: snapshot.takenMs))
+            {
+                throw error
+            }
             let reach = reaches(of: span.generation).max {
                 ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid)
             }!
@@ -148,7 +158,10 @@ public struct RestorePlanner: Sendable {
                     if options.nearestBefore { return try latest(of: before) }
                     throw gapError(before: before, after: after, what: "txid \(txid)")
                 }
-                for span in candidates.reversed() {
+                for span in candidates.reversed()
+                where inventory.segments(of: span.generation).contains(where: {
+                    $0.firstTxid <= txid && txid <= $0.lastTxid
+                }) {
                     let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
                     if txid > reach.lastTxid, let error = missingSegments(after: reach) {
                         if options.nearestBefore { return try latest(of: span) }

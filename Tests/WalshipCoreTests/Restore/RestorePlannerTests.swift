@@ -140,6 +140,20 @@ struct RestorePlannerTests {
         }
         #expect(try planner.plan(.latest, options: .init(nearestBefore: true)).lastTxid == 30)
         #expect(planner.missingTxids(in: Self.second) == [31...40])
+        // A txid past every segment is outside the window, not in that hole (found by review).
+        #expect { try planner.plan(.txid(99)) } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
+
+        // The newest generation's first segments lost: latest fails instead of restoring the
+        // previous generation (found by review).
+        var lostStart = Self.inventory
+        lostStart.snapshots.removeAll { $0.generation == Self.second }
+        lostStart.snapshots.append(Self.snapshot(Self.second, from: 20, usable: 25, ms: 5000))
+        lostStart.segments.removeAll { $0.firstTxid == 21 }
+        lostStart.segments.append(Self.segment(Self.second, 31, 40, 6000, 7000))
+        #expect(RestorePlanner(inventory: lostStart).span(of: Self.second) == nil)
+        #expect {
+            try RestorePlanner(inventory: lostStart).plan(.latest)
+        } throws: { ($0 as? WalshipError)?.code == .objectNotFound }
         #expect(planner.missingTxids(in: Self.first).isEmpty)
         #expect(try planner.plan(.txid(25)).lastTxid == 25)
         #expect(try planner.plan(.time(5500)).untilMs == 5500)
