@@ -7,13 +7,13 @@ import WalshipS3
 /// Turns a replica URL into a `Replica`, reading the environment for the S3 endpoint, region
 /// and credentials (only the executable reads the environment):
 ///
-/// - `file:///absolute/dir`: a local directory (created if missing when `create`).
+/// - `file:///absolute/dir`: a local directory (`walship replicate` creates it at its first start).
 /// - `s3://bucket/prefix`: S3 or an S3-compatible store; `AWS_ENDPOINT_URL`, `AWS_REGION` (or
 ///   `AWS_DEFAULT_REGION`) and the usual credential sources, overridable with the URL query
 ///   parameters `endpoint`, `region` and `path-style`.
 enum ReplicaFactory {
     /// A replica from a URL given on the command line.
-    static func replica(url text: String, create: Bool, logger: Logger) throws -> Replica {
+    static func replica(url text: String, logger: Logger) throws -> Replica {
         var bucket = WalshipConfiguration.Bucket(name: "command line", url: text)
         if text.hasPrefix("s3://") {
             guard let components = URLComponents(string: text) else {
@@ -36,7 +36,7 @@ enum ReplicaFactory {
             plain.query = nil
             bucket.url = plain.string ?? text
         }
-        return try replica(bucket: bucket, prefix: "", create: create)
+        return try replica(bucket: bucket, prefix: "")
     }
 
     /// Stores already made, by bucket name: the databases of one bucket share its store, so its
@@ -44,7 +44,7 @@ enum ReplicaFactory {
     private static let stores = Mutex<[String: S3ObjectStore]>([:])
 
     /// A replica in a configured bucket, under the bucket URL's path plus `prefix`.
-    static func replica(bucket: WalshipConfiguration.Bucket, prefix: String, create: Bool) throws -> Replica {
+    static func replica(bucket: WalshipConfiguration.Bucket, prefix: String) throws -> Replica {
         let environment = ProcessInfo.processInfo.environment
         let text = bucket.url
         if text.hasPrefix("file://") {
@@ -52,7 +52,7 @@ enum ReplicaFactory {
             guard path.hasPrefix("/") else {
                 throw WalshipError(.usage, "invalid replica URL '\(text)': use file:///absolute/path")
             }
-            let store = try FileObjectStore(root: path, create: create)
+            let store = try FileObjectStore(root: path)
             return Replica(store: store, layout: ReplicaLayout(prefix: prefix))
         }
         guard text.hasPrefix("s3://"), let components = URLComponents(string: text), let name = components.host,
@@ -91,16 +91,16 @@ enum ReplicaFactory {
     /// Resolves a command's replica: a URL, or with `--config` a database (path or prefix) and
     /// its bucket (`--bucket`, else its first).
     static func replica(
-        target: String, configPath: String?, bucketName: String?, create: Bool, logger: Logger
+        target: String, configPath: String?, bucketName: String?, logger: Logger
     ) throws -> Replica {
         guard let configPath else {
             if bucketName != nil { throw WalshipError(.usage, "--bucket needs --config") }
-            return try replica(url: target, create: create, logger: logger)
+            return try replica(url: target, logger: logger)
         }
         let configuration = try ConfigFile.load(path: configPath, environment: ProcessInfo.processInfo.environment)
         let database = try configuration.database(named: target)
         let bucket = try configuration.bucket(for: database, named: bucketName)
-        return try replica(bucket: bucket, prefix: database.prefix, create: create)
+        return try replica(bucket: bucket, prefix: database.prefix)
     }
 
     /// The state directory of replicating `database` to `bucket`: the database's own, or

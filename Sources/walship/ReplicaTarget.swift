@@ -16,6 +16,6 @@ struct ReplicaTarget: ParsableArguments {
 
     func replica(logger: Logger) throws -> Replica {
         try ReplicaFactory.replica(
-            target: replicaURL, configPath: config, bucketName: bucket, create: false, logger: logger)
+            target: replicaURL, configPath: config, bucketName: bucket, logger: logger)
     }
 }

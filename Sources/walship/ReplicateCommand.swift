@@ -115,7 +115,7 @@ struct ReplicateCommand: AsyncParsableCommand {
                     let bucket = try configuration.bucket(for: database, named: name)
                     var settings = database.settings(forBucket: name)
                     try apply(to: &settings)
-                    let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix, create: false)
+                    let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix)
                     let option = stateDir ?? configuration.stateDirectory
                     let state = ReplicaFactory.stateDirectory(option: option, database: database, bucket: bucket)
                     let databaseDirectory = ReplicaFactory.stateDirectory(option: option, databasePath: database.path)
@@ -125,7 +125,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         } else if let database, let replicaURL {
             var settings = ReplicationSettings()
             try apply(to: &settings)
-            let replica = try ReplicaFactory.replica(url: replicaURL, create: false, logger: logger)
+            let replica = try ReplicaFactory.replica(url: replicaURL, logger: logger)
             let state = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
             jobs.append((database, replica, settings, state, state))
         }

@@ -38,7 +38,7 @@ struct SnapshotCommand: AsyncParsableCommand {
         if bucket != nil && config == nil { throw WalshipError(.usage, "--bucket needs --config") }
         guard let config else {
             let stateDirectory = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
-            let replica = try replicaURL.map { try ReplicaFactory.replica(url: $0, create: false, logger: logger) }
+            let replica = try replicaURL.map { try ReplicaFactory.replica(url: $0, logger: logger) }
             try await snapshot(
                 path: database, replica: replica, settings: ReplicationSettings(), stateDirectory: stateDirectory,
                 databaseDirectory: stateDirectory, logger: logger)
@@ -51,7 +51,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             let option = stateDir ?? configuration.stateDirectory
             try await snapshot(
                 path: entry.path,
-                replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix, create: false),
+                replica: try ReplicaFactory.replica(bucket: chosen, prefix: entry.prefix),
                 settings: entry.settings(forBucket: name),
                 stateDirectory: ReplicaFactory.stateDirectory(option: option, database: entry, bucket: chosen),
                 databaseDirectory: ReplicaFactory.stateDirectory(option: option, databasePath: entry.path),

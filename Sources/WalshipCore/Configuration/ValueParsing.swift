@@ -89,7 +89,7 @@ public enum ValueParsing {
 
     /// Seconds with millisecond precision, for reports: `1.234`.
     public static func seconds(_ duration: Duration) -> String {
-        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let value = duration.seconds
         let milliseconds = Int64((value * 1000).rounded())
         let fraction = String(milliseconds % 1000)
         return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"

@@ -12,13 +12,6 @@ import Synchronization
 /// restarting under sustained writes. The time the RESTART holds the lock is measured.
 // @unchecked: mutable state is behind `lock`; the connection is used by the checkpoint thread only.
 final class Checkpointer: @unchecked Sendable {
-    struct Statistics: Sendable, Equatable {
-        var restarts = 0
-        var busy = 0
-        var lastLockTime: Duration = .zero
-        var longestLockTime: Duration = .zero
-    }
-
     private let databasePath: String
     private let busyTimeout: Duration
     private let restart: Bool
@@ -29,7 +22,6 @@ final class Checkpointer: @unchecked Sendable {
     private var stopping = false
     private var finished = false
     private let running = Atomic<Bool>(false)
-    private let statistics = Mutex(Statistics())
     private let metrics: ReplicationMetrics?
 
     init(
@@ -49,8 +41,6 @@ final class Checkpointer: @unchecked Sendable {
 
     /// Whether a checkpoint is being run or waits to run.
     var isBusy: Bool { running.load(ordering: .relaxed) }
-
-    var stats: Statistics { statistics.withLock { $0 } }
 
     /// Asks for one checkpoint; ignored while one is pending or running.
     func request() {
@@ -128,12 +118,7 @@ final class Checkpointer: @unchecked Sendable {
             _ = try connection.checkpoint(.restart)
             let held = clock.now - started
             logger.debug("restart checkpoint", metadata: ["lock_ms": "\(held.milliseconds)"])
-            statistics.withLock { stats in
-                stats.restarts += 1
-                stats.lastLockTime = held
-                stats.longestLockTime = max(stats.longestLockTime, held)
-            }
-            let seconds = Double(held.components.seconds) + Double(held.components.attoseconds) / 1e18
+            let seconds = held.seconds
             metrics?.record { values in
                 values.checkpointRestarts += 1
                 values.writeLockSeconds += seconds
@@ -141,7 +126,6 @@ final class Checkpointer: @unchecked Sendable {
             }
         } catch let error as SQLiteError where error.isBusy {
             logger.debug("restart checkpoint busy", metadata: ["waited_ms": "\((clock.now - started).milliseconds)"])
-            statistics.withLock { $0.busy += 1 }
             metrics?.record { $0.checkpointBusy += 1 }
         }
     }

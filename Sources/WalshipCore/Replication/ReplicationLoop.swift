@@ -40,7 +40,6 @@ final class ReplicationLoop {
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
-    var checkpointStatistics: Checkpointer.Statistics { follower?.checkpointStatistics ?? .init() }
     /// Tests only (see `DatabaseReplicator.afterCatchUpRead`).
     var afterCatchUpRead: (@Sendable () -> Void)?
 

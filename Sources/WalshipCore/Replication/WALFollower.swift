@@ -193,8 +193,6 @@ final class WALFollower {
         if let shared = shm.shared { shared.pause(duration) } else { OnlineBackup.sleep(duration) }
     }
 
-    var checkpointStatistics: Checkpointer.Statistics { checkpointer?.stats ?? .init() }
-
     // MARK: Positions
 
     /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
