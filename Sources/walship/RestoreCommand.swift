@@ -166,6 +166,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 "output.path": "\(output)", "generation": "\(report.generation)", "restore.txid": "\(report.txid)",
                 "restore.commit_time": "\(report.commitMs.map { Timestamp.format(milliseconds: $0) } ?? "snapshot")",
                 "time.download_seconds": "\(ValueParsing.seconds(report.downloadTime))",
+                "time.decode_seconds": "\(ValueParsing.seconds(report.decodeTime))",
                 "time.apply_seconds": "\(ValueParsing.seconds(report.applyTime))",
                 "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
             ])

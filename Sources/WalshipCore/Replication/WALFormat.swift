@@ -8,6 +8,11 @@ public enum WALFormat {
     static let magicLittleEndian: UInt32 = 0x377f_0682
     static let magicBigEndian: UInt32 = 0x377f_0683
 
+    /// A SQLite page size: a power of two from 512 to 65536.
+    public static func isValidPageSize(_ size: Int) -> Bool {
+        size >= 512 && size <= 65536 && size & (size - 1) == 0
+    }
+
     /// A cumulative checksum pair.
     public struct Checksum: Sendable, Equatable, Hashable, Codable {
         public var first: UInt32
@@ -41,7 +46,7 @@ public enum WALFormat {
             let bigEndian = magic == magicBigEndian
             let rawPageSize = Int(bytes.bigEndianUInt32(at: 8))
             let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
-            guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else { return nil }
+            guard isValidPageSize(pageSize) else { return nil }
             let stored = Checksum(bytes.bigEndianUInt32(at: 24), bytes.bigEndianUInt32(at: 28))
             let computed = WALFormat.checksum(
                 UnsafeRawBufferPointer(rebasing: bytes[0..<24]), bigEndian: bigEndian, seed: .zero)

@@ -47,7 +47,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
             })
         pageSize = Int(header.pageSize)
         pageCount = Int(header.databasePages)
-        guard offset == Int64(pageCount) * Int64(pageSize) else {
+        guard WALFormat.isValidPageSize(pageSize), offset == Int64(pageCount) * Int64(pageSize) else {
             throw WalshipError(
                 .objectCorrupt, "object '\(entry.key)' is corrupt: \(offset) bytes for \(pageCount) pages")
         }
@@ -56,142 +56,68 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         usableTxid = header.lastTxid
     }
 
+    /// Decodes and applies one segment on the calling thread, writing its pages as it goes
+    /// (in batches of at most `PageWrites.limitBytes`): for segments too large to decode ahead.
     func applySegment(
         path objectPath: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan, verified: Bool = false
     ) throws {
         guard !reachedTarget else { return }
-        var parser: SegmentPayloadParser?
-        var skipping = false
-        var stopAfter = -1
-        var currentPosition: Int?
-        var transactions: [SegmentFormat.Transaction] = []
-        let header = try ObjectFile.read(
-            path: objectPath, key: entry.key, verified: verified,
-            expect: { header in
-                guard header.kind == .segment, header.generation == entry.generation.value,
-                    header.firstTxid == entry.firstTxid, header.lastTxid == entry.lastTxid,
-                    Int(header.pageSize) == self.pageSize
-                else {
-                    throw WalshipError(
-                        .objectCorrupt, "object '\(entry.key)' is corrupt: its header does not match its key")
-                }
-                if let previous = self.previousSegment {
-                    guard header.predecessorTxid == previous.lastTxid,
-                        header.predecessorSHA256 == previous.payloadSHA256,
-                        header.firstTxid == previous.lastTxid + 1
-                    else {
-                        throw WalshipError(
-                            .objectCorrupt,
-                            "object '\(entry.key)' does not follow the previous segment (predecessor link broken)")
-                    }
-                }
-                parser = SegmentPayloadParser(pageSize: self.pageSize, key: entry.key)
-            },
-            consume: { _, bytes in
-                try parser!.feed(bytes) { event in
-                    switch event {
-                    case .index(let index):
-                        transactions = index
-                        // The last transaction to apply in this segment.
-                        for (position, transaction) in index.enumerated() {
-                            if transaction.txid > plan.lastTxid { break }
-                            if let until = plan.untilMs, transaction.commitMs > until { break }
-                            stopAfter = position
-                        }
-                    case .page(let position, let pageNumber, let page):
-                        let transaction = transactions[position]
-                        skipping = transaction.txid <= self.fromTxid || position > stopAfter
-                        if skipping { return }
-                        if let previous = currentPosition, previous != position {
-                            try self.pending.truncate(toPages: transactions[previous].databasePages, into: self)
-                        }
-                        currentPosition = position
-                        try self.pending.write(page, pageNumber: pageNumber, into: self)
-                    }
-                }
-            })
-        try parser?.finish()
-        if let currentPosition {
-            try pending.truncate(toPages: transactions[currentPosition].databasePages, into: self)
-        }
-        try pending.flush(into: self)
+        let decoded = try SegmentDecoder.decode(
+            path: objectPath, entry: entry, plan: plan, fromTxid: fromTxid, verified: verified,
+            check: { header in try self.checkFollows(header, key: entry.key) },
+            overflow: { writes in try writes.apply(to: self) })
+        try apply(decoded, key: entry.key)
+    }
+
+    /// Applies a segment decoded ahead by `SegmentDecoder` (possibly on another thread).
+    func apply(_ decoded: SegmentDecoder.Decoded, key: String) throws {
+        guard !reachedTarget else { return }
+        try checkFollows(decoded.header, key: key)
+        var writes = decoded.writes
+        try writes.apply(to: self)
         // Follow each applied transaction's database size and note where we stopped.
-        for (position, transaction) in transactions.enumerated() where position <= stopAfter {
+        for (position, transaction) in decoded.transactions.enumerated() where position <= decoded.stopAfter {
             if transaction.txid <= fromTxid { continue }
             appliedTxid = transaction.txid
             appliedCommitMs = transaction.commitMs
             pageCount = Int(transaction.databasePages)
         }
-        if stopAfter < transactions.count - 1 { reachedTarget = true }
-        if appliedTxid >= plan.lastTxid { reachedTarget = true }
-        previousSegment = header
+        if decoded.stopAfter < decoded.transactions.count - 1 { reachedTarget = true }
+        if appliedTxid >= decoded.planLastTxid { reachedTarget = true }
+        previousSegment = decoded.header
+    }
+
+    /// The checks that need the segments before this one: the page size and the chain of
+    /// predecessor links.
+    private func checkFollows(_ header: ObjectHeader, key: String) throws {
+        guard Int(header.pageSize) == pageSize else {
+            throw WalshipError(.objectCorrupt, "object '\(key)' is corrupt: its header does not match its key")
+        }
+        if let previous = previousSegment {
+            guard header.predecessorTxid == previous.lastTxid,
+                header.predecessorSHA256 == previous.payloadSHA256,
+                header.firstTxid == previous.lastTxid + 1
+            else {
+                throw WalshipError(
+                    .objectCorrupt, "object '\(key)' does not follow the previous segment (predecessor link broken)")
+            }
+        }
     }
 
     /// Shrinks the file when a transaction shrank the database (VACUUM, incremental vacuum), so
     /// pages beyond it do not survive into a later growth.
-    fileprivate func truncateFile(toPages pages: UInt32) throws {
+    func truncateFile(toPages pages: UInt32) throws {
         let size = Int64(pages) * Int64(pageSize)
         if try file.size() > size { try file.truncate(to: size) }
     }
 
-    fileprivate func writePage(_ bytes: UnsafeRawBufferPointer, pageNumber: UInt32) throws {
+    func writePage(_ bytes: UnsafeRawBufferPointer, pageNumber: UInt32) throws {
         try file.write(bytes, at: Int64(pageNumber - 1) * Int64(pageSize))
     }
-
-    private var pending = PendingPages()
 
     /// Truncates to the target's database size and closes the file (the caller fsyncs it).
     func finish(plan: RestorePlanner.Plan) throws {
         try file.truncate(to: Int64(pageCount) * Int64(pageSize))
         try file.close()
-    }
-}
-
-/// The page writes and truncations of consecutive transactions, coalesced: a hot page that many
-/// small transactions rewrite is written to the file once per segment, not once per transaction
-/// (with 360,000 small transactions that is most of the restore's writes). Applying the
-/// coalesced form gives the same file as applying the operations in order: truncate to the
-/// smallest size any transaction had (dropping buffered pages beyond each truncation as it
-/// comes), then write the newest image of each buffered page. Memory is bounded: past
-/// `limitBytes` the buffer is flushed early, which is the same as applying a prefix.
-private struct PendingPages {
-    static let limitBytes = 8 << 20
-
-    private var pages: [UInt32: [UInt8]] = [:]
-    private var bytes = 0
-    private var truncateTo: UInt32?
-    /// The highest buffered page number: most transactions do not shrink the database, so
-    /// their truncation needs no look at the buffer.
-    private var highestPage: UInt32 = 0
-
-    mutating func write(_ page: UnsafeRawBufferPointer, pageNumber: UInt32, into applier: PageApplier) throws {
-        if pages[pageNumber] != nil {
-            pages[pageNumber]!.withUnsafeMutableBytes { $0.copyMemory(from: page) }
-        } else {
-            pages[pageNumber] = [UInt8](page)
-            bytes += page.count
-            highestPage = max(highestPage, pageNumber)
-            if bytes > Self.limitBytes { try flush(into: applier) }
-        }
-    }
-
-    mutating func truncate(toPages count: UInt32, into applier: PageApplier) throws {
-        truncateTo = min(truncateTo ?? count, count)
-        guard highestPage > count else { return }
-        for pageNumber in Array(pages.keys) where pageNumber > count {
-            bytes -= pages.removeValue(forKey: pageNumber)!.count
-        }
-        highestPage = pages.keys.max() ?? 0
-    }
-
-    mutating func flush(into applier: PageApplier) throws {
-        if let truncateTo { try applier.truncateFile(toPages: truncateTo) }
-        for pageNumber in pages.keys.sorted() {
-            try pages[pageNumber]!.withUnsafeBytes { try applier.writePage($0, pageNumber: pageNumber) }
-        }
-        pages.removeAll(keepingCapacity: true)
-        bytes = 0
-        truncateTo = nil
-        highestPage = 0
     }
 }

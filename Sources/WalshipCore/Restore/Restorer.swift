@@ -1,5 +1,9 @@
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Carries out a `RestorePlanner.Plan`: downloads the snapshot and segments (up to `parallel`
 /// objects ahead, to temporary files), verifies every object's checksum, header and predecessor
 /// link, writes the snapshot into a temporary file beside the output, applies the segments'
@@ -30,6 +34,10 @@ public struct Restorer: Sendable {
         public var commitMs: UInt64?
         public var pageCount: Int
         public var downloadTime: Duration
+        /// Summed over the segments decoded ahead (several at once), so not wall time.
+        public var decodeTime: Duration
+        /// Writing the snapshot, the decoded segments' pages, and segments too large to decode
+        /// ahead (decoded as they are written).
         public var applyTime: Duration
         public var integrityCheckTime: Duration
     }
@@ -65,15 +73,22 @@ public struct Restorer: Sendable {
         let totalBytes = objects.reduce(0) { $0 + $1.size }
         let clock = ContinuousClock()
         var downloadTime = Duration.zero
+        var decodeTime = Duration.zero
         var applyTime = Duration.zero
         let store = replica.store
         let applier = try PageApplier(path: temporary)
 
+        // Three stages overlap: downloads (with checksum verification) run up to `parallel`
+        // objects ahead of the one being applied; segments within `decodeAhead` of it are
+        // decoded (decompressed and coalesced, `SegmentDecoder`) on other threads; one thread
+        // applies them in order. At most `decodeAhead` decoded segments wait in memory.
+        let decodeAhead = max(1, min(options.parallel, Self.processorCount, 3))
+        let fromTxid = plan.snapshot.fromTxid
         var done = 0
         var bytesDone: Int64 = 0
-        try await withThrowingTaskGroup(of: (Int, String, Duration).self) { group in
+        try await withThrowingTaskGroup(of: Step.self) { group in
             var next = 0
-            func schedule() {
+            func scheduleDownload() {
                 guard next < objects.count else { return }
                 let index = next
                 let object = objects[index]
@@ -89,28 +104,69 @@ public struct Restorer: Sendable {
                     // The checksum is checked here, beside the downloads, rather than on the
                     // thread that applies pages.
                     _ = try await Blocking.run { try ObjectFile.verify(path: path, key: object.key) }
-                    return (index, path, ContinuousClock.now - start)
+                    return .downloaded(index: index, path: path, took: ContinuousClock.now - start)
                 }
             }
-            for _ in 0..<max(1, options.parallel) { schedule() }
-            var ready: [Int: (String, Duration)] = [:]
+            var downloaded: [Int: String] = [:]
+            var decoded: [Int: SegmentDecoder.Decoded?] = [:]
+            var decodeNext = 1  // Object 0 is the snapshot, written as it is read.
+            func scheduleDecodes() {
+                while decodeNext < objects.count, decodeNext <= done + decodeAhead,
+                    let path = downloaded[decodeNext]
+                {
+                    let index = decodeNext
+                    let entry = plan.segments[index - 1]
+                    decodeNext += 1
+                    group.addTask {
+                        let start = ContinuousClock.now
+                        let result = try await Blocking.run { () throws -> SegmentDecoder.Decoded? in
+                            do {
+                                return try SegmentDecoder.decode(
+                                    path: path, entry: entry, plan: plan, fromTxid: fromTxid, verified: true,
+                                    overflow: { _ in throw DecodeAheadOverflow() })
+                            } catch is DecodeAheadOverflow {
+                                return nil  // Too large to hold: applied as it is decoded.
+                            }
+                        }
+                        return .decoded(index: index, result, took: ContinuousClock.now - start)
+                    }
+                }
+            }
+            for _ in 0..<max(1, options.parallel) { scheduleDownload() }
             while done < objects.count {
-                guard let (index, path, took) = try await group.next() else { break }
-                ready[index] = (path, took)
-                downloadTime += took
-                while let (path, _) = ready.removeValue(forKey: done) {
+                scheduleDecodes()
+                guard let step = try await group.next() else { break }
+                switch step {
+                case .downloaded(let index, let path, let took):
+                    downloaded[index] = path
+                    downloadTime += took
+                case .decoded(let index, let result, let took):
+                    decoded[index] = .some(result)
+                    decodeTime += took
+                }
+                // Apply every object that is ready, in order.
+                while done < objects.count, let path = downloaded[done], done == 0 || decoded[done] != nil {
                     try checkCancelled()
                     let applyStart = clock.now
                     let index = done
+                    let ahead = decoded.removeValue(forKey: index) ?? nil
+                    if index > 0 && ahead == nil {
+                        logger.debug(
+                            "segment too large to decode ahead; applying it as it is decoded",
+                            metadata: ["object.key": "\(objects[index].key)"])
+                    }
                     try await Blocking.run {
                         if index == 0 {
                             try applier.applySnapshot(path: path, entry: plan.snapshot, verified: true)
+                        } else if let ahead {
+                            try applier.apply(ahead, key: plan.segments[index - 1].key)
                         } else {
                             try applier.applySegment(
                                 path: path, entry: plan.segments[index - 1], plan: plan, verified: true)
                         }
                         try FileSystem.removeIfPresent(path)
                     }
+                    downloaded[index] = nil
                     applyTime += clock.now - applyStart
                     bytesDone += objects[index].size
                     done += 1
@@ -118,11 +174,11 @@ public struct Restorer: Sendable {
                         Progress(
                             objectsDone: done, objectsTotal: objects.count, bytesDone: bytesDone, bytesTotal: totalBytes
                         ))
-                    schedule()
+                    scheduleDownload()
+                    scheduleDecodes()
                     if applier.reachedTarget {
                         group.cancelAll()
                         done = objects.count
-                        break
                     }
                 }
             }
@@ -140,7 +196,18 @@ public struct Restorer: Sendable {
         }
         return Report(
             generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
-            pageCount: applier.pageCount, downloadTime: downloadTime, applyTime: applyTime,
+            pageCount: applier.pageCount, downloadTime: downloadTime, decodeTime: decodeTime,
+            applyTime: applyTime,
             integrityCheckTime: clock.now - checkStart)
     }
+
+    private enum Step: Sendable {
+        case downloaded(index: Int, path: String, took: Duration)
+        /// nil: the segment's writes passed `PageWrites.limitBytes`; it is applied as it is decoded.
+        case decoded(index: Int, SegmentDecoder.Decoded?, took: Duration)
+    }
+
+    private struct DecodeAheadOverflow: Error {}
+
+    private static let processorCount = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }

@@ -1,0 +1,121 @@
+/// Turns one downloaded segment into the writes that applying it does to the restored file,
+/// without touching the file: decompresses it, follows its transactions up to the plan's target
+/// and coalesces their page images (`PageWrites`). Needing nothing from the segments before it,
+/// it runs on several segments at once while `PageApplier` writes an earlier one, which is how
+/// a restore with a long WAL history uses more than one core (decompression is most of its work).
+enum SegmentDecoder {
+    struct Decoded: Sendable {
+        var header: ObjectHeader
+        var transactions: [SegmentFormat.Transaction]
+        /// The position of the last transaction the plan applies (-1: none).
+        var stopAfter: Int
+        var planLastTxid: UInt64
+        /// The coalesced writes not yet applied (all of them when decoded ahead).
+        var writes: PageWrites
+    }
+
+    /// Decodes the segment at `path`. `check` sees the header before anything is decompressed;
+    /// `overflow` receives the writes so far whenever they pass `PageWrites.limitBytes` (the
+    /// caller applies them, or throws to give up); the rest comes back in `Decoded.writes`.
+    /// Transactions at or before `fromTxid` (already in the snapshot) are skipped.
+    static func decode(
+        path: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan, fromTxid: UInt64,
+        verified: Bool, check: (ObjectHeader) throws -> Void = { _ in },
+        overflow: (inout PageWrites) throws -> Void
+    ) throws -> Decoded {
+        var parser: SegmentPayloadParser?
+        var stopAfter = -1
+        var currentPosition: Int?
+        var transactions: [SegmentFormat.Transaction] = []
+        var writes = PageWrites()
+        let header = try ObjectFile.read(
+            path: path, key: entry.key, verified: verified,
+            expect: { header in
+                guard header.kind == .segment, header.generation == entry.generation.value,
+                    header.firstTxid == entry.firstTxid, header.lastTxid == entry.lastTxid,
+                    WALFormat.isValidPageSize(Int(header.pageSize))
+                else {
+                    throw WalshipError(
+                        .objectCorrupt, "object '\(entry.key)' is corrupt: its header does not match its key")
+                }
+                try check(header)
+                parser = SegmentPayloadParser(pageSize: Int(header.pageSize), key: entry.key)
+            },
+            consume: { _, bytes in
+                try parser!.feed(bytes) { event in
+                    switch event {
+                    case .index(let index):
+                        transactions = index
+                        // The last transaction to apply in this segment.
+                        for (position, transaction) in index.enumerated() {
+                            if transaction.txid > plan.lastTxid { break }
+                            if let until = plan.untilMs, transaction.commitMs > until { break }
+                            stopAfter = position
+                        }
+                    case .page(let position, let pageNumber, let page):
+                        if transactions[position].txid <= fromTxid || position > stopAfter { return }
+                        if let previous = currentPosition, previous != position {
+                            writes.truncate(toPages: transactions[previous].databasePages)
+                        }
+                        currentPosition = position
+                        writes.write(page, pageNumber: pageNumber)
+                        if writes.bytes > PageWrites.limitBytes { try overflow(&writes) }
+                    }
+                }
+            })
+        try parser?.finish()
+        if let currentPosition { writes.truncate(toPages: transactions[currentPosition].databasePages) }
+        return Decoded(
+            header: header, transactions: transactions, stopAfter: stopAfter, planLastTxid: plan.lastTxid,
+            writes: writes)
+    }
+}
+
+/// The page writes and truncations of consecutive transactions, coalesced: a hot page that many
+/// small transactions rewrite is written to the file once per segment, not once per transaction
+/// (with 360,000 small transactions that is most of the restore's writes). Applying the
+/// coalesced form gives the same file as applying the operations in order: truncate to the
+/// smallest size any transaction had (dropping buffered pages beyond each truncation as it
+/// comes), then write the newest image of each buffered page. Applying a prefix early (when the
+/// buffer passes `limitBytes`) and the rest later is the same as applying it all at once.
+struct PageWrites: Sendable {
+    static let limitBytes = 8 << 20
+
+    private var pages: [UInt32: [UInt8]] = [:]
+    private(set) var bytes = 0
+    private var truncateTo: UInt32?
+    /// The highest buffered page number: most transactions do not shrink the database, so
+    /// their truncation needs no look at the buffer.
+    private var highestPage: UInt32 = 0
+
+    mutating func write(_ page: UnsafeRawBufferPointer, pageNumber: UInt32) {
+        if pages[pageNumber] != nil {
+            pages[pageNumber]!.withUnsafeMutableBytes { $0.copyMemory(from: page) }
+        } else {
+            pages[pageNumber] = [UInt8](page)
+            bytes += page.count
+            highestPage = max(highestPage, pageNumber)
+        }
+    }
+
+    mutating func truncate(toPages count: UInt32) {
+        truncateTo = min(truncateTo ?? count, count)
+        guard highestPage > count else { return }
+        for pageNumber in Array(pages.keys) where pageNumber > count {
+            bytes -= pages.removeValue(forKey: pageNumber)!.count
+        }
+        highestPage = pages.keys.max() ?? 0
+    }
+
+    /// Applies the writes to the file and empties the buffer.
+    mutating func apply(to applier: PageApplier) throws {
+        if let truncateTo { try applier.truncateFile(toPages: truncateTo) }
+        for pageNumber in pages.keys.sorted() {
+            try pages[pageNumber]!.withUnsafeBytes { try applier.writePage($0, pageNumber: pageNumber) }
+        }
+        pages.removeAll(keepingCapacity: true)
+        bytes = 0
+        truncateTo = nil
+        highestPage = 0
+    }
+}
