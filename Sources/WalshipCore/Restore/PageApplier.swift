@@ -64,7 +64,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         guard !reachedTarget else { return }
         let decoded = try SegmentDecoder.decode(
             path: objectPath, entry: entry, plan: plan, fromTxid: fromTxid, verified: verified,
-            check: { header in try self.checkFollows(header, key: entry.key) },
+            limitBytes: PageWrites.limitBytes, check: { header in try self.checkFollows(header, key: entry.key) },
             overflow: { writes in try writes.apply(to: self) })
         try apply(decoded, key: entry.key)
     }

@@ -123,6 +123,7 @@ public struct Restorer: Sendable {
                             do {
                                 return try SegmentDecoder.decode(
                                     path: path, entry: entry, plan: plan, fromTxid: fromTxid, verified: true,
+                                    limitBytes: PageWrites.aheadLimitBytes,
                                     overflow: { _ in throw DecodeAheadOverflow() })
                             } catch is DecodeAheadOverflow {
                                 return nil  // Too large to hold: applied as it is decoded.
@@ -203,7 +204,7 @@ public struct Restorer: Sendable {
 
     private enum Step: Sendable {
         case downloaded(index: Int, path: String, took: Duration)
-        /// nil: the segment's writes passed `PageWrites.limitBytes`; it is applied as it is decoded.
+        /// nil: the segment's writes passed `PageWrites.aheadLimitBytes`; it is applied as it is decoded.
         case decoded(index: Int, SegmentDecoder.Decoded?, took: Duration)
     }
 

@@ -15,12 +15,12 @@ enum SegmentDecoder {
     }
 
     /// Decodes the segment at `path`. `check` sees the header before anything is decompressed;
-    /// `overflow` receives the writes so far whenever they pass `PageWrites.limitBytes` (the
-    /// caller applies them, or throws to give up); the rest comes back in `Decoded.writes`.
+    /// `overflow` receives the writes so far whenever they pass `limitBytes` (the caller applies
+    /// them, or throws to give up); the rest comes back in `Decoded.writes`.
     /// Transactions at or before `fromTxid` (already in the snapshot) are skipped.
     static func decode(
         path: String, entry: ReplicaLayout.SegmentEntry, plan: RestorePlanner.Plan, fromTxid: UInt64,
-        verified: Bool, check: (ObjectHeader) throws -> Void = { _ in },
+        verified: Bool, limitBytes: Int, check: (ObjectHeader) throws -> Void = { _ in },
         overflow: (inout PageWrites) throws -> Void
     ) throws -> Decoded {
         var parser: SegmentPayloadParser?
@@ -59,7 +59,7 @@ enum SegmentDecoder {
                         }
                         currentPosition = position
                         writes.write(page, pageNumber: pageNumber)
-                        if writes.bytes > PageWrites.limitBytes { try overflow(&writes) }
+                        if writes.bytes > limitBytes { try overflow(&writes) }
                     }
                 }
             })
@@ -76,10 +76,14 @@ enum SegmentDecoder {
 /// (with 360,000 small transactions that is most of the restore's writes). Applying the
 /// coalesced form gives the same file as applying the operations in order: truncate to the
 /// smallest size any transaction had (dropping buffered pages beyond each truncation as it
-/// comes), then write the newest image of each buffered page. Applying a prefix early (when the
-/// buffer passes `limitBytes`) and the rest later is the same as applying it all at once.
+/// comes), then write the newest image of each buffered page. Applying a prefix early (to bound
+/// the memory) and the rest later is the same as applying it all at once.
 struct PageWrites: Sendable {
+    /// The most a segment applied as it is decoded buffers before writing.
     static let limitBytes = 8 << 20
+    /// The most a segment decoded ahead may hold; larger ones are applied as they are decoded.
+    /// At most `Restorer`'s decode-ahead count of these wait at once (3 at most: 12 MiB).
+    static let aheadLimitBytes = 4 << 20
 
     private var pages: [UInt32: [UInt8]] = [:]
     private(set) var bytes = 0
