@@ -101,9 +101,8 @@ public struct Restorer: Sendable {
                     } catch let error as WalshipError where error.code == .objectNotFound {
                         throw WalshipError(.objectNotFound, "object '\(object.key)' is missing from the replica")
                     }
-                    // The checksum is checked here, beside the downloads, rather than on the
-                    // thread that applies pages.
-                    _ = try await Blocking.run { try ObjectFile.verify(path: path, key: object.key) }
+                    // Checksums are checked as segments are decoded, and beside the writing of
+                    // the snapshot (a failure then removes what was written).
                     return .downloaded(index: index, path: path, took: ContinuousClock.now - start)
                 }
             }
@@ -122,7 +121,7 @@ public struct Restorer: Sendable {
                         let result = try await Blocking.run { () throws -> SegmentDecoder.Decoded? in
                             do {
                                 return try SegmentDecoder.decode(
-                                    path: path, entry: entry, plan: plan, fromTxid: fromTxid, verified: true,
+                                    path: path, entry: entry, plan: plan, fromTxid: fromTxid, verified: false,
                                     limitBytes: PageWrites.aheadLimitBytes,
                                     overflow: { _ in throw DecodeAheadOverflow() })
                             } catch is DecodeAheadOverflow {
@@ -156,16 +155,36 @@ public struct Restorer: Sendable {
                             "segment too large to decode ahead; applying it as it is decoded",
                             metadata: ["object.key": "\(objects[index].key)"])
                     }
-                    try await Blocking.run {
-                        if index == 0 {
-                            try applier.applySnapshot(path: path, entry: plan.snapshot, verified: true)
-                        } else if let ahead {
-                            try applier.apply(ahead, key: plan.segments[index - 1].key)
-                        } else {
-                            try applier.applySegment(
-                                path: path, entry: plan.segments[index - 1], plan: plan, verified: true)
+                    if index == 0 {
+                        // The snapshot is written as its checksum is checked on another thread
+                        // (both read the downloaded file): for a large database that is most of
+                        // the restore's reading. A checksum failure is reported first: it
+                        // explains any failure to decompress.
+                        let key = objects[0].key
+                        async let verified = Blocking.run { try ObjectFile.verify(path: path, key: key) }
+                        var failure: (any Error)?
+                        do {
+                            try await Blocking.run {
+                                try applier.applySnapshot(path: path, entry: plan.snapshot, verified: true)
+                            }
+                        } catch {
+                            failure = error
                         }
+                        _ = try await verified
+                        if let failure { throw failure }
                         try FileSystem.removeIfPresent(path)
+                    } else {
+                        try await Blocking.run {
+                            if let ahead {
+                                try applier.apply(ahead, key: plan.segments[index - 1].key)
+                            } else {
+                                // Checked before any of its pages is written.
+                                _ = try ObjectFile.verify(path: path, key: objects[index].key)
+                                try applier.applySegment(
+                                    path: path, entry: plan.segments[index - 1], plan: plan, verified: true)
+                            }
+                            try FileSystem.removeIfPresent(path)
+                        }
                     }
                     downloaded[index] = nil
                     applyTime += clock.now - applyStart
