@@ -152,29 +152,46 @@ public struct RestorePlanner: Sendable {
             return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
         case .txid(let txid):
             guard let span = candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
-                if let before = candidates.last(where: { $0.lastTxid < txid }),
-                    let after = candidates.first(where: { $0.firstTxid > txid })
-                {
-                    if options.nearestBefore { return try latest(of: before) }
-                    throw gapError(before: before, after: after, what: "txid \(txid)")
-                }
-                for span in candidates.reversed()
-                where inventory.segments(of: span.generation).contains(where: {
-                    $0.firstTxid <= txid && txid <= $0.lastTxid
-                }) {
+                // Within a generation's segments but past what its snapshots reach: lost
+                // objects, which explain the failure better than a gap between generations
+                // would (found by review).
+                for span in candidates.reversed() {
+                    let segments = inventory.segments(of: span.generation)
+                    guard let low = segments.map(\.firstTxid).min(), let high = segments.map(\.lastTxid).max(),
+                        low <= txid, txid <= high
+                    else { continue }
                     let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
                     if txid > reach.lastTxid, let error = missingSegments(after: reach) {
                         if options.nearestBefore { return try latest(of: span) }
                         throw error
                     }
                 }
+                if let before = candidates.last(where: { $0.lastTxid < txid }),
+                    let after = candidates.first(where: { $0.firstTxid > txid })
+                {
+                    if options.nearestBefore { return try latest(of: before) }
+                    throw gapError(before: before, after: after, what: "txid \(txid)")
+                }
                 throw WalshipError(.targetOutsideWindow, "txid \(txid) is outside the \(window)")
             }
-            let usable = reaches(of: span.generation).filter { $0.snapshot.usableTxid <= txid && txid <= $0.lastTxid }
+            let reaches = reaches(of: span.generation)
+            let usable = reaches.filter { $0.snapshot.usableTxid <= txid && txid <= $0.lastTxid }
             guard let reach = usable.max(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else {
+                // In a hole that a later snapshot bridges.
+                let before = reaches.filter { $0.lastTxid < txid }.max { $0.lastTxid < $1.lastTxid }
+                if options.nearestBefore, let before {
+                    return build(reach: before, lastTxid: before.lastTxid, untilMs: nil, clamped: false)
+                }
+                let low = (before?.lastTxid ?? 0) + 1
+                let resume = reaches.map(\.snapshot.usableTxid).filter { $0 > txid }.min() ?? txid + 1
+                let nextSegment = inventory.segments(of: span.generation).map(\.firstTxid).filter { $0 > low }.min()
+                let high = min(resume, nextSegment ?? resume) - 1
                 throw WalshipError(
                     .objectCorrupt,
-                    "txid \(txid) of generation \(span.generation) cannot be reached: the segments before it are missing"
+                    "txid \(txid) of generation \(span.generation) cannot be reached: the objects holding txids \(low) to \(high) are missing from the replica, and restore points resume at txid \(resume) from a later snapshot"
+                        + (before.map {
+                            "; the last restore point before them is txid \($0.lastTxid): pass --nearest-before to restore it"
+                        } ?? "")
                 )
             }
             return build(reach: reach, lastTxid: txid, untilMs: nil, clamped: false)

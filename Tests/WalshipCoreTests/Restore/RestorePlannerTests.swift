@@ -118,7 +118,14 @@ struct RestorePlannerTests {
         holey.snapshots.append(Self.snapshot(Self.first, from: 20, usable: 20, ms: 3100))
         let planner = RestorePlanner(inventory: holey)
         #expect { try planner.plan(.time(2800)) } throws: { ($0 as? WalshipError)?.code == .targetInGap }
-        #expect { try planner.plan(.txid(12)) } throws: { ($0 as? WalshipError)?.code == .objectCorrupt }
+        #expect {
+            try planner.plan(.txid(12))
+        } throws: { error in
+            let error = error as? WalshipError
+            return error?.code == .objectCorrupt && error!.message.contains("txids 11 to 19 are missing")
+        }
+        // --nearest-before restores the point before the hole (found by review: it was ignored).
+        #expect(try planner.plan(.txid(12), options: .init(nearestBefore: true)).lastTxid == 10)
         #expect(try planner.plan(.time(2800), options: .init(nearestBefore: true)).lastTxid == 10)
         #expect(try planner.plan(.time(3100)).snapshot.usableTxid == 20)
     }
@@ -156,6 +163,23 @@ struct RestorePlannerTests {
         } throws: { ($0 as? WalshipError)?.code == .objectNotFound }
         #expect(planner.missingTxids(in: Self.first).isEmpty)
         #expect(try planner.plan(.txid(25)).lastTxid == 25)
+
+        // A hole in an older generation: a txid in it or after it is missing objects (exit 9),
+        // not a gap between generations (found by review: it was exit 7).
+        var olderHole = Self.inventory
+        olderHole.segments.removeAll { $0.firstTxid == 11 }
+        olderHole.segments.append(Self.segment(Self.first, 16, 20, 2600, 3000))  // 11...15 lost
+        let older = RestorePlanner(inventory: olderHole)
+        for txid: UInt64 in [12, 18] {
+            #expect {
+                try older.plan(.txid(txid))
+            } throws: { error in
+                let error = error as? WalshipError
+                return error?.code == .objectNotFound && error!.message.contains("txids 11 to 15 are missing")
+            }
+            #expect(try older.plan(.txid(txid), options: .init(nearestBefore: true)).lastTxid == 10)
+        }
+        #expect(try older.plan(.txid(25)).generation == Self.second)
         #expect(try planner.plan(.time(5500)).untilMs == 5500)
     }
 
