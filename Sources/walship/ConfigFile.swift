@@ -79,7 +79,8 @@ struct ConfigFile {
                 }
                 checkKeys(fields, allowed: Self.bucketKeys, at: at)
                 guard let url = string(fields["url"], at + "url") else {
-                    problems.append("\(at)url is required")
+                    // (A value that could not be read is reported already.)
+                    if fields["url"] == nil { problems.append("\(at)url is required") }
                     continue
                 }
                 if !url.hasPrefix("s3://") && !url.hasPrefix("file:///") {
@@ -126,9 +127,10 @@ struct ConfigFile {
                 }
                 checkKeys(fields, allowed: Self.databaseKeys, at: at)
                 guard let path = string(fields["path"], at + "path") else {
-                    problems.append("\(at)path is required")
+                    if fields["path"] == nil { problems.append("\(at)path is required") }
                     continue
                 }
+                let problemsBefore = problems.count
                 var names: [String] = []
                 if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
                 if let list = fields["buckets"] as? [Any] {
@@ -136,7 +138,9 @@ struct ConfigFile {
                 } else if fields["buckets"] != nil {
                     problems.append("\(at)buckets: expected a list of bucket names")
                 }
-                if names.isEmpty { problems.append("\(at)buckets: name at least one bucket") }
+                if names.isEmpty && problems.count == problemsBefore {
+                    problems.append("\(at)buckets: name at least one bucket")
+                }
                 for name in names where configuration.buckets[name] == nil && top["buckets"] is [String: Any] {
                     problems.append("\(at)buckets: no bucket named '\(name)'")
                 }
@@ -203,7 +207,8 @@ struct ConfigFile {
         }
     }
 
-    /// A scalar as text with `${NAME}` expanded.
+    /// A scalar as text with `${NAME}` expanded; nil (and one problem) when it is not a single
+    /// value or names an unset variable, so a typed key does not report a second problem.
     private mutating func string(_ value: Any?, _ key: String) -> String? {
         guard let value else { return nil }
         if value is [Any] || value is [String: Any] {
@@ -217,24 +222,26 @@ struct ConfigFile {
         return expand("\(value)", key)
     }
 
-    private mutating func expand(_ text: String, _ key: String) -> String {
+    private mutating func expand(_ text: String, _ key: String) -> String? {
         var result = ""
+        var complete = true
         var rest = Substring(text)
         while let start = rest.range(of: "${") {
             result += rest[..<start.lowerBound]
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
                 problems.append("\(key): unterminated '${' reference")
-                return result + rest
+                return nil
             }
             let name = String(rest[start.upperBound..<end])
             if let value = environment[name] {
                 result += value
             } else {
                 problems.append("\(key): environment variable '\(name)' is not set")
+                complete = false
             }
             rest = rest[rest.index(after: end)...]
         }
-        return result + rest
+        return complete ? result + rest : nil
     }
 
     private mutating func duration(_ value: Any?, _ key: String) -> Duration? {
@@ -256,7 +263,8 @@ struct ConfigFile {
     private mutating func bool(_ value: Any?, _ key: String) -> Bool? {
         guard let value else { return nil }
         if let flag = value as? Bool { return flag }
-        guard let text = string(value, key), let flag = Bool(text.lowercased()) else {
+        guard let text = string(value, key) else { return nil }
+        guard let flag = Bool(text.lowercased()) else {
             problems.append("\(key): expected true or false")
             return nil
         }

@@ -120,6 +120,34 @@ struct ConfigFileTests {
         }
     }
 
+    @Test("an unset variable is one problem for its key, not a second one about the empty value (found by review)")
+    func unsetVariableIsOneProblem() throws {
+        let text = """
+            buckets:
+              b:
+                url: ${UNSET_URL}
+              c:
+                url: s3://bucket/p
+                sync-interval: ${UNSET_INTERVAL}
+                snapshot-interval: 1${UNSET_UNIT}
+            databases:
+              - path: /data/a.db
+                bucket: ${UNSET_BUCKET}
+            """
+        var decoder = ConfigFile(environment: [:])
+        do {
+            _ = try decoder.decode(text, path: "walship.yml")
+            Issue.record("a configuration with unset variables was accepted")
+        } catch let error as WalshipError {
+            for name in ["UNSET_URL", "UNSET_INTERVAL", "UNSET_BUCKET", "UNSET_UNIT"] {
+                #expect(error.message.contains("'\(name)' is not set"), "\(error.message)")
+            }
+            for fragment in ["url is required", "is not a duration", "name at least one bucket", "no bucket named"] {
+                #expect(!error.message.contains(fragment), "second problem '\(fragment)' in: \(error.message)")
+            }
+        }
+    }
+
     @Test("walship replicate --config with a bad file exits 2 and names the problem")
     func badConfigExitsTwo() throws {
         let directory = try TemporaryDirectory()
