@@ -66,24 +66,47 @@ extension CLIIntegration {
             return try connection.scalarInt("SELECT k FROM meta") ?? -1
         }
 
-        @Test("restores at 50 random times and 50 random txids equal the recorded state at that point")
-        func randomPointsMatchTheOracle() async throws {
+        @Test(
+            "restores at 50 random times and 50 random txids equal the recorded state at that point",
+            arguments: ["file", "s3"])
+        func randomPointsMatchTheOracle(store: String) async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
+            let server = store == "s3" ? try await S3TestServer.start(buckets: ["walship"]) : nil
+            defer { server?.stop() }
+            let url = server == nil ? ReplicateCommandTests.replicaURL(directory) : "s3://walship/db"
+            let environment =
+                server.map {
+                    [
+                        "AWS_ENDPOINT_URL": $0.endpoint, "AWS_ACCESS_KEY_ID": $0.accessKeyID,
+                        "AWS_SECRET_ACCESS_KEY": $0.secretAccessKey,
+                    ]
+                } ?? [:]
+            func restore(_ extra: [String], to name: String) throws -> CommandRunner.Output {
+                try WalshipBinary.run(
+                    ["restore", url, "-o", directory.file(name), "--quiet"] + extra, environment: environment)
+            }
             let database = directory.file("app.db")
             var workload = RecordedWorkload()
             let setup = try Connection(path: database)
             _ = try setup.scalarText("PRAGMA journal_mode=WAL")
             setup.close()
             try workload.run(path: database, commits: 20, seed: 42, pause: .zero)
-            let agent = try ReplicateCommandTests.agent(directory)
+            let agent = try AgentProcess(
+                [
+                    "replicate", database, url, "--state-dir", directory.file("state"), "--sync-interval", "200ms",
+                    "--log-level", "debug",
+                ], logPath: directory.file("agent.log"), environment: environment)
             #expect(agent.waitForLog("snapshot taken"))
             try workload.run(path: database, commits: 400, seed: 43, pause: .milliseconds(15))
             try await Task.sleep(for: .milliseconds(800))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
 
+            // The audit reads the objects where they are stored (rclone keeps each as a file).
             let replica = Replica(
-                store: try FileObjectStore(root: directory.file("replica")), layout: ReplicaLayout(prefix: ""))
+                store: try FileObjectStore(
+                    root: server.map { "\($0.dataRoot)/walship/db" } ?? directory.file("replica")),
+                layout: ReplicaLayout(prefix: ""))
             let audit = try await ReplicaAudit.run(replica: replica)
             #expect(audit.problems.isEmpty, "\(audit.problems)")
             let transactions = try #require(audit.generations.last?.transactions)
@@ -92,7 +115,7 @@ extension CLIIntegration {
             var previous: (txid: UInt64, k: Int64)?
             for txid in Set((0..<50).map({ _ in transactions.randomElement(using: &random)!.txid })).sorted() {
                 let name = "txid-\(txid).db"
-                let output = try ReplicateCommandTests.restore(directory, ["--txid", String(txid)], to: name)
+                let output = try restore(["--txid", String(txid)], to: name)
                 #expect(output.status == 0, "\(output.stderr)")
                 let k = try Self.k(of: directory.file(name))
                 #expect(
@@ -107,22 +130,22 @@ extension CLIIntegration {
             let last = transactions.last!.commitMs
             for target in Set((0..<50).map { _ in UInt64.random(in: first...(last + 500), using: &random) }).sorted() {
                 let name = "time-\(target).db"
-                let output = try ReplicateCommandTests.restore(
-                    directory, ["--at", Timestamp.format(milliseconds: target)], to: name)
+                let output = try restore(
+                    ["--at", Timestamp.format(milliseconds: target)], to: name)
                 #expect(output.status == 0, "\(output.stderr)")
                 let k = try Self.k(of: directory.file(name))
                 #expect(try ContentHash.of(path: directory.file(name)) == workload.hashes[k])
                 // The last transaction observed at or before the target, never one after it.
                 let expected = transactions.last { $0.commitMs <= target }!.txid
-                let byTxid = try ReplicateCommandTests.restore(
-                    directory, ["--txid", String(expected)], to: "check-\(target).db")
+                let byTxid = try restore(
+                    ["--txid", String(expected)], to: "check-\(target).db")
                 #expect(byTxid.status == 0)
                 #expect(try Self.k(of: directory.file("check-\(target).db")) == k, "time \(target)")
                 FileSystem.removeDatabaseFiles(directory.file(name))
                 FileSystem.removeDatabaseFiles(directory.file("check-\(target).db"))
             }
             // Outside the window: before the first snapshot is exit 6, with the window in the message.
-            let early = try ReplicateCommandTests.restore(directory, ["--at", "2001-01-01T00:00:00Z"], to: "early.db")
+            let early = try restore(["--at", "2001-01-01T00:00:00Z"], to: "early.db")
             #expect(early.status == 6)
             #expect(early.stderr.contains("restore window"))
             #expect(!FileManager.default.fileExists(atPath: directory.file("early.db")))
