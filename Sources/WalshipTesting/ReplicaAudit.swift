@@ -54,7 +54,7 @@ public struct ReplicaAudit: Sendable {
                     var index: [SegmentFormat.Transaction] = []
                     let header = try ObjectFile.read(
                         path: path, key: segment.key,
-                        expect: { parser = SegmentPayloadParser(pageSize: Int($0.pageSize), key: segment.key) },
+                        expect: { parser = SegmentPayloadParser(header: $0, key: segment.key) },
                         consume: { _, bytes in
                             try parser!.feed(bytes) { event in
                                 if case .index(let transactions) = event { index = transactions }

@@ -126,6 +126,11 @@ public struct Restorer: Sendable {
                                     overflow: { _ in throw DecodeAheadOverflow() })
                             } catch is DecodeAheadOverflow {
                                 return nil  // Too large to hold: applied as it is decoded.
+                            } catch let error as WalshipError where error.code == .objectCorrupt {
+                                // A corrupt payload fails its checksum: say that rather than
+                                // how decoding it failed.
+                                _ = try ObjectFile.verify(path: path, key: entry.key)
+                                throw error
                             }
                         }
                         return .decoded(index: index, result, took: ContinuousClock.now - start)

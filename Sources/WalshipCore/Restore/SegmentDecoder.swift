@@ -39,7 +39,7 @@ enum SegmentDecoder {
                         .objectCorrupt, "object '\(entry.key)' is corrupt: its header does not match its key")
                 }
                 try check(header)
-                parser = SegmentPayloadParser(pageSize: Int(header.pageSize), key: entry.key)
+                parser = SegmentPayloadParser(header: header, key: entry.key)
             },
             consume: { _, bytes in
                 try parser!.feed(bytes) { event in
@@ -82,43 +82,74 @@ struct PageWrites: Sendable {
     /// The most a segment applied as it is decoded buffers before writing.
     static let limitBytes = 8 << 20
     /// The most a segment decoded ahead may hold; larger ones are applied as they are decoded.
-    /// At most `Restorer`'s decode-ahead count of these wait at once (3 at most: 12 MiB).
-    static let aheadLimitBytes = 4 << 20
+    /// At most `Restorer`'s decode-ahead count of these wait at once (3 at most: 6 MiB).
+    static let aheadLimitBytes = 2 << 20
+    /// Page images are kept in chunks of this size (one allocation per chunk, not per page:
+    /// with 512-byte pages per-page arrays cost as much again in allocator overhead).
+    static let chunkBytes = 256 << 10
 
-    private var pages: [UInt32: [UInt8]] = [:]
-    private(set) var bytes = 0
+    private var chunks: [[UInt8]] = []
+    private var pageSize = 0
+    /// Where each buffered page's newest image is: a slot number (chunk and offset).
+    private var slots: [UInt32: Int] = [:]
+    /// Slots of pages dropped by a truncation, for reuse.
+    private var freeSlots: [Int] = []
+    private var slotCount = 0
     private var truncateTo: UInt32?
     /// The highest buffered page number: most transactions do not shrink the database, so
     /// their truncation needs no look at the buffer.
     private var highestPage: UInt32 = 0
 
+    /// The memory held: the chunks and about 32 bytes of bookkeeping per page.
+    var bytes: Int { chunks.count * Self.chunkBytes + slots.count * 32 }
+
+    private var slotsPerChunk: Int { Self.chunkBytes / pageSize }
+
     mutating func write(_ page: UnsafeRawBufferPointer, pageNumber: UInt32) {
-        if pages[pageNumber] != nil {
-            pages[pageNumber]!.withUnsafeMutableBytes { $0.copyMemory(from: page) }
+        if pageSize == 0 { pageSize = page.count }
+        precondition(page.count == pageSize, "one page size per segment")
+        let slot: Int
+        if let existing = slots[pageNumber] {
+            slot = existing
+        } else if let free = freeSlots.popLast() {
+            slot = free
+            slots[pageNumber] = slot
         } else {
-            pages[pageNumber] = [UInt8](page)
-            bytes += page.count
-            highestPage = max(highestPage, pageNumber)
+            slot = slotCount
+            slotCount += 1
+            if slot / slotsPerChunk == chunks.count { chunks.append([UInt8](repeating: 0, count: Self.chunkBytes)) }
+            slots[pageNumber] = slot
+        }
+        highestPage = max(highestPage, pageNumber)
+        let offset = (slot % slotsPerChunk) * pageSize
+        chunks[slot / slotsPerChunk].withUnsafeMutableBytes {
+            UnsafeMutableRawBufferPointer(rebasing: $0[offset..<offset + pageSize]).copyMemory(from: page)
         }
     }
 
     mutating func truncate(toPages count: UInt32) {
         truncateTo = min(truncateTo ?? count, count)
         guard highestPage > count else { return }
-        for pageNumber in Array(pages.keys) where pageNumber > count {
-            bytes -= pages.removeValue(forKey: pageNumber)!.count
+        for pageNumber in Array(slots.keys) where pageNumber > count {
+            freeSlots.append(slots.removeValue(forKey: pageNumber)!)
         }
-        highestPage = pages.keys.max() ?? 0
+        highestPage = slots.keys.max() ?? 0
     }
 
     /// Applies the writes to the file and empties the buffer.
     mutating func apply(to applier: PageApplier) throws {
         if let truncateTo { try applier.truncateFile(toPages: truncateTo) }
-        for pageNumber in pages.keys.sorted() {
-            try pages[pageNumber]!.withUnsafeBytes { try applier.writePage($0, pageNumber: pageNumber) }
+        for (pageNumber, slot) in slots.sorted(by: { $0.key < $1.key }) {
+            let offset = (slot % slotsPerChunk) * pageSize
+            try chunks[slot / slotsPerChunk].withUnsafeBytes {
+                try applier.writePage(
+                    UnsafeRawBufferPointer(rebasing: $0[offset..<offset + pageSize]), pageNumber: pageNumber)
+            }
         }
-        pages.removeAll(keepingCapacity: true)
-        bytes = 0
+        chunks.removeAll()
+        slots.removeAll()
+        freeSlots.removeAll()
+        slotCount = 0
         truncateTo = nil
         highestPage = 0
     }

@@ -71,9 +71,20 @@ public struct SegmentPayloadParser {
     private var framesLeftInTransaction = 0
     private var totalBytes: UInt64 = 0
 
-    public init(pageSize: Int, key: String) {
+    /// The number of transactions the object's header promises (`lastTxid - firstTxid + 1`;
+    /// the header has its own checksum). The payload's count must match it before the index is
+    /// buffered, so a corrupt count cannot make the parser hold a large part of the payload.
+    let expectedCount: Int?
+
+    public init(pageSize: Int, key: String, expectedCount: Int? = nil) {
         self.pageSize = pageSize
         self.key = key
+        self.expectedCount = expectedCount
+    }
+
+    public init(header: ObjectHeader, key: String) {
+        let count = header.lastTxid >= header.firstTxid ? header.lastTxid - header.firstTxid + 1 : 0
+        self.init(pageSize: Int(header.pageSize), key: key, expectedCount: Int(clamping: count))
     }
 
     func corrupt(_ why: String) -> WalshipError {
@@ -112,6 +123,9 @@ public struct SegmentPayloadParser {
         if count == nil {
             let value: UInt32 = reader.read()
             guard value > 0, value < 10_000_000 else { throw corrupt("implausible transaction count \(value)") }
+            if let expectedCount, Int(value) != expectedCount {
+                throw corrupt("\(value) transactions in the index, the header says \(expectedCount)")
+            }
             count = Int(value)
         } else if !indexDone {
             for _ in 0..<count! {
