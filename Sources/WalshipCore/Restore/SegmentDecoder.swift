@@ -138,12 +138,21 @@ struct PageWrites: Sendable {
 
     /// Applies the writes to the file and empties the buffer.
     mutating func apply(to applier: PageApplier) throws {
-        if let truncateTo { try applier.truncateFile(toPages: truncateTo) }
+        try apply(
+            truncate: { try applier.truncateFile(toPages: $0) },
+            write: { try applier.writePage($1, pageNumber: $0) })
+    }
+
+    /// Hands on the truncation (if any), then each buffered page in page order, and empties the
+    /// buffer.
+    mutating func apply(
+        truncate: (UInt32) throws -> Void, write: (UInt32, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        if let truncateTo { try truncate(truncateTo) }
         for (pageNumber, slot) in slots.sorted(by: { $0.key < $1.key }) {
             let offset = (slot % slotsPerChunk) * pageSize
             try chunks[slot / slotsPerChunk].withUnsafeBytes {
-                try applier.writePage(
-                    UnsafeRawBufferPointer(rebasing: $0[offset..<offset + pageSize]), pageNumber: pageNumber)
+                try write(pageNumber, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + pageSize]))
             }
         }
         chunks.removeAll()
