@@ -92,9 +92,9 @@ struct PageWrites: Sendable {
     private var pageSize = 0
     /// Where each buffered page's newest image is: a slot number (chunk and offset).
     private var slots: [UInt32: Int] = [:]
-    /// Slots of pages dropped by a truncation, for reuse.
+    /// Slots of pages dropped by a truncation, for reuse. Every slot handed out is in `slots`
+    /// or here.
     private var freeSlots: [Int] = []
-    private var slotCount = 0
     private var truncateTo: UInt32?
     /// The highest buffered page number: most transactions do not shrink the database, so
     /// their truncation needs no look at the buffer.
@@ -115,8 +115,7 @@ struct PageWrites: Sendable {
             slot = free
             slots[pageNumber] = slot
         } else {
-            slot = slotCount
-            slotCount += 1
+            slot = slots.count + freeSlots.count
             if slot / slotsPerChunk == chunks.count { chunks.append([UInt8](repeating: 0, count: Self.chunkBytes)) }
             slots[pageNumber] = slot
         }
@@ -158,7 +157,6 @@ struct PageWrites: Sendable {
         chunks.removeAll()
         slots.removeAll()
         freeSlots.removeAll()
-        slotCount = 0
         truncateTo = nil
         highestPage = 0
     }
