@@ -69,8 +69,7 @@ let package = Package(
             dependencies: [
                 "WalshipCore", "WalshipS3", "WalshipTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            exclude: ["fault_proxy.py", "victim.py"]
+            ]
         ),
         .executableTarget(
             name: "walship-bench",

@@ -61,7 +61,12 @@ public struct ReplicaAudit: Sendable {
                             }
                         })
                     try parser?.finish()
-                    if let previous {
+                    if let previous, header.firstTxid <= previous.lastTxid {
+                        // DESIGN.md section 4: no two objects of one generation cover the same txid.
+                        audit.problems.append(
+                            "'\(segment.key)' covers txids from \(header.firstTxid), which an earlier segment of generation \(generation) already covers (through \(previous.lastTxid))"
+                        )
+                    } else if let previous {
                         if header.firstTxid != previous.lastTxid + 1 || header.predecessorTxid != previous.lastTxid
                             || header.predecessorSHA256 != previous.payloadSHA256
                         {

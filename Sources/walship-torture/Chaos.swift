@@ -34,6 +34,18 @@ final class AgentController {
         process = try AgentProcess(arguments, logPath: "\(logPath).\(starts.count)", environment: environment)
     }
 
+    /// Lines of every start's log that contain one of `texts` (at most 10).
+    func logProblems(_ texts: [String]) -> [String] {
+        var found: [String] = []
+        for start in 1...max(1, starts.count) {
+            let log = (try? String(contentsOfFile: "\(logPath).\(start)", encoding: .utf8)) ?? ""
+            for line in log.split(separator: "\n") where texts.contains(where: { line.contains($0) }) {
+                found.append("agent start \(start): \(line.prefix(400))")
+            }
+        }
+        return Array(found.prefix(10))
+    }
+
     /// Notes an agent that exited on its own (it never should).
     func checkAlive() {
         guard let process, !process.isRunning else { return }
@@ -58,72 +70,6 @@ final class AgentController {
     }
 }
 
-/// `rclone serve s3` behind the fault-injecting proxy.
-final class FaultProxy {
-    let process = Process()
-    let port: Int
-    let statsPath: String
-    let offPath: String
-
-    init(upstream: String, seed: UInt64, rate: Double, directory: TemporaryDirectory) throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-            "fault_proxy.py"
-        )
-        .path
-        let portFile = directory.file("proxy.port")
-        statsPath = directory.file("proxy.stats")
-        offPath = directory.file("proxy.off")
-        process.executableURL = URL(fileURLWithPath: CommandRunner.which("python3") ?? "/usr/bin/python3")
-        process.arguments = [
-            script, "--upstream", upstream, "--seed", String(seed), "--rate", String(rate), "--port-file", portFile,
-            "--stats", statsPath, "--off", offPath,
-        ]
-        let log = directory.file("proxy.log")
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = Date().addingTimeInterval(10)
-        var port: Int?
-        while port == nil && Date() < deadline && process.isRunning {
-            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
-            if port == nil { usleep(20_000) }
-        }
-        guard let port else {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw WalshipError(.internal, "the fault proxy did not start: \(text.suffix(500))")
-        }
-        self.port = port
-    }
-
-    var endpoint: String { "http://127.0.0.1:\(port)" }
-
-    func setFaults(_ on: Bool) {
-        if on {
-            try? FileManager.default.removeItem(atPath: offPath)
-        } else {
-            _ = FileManager.default.createFile(atPath: offPath, contents: Data())
-        }
-    }
-
-    var stats: [String: Int] {
-        guard let data = FileManager.default.contents(atPath: statsPath),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Int]
-        else { return [:] }
-        return object
-    }
-
-    /// SIGKILL: a child of this process may inherit a mask that blocks SIGTERM, and the proxy
-    /// has nothing to flush (it writes its counts after every request).
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-}
-
 /// An application process killed inside COMMIT, after writing its frames and before SQLite
 /// publishes them: strace holds it at its WAL sync.
 enum Victim {
@@ -133,7 +79,7 @@ enum Victim {
             throw WalshipError(.internal, "strace is missing: run scripts/setup")
         }
         // A copy with a unique path, so pkill finds this run's victim only.
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("victim.py")
+        let source = URL(fileURLWithPath: TestScripts.path("victim.py"))
         let script = directory.file("victim-\(UInt32.random(in: 0...UInt32.max)).py")
         try FileManager.default.copyItem(atPath: source.path, toPath: script)
         defer { try? FileManager.default.removeItem(atPath: script) }

@@ -32,6 +32,11 @@ struct Torture: AsyncParsableCommand {
     @Option(help: "Replica store: s3 (rclone behind the fault proxy) or file.")
     var store: String = "s3"
 
+    @Option(
+        name: .customLong("server"),
+        help: "S3 server behind the proxy: rclone, or seaweedfs (which enforces If-None-Match).")
+    var serverKind: String = "rclone"
+
     @Option(help: "Share of S3 requests the proxy breaks.")
     var faultRate: Double = 0.15
 
@@ -40,6 +45,9 @@ struct Torture: AsyncParsableCommand {
 
     func validate() throws {
         guard store == "s3" || store == "file" else { throw ValidationError("--store must be s3 or file") }
+        guard S3TestServer.Kind(rawValue: serverKind) != nil else {
+            throw ValidationError("--server must be rclone or seaweedfs")
+        }
     }
 
     func run() async throws {
@@ -55,7 +63,8 @@ struct Torture: AsyncParsableCommand {
         var agentEnvironment: [String: String] = [:]
         var checkEnvironment: [String: String] = [:]
         if store == "s3" {
-            let started = try await S3TestServer.start(buckets: ["torture"])
+            let started = try await S3TestServer.start(
+                buckets: ["torture"], kind: S3TestServer.Kind(rawValue: serverKind)!)
             server = started
             let faults = try FaultProxy(upstream: started.endpoint, seed: seed, rate: faultRate, directory: directory)
             proxy = faults
@@ -158,6 +167,12 @@ struct Torture: AsyncParsableCommand {
             }
         }
         appErrors += agent.unexpectedExits
+        // Only one agent ever runs here: an object that met another under its key means one agent
+        // built two different objects for the same transactions (issue 13).
+        for problem in agent.logProblems(["object key already holds another object", "a spooled object is unreadable"])
+        {
+            appErrors.append(problem)
+        }
 
         var checker = Checker(
             oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: replicaURL,
@@ -195,7 +210,7 @@ struct Torture: AsyncParsableCommand {
         } else {
             say("\nFAILED (\(failures.count)):")
             for failure in failures.prefix(40) { say("  - \(failure)") }
-            if let server {
+            if let server, server.kind == .rclone {
                 _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
             }
             say("replay: scripts/torture --seed \(seed) --ops \(op) --store \(store)")

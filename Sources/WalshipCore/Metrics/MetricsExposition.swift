@@ -79,6 +79,10 @@ public enum MetricsExposition {
         one("walship_upload_failures_total", "counter", "Upload attempts that failed (each is retried).") { v, _ in
             Double(v.uploadFailures)
         },
+        one(
+            "walship_object_conflicts_total", "counter",
+            "Spooled objects whose key already held another object in the store (never overwritten); each ended its generation."
+        ) { v, _ in Double(v.objectConflicts) },
         one("walship_snapshot_failures_total", "counter", "Snapshots that failed.") { v, _ in
             Double(v.snapshotFailures)
         },

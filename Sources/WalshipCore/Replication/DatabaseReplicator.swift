@@ -108,14 +108,26 @@ public final class DatabaseReplicator: Sendable {
                 values.pendingSinceMs = left.filter { $0.kind == .segment }.map(\.firstMs).min()
             }
             logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
-            _ = await uploader.drain(until: ContinuousClock.now + .seconds(60))
+            _ = await uploader.drain(until: ContinuousClock.now + .seconds(60), stop: stop)
         }
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        let spooled = try spool.pending.map { try ObjectFile.readHeader(path: $0.path, key: $0.path) }
+        let spooled = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
         var newestStored: ObjectHeader?
-        if let saved, let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid }) {
-            let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.size))
-            newestStored = try ObjectHeader.decode(bytes, key: entry.key)
+        if let saved, !spool.isAbandoned(saved.generation),
+            let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid })
+        {
+            do {
+                let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.size))
+                newestStored = try ObjectHeader.decode(bytes, key: entry.key)
+            } catch let error as WalshipError where error.code == .objectCorrupt || error.code == .objectNotFound {
+                // The generation's newest object cannot be continued from: it ends here (the start
+                // below sees the abandoned generation and starts a new one).
+                logger.error(
+                    "the newest object of this agent's generation is unreadable; ending the generation",
+                    metadata: ["object.key": "\(entry.key)", "error": "\(error)"])
+                try spool.abandon(saved.generation)
+                metrics.record { $0.objectConflicts += 1 }
+            }
         }
 
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
@@ -164,7 +176,7 @@ public final class DatabaseReplicator: Sendable {
                             "snapshot failed", metadata: ["db.path": "\(self.databasePath)", "error": "\(error)"])
                         box.loop.snapshotFinished(generation: request.generation, header: nil)
                         self.metrics.record { $0.snapshotFailures += 1 }
-                        if !stop.isStopped { try? await Task.sleep(for: .seconds(5)) }
+                        await stop.sleep(for: .seconds(5))
                     }
                 }
             }
@@ -182,7 +194,7 @@ public final class DatabaseReplicator: Sendable {
             // Uploads, while the loop runs.
             group.addTask {
                 while !loopDone.isStopped {
-                    _ = await uploader.drain(until: nil, isStopped: { loopDone.isStopped })
+                    _ = await uploader.drain(until: nil, stop: loopDone)
                     if loopDone.isStopped { break }
                     for await _ in spool.signals { break }
                     // A cancelled run (its caller is going away) stops at once: waiting on the
@@ -204,8 +216,8 @@ public final class DatabaseReplicator: Sendable {
             stop.isImmediate
             ? false
             : await uploader.drain(
-                until: deadline, giveUpFailingFor: once ? settings.shutdownTimeout : nil,
-                isStopped: { stop.isImmediate })
+                until: deadline, giveUpFailingFor: once ? settings.shutdownTimeout : nil, stop: stop,
+                level: .immediate)
         if !drained {
             logger.error(
                 "stopped with objects not uploaded; they stay in the spool for the next run",
@@ -272,7 +284,15 @@ public final class DatabaseReplicator: Sendable {
     ) throws {
         defer { loop.finish() }
         var snapshotDeadline: ContinuousClock.Instant?
+        var readToTheEnd = false
         while true {
+            if stop.isStopped && !readToTheEnd && loop.isFollowing && !stop.isImmediate {
+                // A graceful stop first reads what was published before it (a commit made just
+                // before SIGTERM is shipped, not left for a next start that may never come).
+                readToTheEnd = true
+                var reads = 0
+                while try loop.iterate(), !stop.isImmediate, reads < 1000 { reads += 1 }
+            }
             if stop.isStopped {
                 // A generation without its first snapshot has no restore point at all: a stop
                 // first lets that snapshot finish, for at most shutdown-timeout.

@@ -29,14 +29,6 @@ public struct ReplicaState: Codable, Sendable, Equatable {
     func save(to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(self)
-        let temporary = path + ".tmp"
-        try? FileSystem.removeIfPresent(temporary)
-        let file = try LocalFile.create(temporary)
-        try file.write(Array(data))
-        try file.sync()
-        try file.close()
-        try FileSystem.rename(temporary, to: path)
-        try FileSystem.syncDirectory(FileSystem.directory(of: path))
+        try FileSystem.writeAtomically(Array(try encoder.encode(self)), to: path)
     }
 }

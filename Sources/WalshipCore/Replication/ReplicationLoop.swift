@@ -97,6 +97,11 @@ final class ReplicationLoop {
                 start.inventory.isEmpty ? .firstStart : .continuityLost, "no local state for this replica")
             return
         }
+        if spool.isAbandoned(saved.generation) {
+            try startGeneration(
+                .objectConflict, "an object of this agent's generation conflicts with one in the store")
+            return
+        }
         if let newestStored = newestStoredGeneration, newestStored > saved.generation {
             try startGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
             return
@@ -305,6 +310,14 @@ final class ReplicationLoop {
     /// once (a read that stopped before the published end).
     func iterate() throws -> Bool {
         guard let follower, let builder else { return false }
+        if let state, spool.isAbandoned(state.generation) {
+            // The uploader found another object under one of this generation's keys: nothing more
+            // of it can go into the store.
+            try builder.discardAll()
+            try startGeneration(
+                .objectConflict, "an object of this generation conflicts with one already in the store")
+            return false
+        }
         var again = false
         fastPoll = false
         switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false) {

@@ -24,6 +24,9 @@ public final class ReplicationMetrics: Sendable {
         public var snapshotsUploaded: UInt64 = 0
         public var bytesUploaded: UInt64 = 0
         public var uploadFailures: UInt64 = 0
+        /// Spooled objects that could not be uploaded because their key held another object (or
+        /// the spool file was unreadable); each ended its generation.
+        public var objectConflicts: UInt64 = 0
         public var snapshotFailures: UInt64 = 0
         /// When the newest snapshot in the store was taken (0: none uploaded by this process).
         public var lastSnapshotMs: UInt64 = 0

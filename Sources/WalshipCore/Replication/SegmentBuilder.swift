@@ -60,6 +60,16 @@ final class SegmentBuilder {
         if let file { try file.truncate(to: committedBytes) }
     }
 
+    /// Drops every transaction and frame (their generation ended; they are shipped in the next
+    /// generation's snapshot instead).
+    func discardAll() throws {
+        transactions = []
+        committedBytes = 0
+        pendingBytes = 0
+        cursorAfterLast = nil
+        if let file { try file.truncate(to: 0) }
+    }
+
     /// Drops every frame appended since the last accept.
     func discardPending() throws {
         pendingBytes = 0

@@ -8,6 +8,11 @@ import Synchronization
 /// in sequence order. The spool survives a crash: at start the agent uploads what it finds.
 /// Its size is bounded by `spool-max-bytes`; `isFull` tells the reader to stop and end its read
 /// chain rather than let the spool (or the app's WAL) grow without bound.
+///
+/// A generation whose chain cannot go on in the store (an object's key already holds another
+/// object there, which is never overwritten) is abandoned: its waiting objects are removed, any
+/// added later are dropped, and the WAL loop starts a new generation. Abandoned generations are
+/// remembered in `<spool>/abandoned`, so a restart never resumes one.
 public final class Spool: Sendable {
     public struct Item: Sendable, Equatable {
         public var sequence: UInt64
@@ -18,6 +23,7 @@ public final class Spool: Sendable {
     public let directory: String
     public let maxBytes: Int64
     private let state: Mutex<(next: UInt64, items: [Item])>
+    private let abandoned: Mutex<[GenerationID]>
     private let signal: AsyncStream<Void>.Continuation
     let signals: AsyncStream<Void>
 
@@ -36,6 +42,10 @@ public final class Spool: Sendable {
         }
         items.sort { $0.sequence < $1.sequence }
         state = Mutex((next: (items.last?.sequence ?? 0) + 1, items: items))
+        let recorded = (try? FileSystem.contents(of: "\(directory)/abandoned")).flatMap { $0 }.map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        abandoned = Mutex((recorded ?? "").split(separator: "\n").compactMap { GenerationID(hex: $0) })
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -76,6 +86,34 @@ public final class Spool: Sendable {
 
     /// Wakes a waiting uploader (also used to stop it).
     public func wake() { signal.yield() }
+
+    // MARK: Abandoned generations
+
+    /// Whether `generation` was abandoned (its objects are no longer uploaded).
+    public func isAbandoned(_ generation: GenerationID) -> Bool {
+        abandoned.withLock { $0.contains(generation) }
+    }
+
+    /// Abandons `generation`: removes its waiting objects and remembers it (the newest 32 are
+    /// kept). Returns how many objects were removed.
+    @discardableResult
+    public func abandon(_ generation: GenerationID) throws -> Int {
+        let list = abandoned.withLock { list -> [GenerationID] in
+            if !list.contains(generation) { list.append(generation) }
+            list = Array(list.suffix(32))
+            return list
+        }
+        try FileSystem.writeAtomically(Array(list.map { "\($0)\n" }.joined().utf8), to: "\(directory)/abandoned")
+        var removed = 0
+        for item in pending {
+            guard let header = try? ObjectFile.readHeader(path: item.path, key: item.path),
+                header.generation == generation.value
+            else { continue }
+            remove(item)
+            removed += 1
+        }
+        return removed
+    }
 }
 
 extension String {

@@ -24,6 +24,9 @@ public struct ObjectHeader: Sendable, Equatable {
         case pageSizeChanged = 5
         /// The WAL changed in a way the agent could not follow (an inconsistent wal-index).
         case walInconsistent = 6
+        /// An object of the previous generation could not be uploaded: its key already held a
+        /// different (or corrupt) object, which is never overwritten.
+        case objectConflict = 7
 
         /// The reason as a metric label value: `first_start`, `continuity_lost`, ...
         public var label: String {
@@ -35,6 +38,7 @@ public struct ObjectHeader: Sendable, Equatable {
             case .spoolFull: "spool_full"
             case .pageSizeChanged: "page_size_changed"
             case .walInconsistent: "wal_inconsistent"
+            case .objectConflict: "object_conflict"
             }
         }
 
@@ -47,6 +51,7 @@ public struct ObjectHeader: Sendable, Equatable {
             case .spoolFull: "spool full during a store outage"
             case .pageSizeChanged: "page size changed"
             case .walInconsistent: "WAL changed unexpectedly"
+            case .objectConflict: "an object's key held a different object in the store"
             }
         }
     }

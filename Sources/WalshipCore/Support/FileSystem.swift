@@ -117,6 +117,48 @@ public enum FileSystem {
         try file.close()
     }
 
+    /// The whole content of a small file, or nil when it does not exist.
+    public static func contents(of path: String) throws -> [UInt8]? {
+        guard exists(path) else { return nil }
+        let file = try LocalFile.openForReading(path)
+        defer { try? file.close() }
+        return try file.read(count: Int(try file.size()), at: 0)
+    }
+
+    /// Whether two files hold the same bytes (read in 1 MiB chunks).
+    public static func sameContents(_ first: String, _ second: String) throws -> Bool {
+        let a = try LocalFile.openForReading(first)
+        defer { try? a.close() }
+        let b = try LocalFile.openForReading(second)
+        defer { try? b.close() }
+        guard try a.size() == b.size() else { return false }
+        var offset: Int64 = 0
+        while true {
+            let left = try a.read(count: 1 << 20, at: offset)
+            let right = try b.read(count: 1 << 20, at: offset)
+            guard left == right else { return false }
+            if left.isEmpty { return true }
+            offset += Int64(left.count)
+        }
+    }
+
+    /// Writes a small file atomically: a temporary sibling, fsync, rename, directory fsync.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+        let temporary = "\(path).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        do {
+            let file = try LocalFile.create(temporary, mode: mode)
+            defer { try? file.close() }
+            try file.write(bytes)
+            try file.sync()
+            try file.close()
+            try rename(temporary, to: path)
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+        try syncDirectory(directory(of: path))
+    }
+
     /// Moves `source` to `destination` atomically, replacing any existing file.
     public static func rename(_ source: String, to destination: String) throws {
         if Glibc.rename(source, destination) != 0 {

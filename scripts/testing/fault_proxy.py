@@ -15,7 +15,20 @@ with (seed, n), so a seed replays the same fault schedule by request count:
 Faults stop while the file named by --off exists. Counts go to --stats (JSON) after every
 request. Prints the port it listens on to --port-file once it is ready.
 
+Two controls for deterministic tests:
+
+  --control DIR   while DIR/hold exists, the first PUT whose path contains its text is read in
+                  full and held: the proxy writes the path to DIR/held and waits until DIR/release
+                  exists (then forwards it and writes the upstream status to DIR/landed) or
+                  DIR/discard exists (then drops it). So a request can land after the client that
+                  sent it was killed and restarted.
+  --head-length-zero
+                  answer HEAD with "Content-Length: 0", the length of its (empty) body, as a
+                  proxy that recomputes the length of what it forwards does; clients must not
+                  take a HEAD's length as proof of what an object holds.
+
 usage: fault_proxy.py --upstream http://127.0.0.1:PORT --seed S --rate R --port-file F --stats F --off F
+                      [--control DIR] [--head-length-zero]
 """
 import argparse
 import http.client
@@ -36,6 +49,8 @@ parser.add_argument("--rate", type=float, default=0.15)
 parser.add_argument("--port-file", required=True)
 parser.add_argument("--stats", required=True)
 parser.add_argument("--off", required=True)
+parser.add_argument("--control")
+parser.add_argument("--head-length-zero", action="store_true")
 args = parser.parse_args()
 upstream = urllib.parse.urlparse(args.upstream)
 
@@ -57,6 +72,32 @@ def fate_of(number):
             return name
         pick -= weight
     return None
+
+
+def hold_if_asked(method, path):
+    """Holds a matching PUT until the test releases or discards it: returns None for a request
+    that was not held, "release" or "discard"."""
+    if not args.control or method != "PUT":
+        return None
+    hold = os.path.join(args.control, "hold")
+    with lock:
+        try:
+            with open(hold) as file:
+                text = file.read().strip()
+        except FileNotFoundError:
+            return None
+        if text not in path:
+            return None
+        os.remove(hold)
+    with open(os.path.join(args.control, "held.tmp"), "w") as file:
+        file.write(path)
+    os.replace(os.path.join(args.control, "held.tmp"), os.path.join(args.control, "held"))
+    while True:
+        if os.path.exists(os.path.join(args.control, "release")):
+            return "release"
+        if os.path.exists(os.path.join(args.control, "discard")):
+            return "discard"
+        time.sleep(0.01)
 
 
 def error_body(code, message):
@@ -107,12 +148,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reset()
         if fate == "delay":
             time.sleep(random.Random(number).uniform(0.2, 1.5))
+        held = hold_if_asked(self.command, self.path)
+        if held == "discard":
+            return self.reset()
         connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
         headers = {name: value for name, value in self.headers.items() if name.lower() not in ("expect", "connection")}
         connection.request(self.command, self.path, body=body if length else None, headers=headers)
         response = connection.getresponse()
         data = response.read()
         connection.close()
+        if held == "release":
+            with open(os.path.join(args.control, "landed.tmp"), "w") as file:
+                file.write(str(response.status))
+            os.replace(os.path.join(args.control, "landed.tmp"), os.path.join(args.control, "landed"))
         if fate == "lost":
             return self.answer(500, [("Content-Type", "application/xml")], error_body("InternalError", "injected after"))
         if fate == "reset" and len(data) > 1:
@@ -128,7 +176,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if fate == "reset":
             return self.reset()
         if self.command == "HEAD":
-            return self.answer(response.status, response.getheaders(), b"", response.getheader("Content-Length", "0"))
+            length = "0" if args.head_length_zero else response.getheader("Content-Length", "0")
+            return self.answer(response.status, response.getheaders(), b"", length)
         self.answer(response.status, response.getheaders(), data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
