@@ -160,6 +160,11 @@ struct RestoreCommand: AsyncParsableCommand {
             throw error
         }
         display.finish()
+        if report.verifiedChecksum == nil {
+            logger.warning(
+                "restored without the database checksum check: this restore point has no recorded checksum (written by walship 0.1, or sealed before the agent knew the generation's page hashes)",
+                metadata: ["restore.txid": "\(report.txid)"])
+        }
         logger.info(
             "restore complete",
             metadata: [
@@ -169,6 +174,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 "time.decode_seconds": "\(ValueParsing.seconds(report.decodeTime))",
                 "time.apply_seconds": "\(ValueParsing.seconds(report.applyTime))",
                 "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
+                "restore.checksum": "\(report.verifiedChecksum.map { Hex.pad($0, 16) } ?? "none")",
             ])
     }
 }

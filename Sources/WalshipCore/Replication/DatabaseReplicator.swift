@@ -117,7 +117,7 @@ public final class DatabaseReplicator: Sendable {
             let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid })
         {
             do {
-                let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.size))
+                let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.maximumSize))
                 newestStored = try ObjectHeader.decode(bytes, key: entry.key)
             } catch let error as WalshipError where error.code == .objectCorrupt || error.code == .objectNotFound {
                 // The generation's newest object cannot be continued from: it ends here (the start

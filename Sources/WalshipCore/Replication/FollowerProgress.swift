@@ -10,6 +10,18 @@ final class FollowerProgress: Sendable {
         var lastCompletedPoll = 0
         var sealedThrough: UInt64 = 0
         var cutRequested = false
+        var wantsPageHashes: GenerationID?
+        var pageHashOffer: PageHashOffer?
+    }
+
+    /// The page hashes of a snapshot's copy, offered to the loop to complete its partial
+    /// `PageHashTable` (the file is removed by whoever drops the offer).
+    struct PageHashOffer: Sendable {
+        var generation: GenerationID
+        var fromTxid: UInt64
+        var usableTxid: UInt64
+        var path: String
+        var pages: UInt32
     }
 
     private let state = Mutex(State())
@@ -30,6 +42,29 @@ final class FollowerProgress: Sendable {
     var sealedThrough: UInt64 {
         get { state.withLock { $0.sealedThrough } }
         set { state.withLock { $0.sealedThrough = newValue } }
+    }
+
+    /// The generation whose loop needs a snapshot's page hashes (its table is partial).
+    var wantsPageHashes: GenerationID? {
+        get { state.withLock { $0.wantsPageHashes } }
+        set { state.withLock { $0.wantsPageHashes = newValue } }
+    }
+
+    /// Offers a snapshot's page hashes to the loop (replacing, and removing, an older offer).
+    func offer(_ offer: PageHashOffer) {
+        let replaced = state.withLock { state -> PageHashOffer? in
+            defer { state.pageHashOffer = offer }
+            return state.pageHashOffer
+        }
+        if let replaced { try? FileSystem.removeIfPresent(replaced.path) }
+    }
+
+    /// Takes the pending offer, if any.
+    func takePageHashOffer() -> PageHashOffer? {
+        state.withLock { state in
+            defer { state.pageHashOffer = nil }
+            return state.pageHashOffer
+        }
     }
 
     /// Asks the WAL loop to cut the open segment now (a snapshot waits for the segments that

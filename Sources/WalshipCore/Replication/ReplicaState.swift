@@ -4,7 +4,7 @@ import Foundation
 /// `<state-dir>/<db>/state.json` (written atomically). It is a cache: the bucket is the truth,
 /// and a lost state file only costs a new generation.
 public struct ReplicaState: Codable, Sendable, Equatable {
-    public var formatVersion = 1
+    public var formatVersion = 2
     public var generation: GenerationID
     public var reason: UInt8
     /// The txid before the generation's first transaction.
@@ -17,6 +17,9 @@ public struct ReplicaState: Codable, Sendable, Equatable {
     var databaseIdentity: FileIdentity?
     /// Where the generation replicates (`Replica.location`); absent in states of walship 0.1.
     public var replica: String?
+    /// The identity of the database this replica holds (`DatabaseID`); absent in states of
+    /// walship 0.1, which then get one at their next generation.
+    public var databaseID: DatabaseID?
     /// When the last snapshot of this generation was taken, and the last txid then.
     public var lastSnapshotMs: UInt64?
     public var lastSnapshotTxid: UInt64?

@@ -27,16 +27,21 @@ final class ReplicationLoop {
     let now: @Sendable () -> UInt64
     let requestSnapshot: @Sendable (Snapshotter.Request) -> Void
 
-    private var follower: WALFollower?
-    private var builder: SegmentBuilder?
+    var follower: WALFollower?
+    var builder: SegmentBuilder?
+    /// The hashes of the pages of the state after the last sealed transaction (`PageHashTable`).
+    private(set) var table: PageHashTable?
+    /// A snapshot's page hashes waiting until the table reaches its `usableTxid`.
+    var pendingPageHashOffer: FollowerProgress.PageHashOffer?
+    var builderIsEmpty: Bool { builder?.isEmpty ?? true }
     private(set) var state: ReplicaState?
     /// The newest generation the replica listed at start, for the lineage of a new generation.
     private var newestStoredGeneration: GenerationID?
     private var segmentStarted: ContinuousClock.Instant?
     private var previousSegment: (txid: UInt64, sha: [UInt8]) = (0, [])
-    private var lastTxid: UInt64 = 0
-    private var lastCommitMs: UInt64 = 0
-    private(set) var shippedTransactions = 0
+    var lastTxid: UInt64 = 0
+    var lastCommitMs: UInt64 = 0
+    var shippedTransactions = 0
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
@@ -120,6 +125,15 @@ final class ReplicationLoop {
             try startGeneration(.databaseReplaced, "the database file is not the one this generation replicated")
             return
         }
+        // The page hashes of the state the generation resumes from (partial when a previous run
+        // could not leave them: a snapshot then completes them).
+        let pageSize = Int(newest?.pageSize ?? UInt32(saved.baseCursor.pageSize))
+        table =
+            try PageHashTable.load(
+                directory: pagesDirectory, generation: saved.generation, txid: resumeTxid, pageSize: pageSize)
+            ?? PageHashTable.startPartial(
+                directory: pagesDirectory, generation: saved.generation, txid: resumeTxid, pageSize: pageSize,
+                pageCount: newest?.databasePages ?? 0)
         var cursor = saved.baseCursor
         if let newest {
             cursor.salt1 = newest.walSalt1
@@ -161,19 +175,35 @@ final class ReplicationLoop {
             builder?.close()
             builder = nil
             (lastTxid, lastCommitMs, shippedTransactions) = resumed
-            try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
+            switch try continueByContent(resumeTxid: resumeTxid) {
+            case .continued:
+                break
+            case .changed(let why):
+                try startGeneration(.databaseChanged, why)
+                return
+            case .unproven:
+                try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
+                return
+            }
+            finishContinuing(saved, start)
             return
         }
+        logger.info(
+            "continuing generation",
+            metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
+        finishContinuing(saved, start)
+    }
+
+    /// The snapshot bookkeeping of a continued generation.
+    private func finishContinuing(_ saved: ReplicaState, _ start: Start) {
         let hasSnapshot =
             !start.inventory.snapshots(of: saved.generation).isEmpty
             || start.spooled.contains { $0.kind == .snapshot && $0.generation == saved.generation.value }
         snapshots.reset(
             generation: saved.generation, hasSnapshot: hasSnapshot, lastTakenMs: saved.lastSnapshotMs,
             lastTxid: saved.lastSnapshotTxid)
-        logger.info(
-            "continuing generation",
-            metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
         if !hasSnapshot { askForSnapshot() }
+        wantPageHashesIfPartial()
     }
 
     /// Reads everything published since the recorded position (marked late), then checks that
@@ -265,10 +295,16 @@ final class ReplicationLoop {
         let newState = ReplicaState(
             generation: generation, reason: reason.rawValue, baseTxid: lastTxid, baseCursor: cursor,
             predecessorGeneration: predecessor, predecessorTxid: predecessorTxid, startedMs: startedMs,
-            databaseIdentity: FileIdentity(path: databasePath), replica: replicaLocation)
+            databaseIdentity: FileIdentity(path: databasePath), replica: replicaLocation,
+            databaseID: state?.databaseID ?? DatabaseID.make())
         try newState.save(to: statePath)
         state = newState
         progress.generation = generation
+        table?.close()
+        table = try PageHashTable.startPartial(
+            directory: pagesDirectory, generation: generation, txid: lastTxid, pageSize: cursor.pageSize, pageCount: 0)
+        // Its first snapshot (asked for below) completes the table.
+        progress.wantsPageHashes = generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
         previousSegment = (lastTxid, [])
         progress.sealedThrough = lastTxid
@@ -295,7 +331,8 @@ final class ReplicationLoop {
         requestSnapshot(
             Snapshotter.Request(
                 generation: state.generation, reason: ObjectHeader.GenerationReason(rawValue: state.reason) ?? .none,
-                predecessorGeneration: state.predecessorGeneration, predecessorTxid: state.predecessorTxid))
+                predecessorGeneration: state.predecessorGeneration, predecessorTxid: state.predecessorTxid,
+                databaseID: state.databaseID ?? .unknown))
     }
 
     /// Records a finished snapshot in the local state.
@@ -318,6 +355,7 @@ final class ReplicationLoop {
                 .objectConflict, "an object of this generation conflicts with one already in the store")
             return false
         }
+        try takePageHashOffer()
         var again = false
         fastPoll = false
         switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false) {
@@ -350,6 +388,12 @@ final class ReplicationLoop {
         if segmentStarted == nil { segmentStarted = clock }
         guard force || builder.size >= settings.segmentMaxBytes || clock - segmentStarted! >= settings.syncInterval
         else { return }
+        // While a partial page-hash table waits for the snapshot that completes it, segments wait
+        // too (up to segment-max-bytes), so that theirs get checksums: they are not restorable
+        // before that snapshot anyway. The snapshot asks for the cut once its hashes are offered.
+        if !force, builder.size < settings.segmentMaxBytes, table?.isComplete == false, snapshots.isRequested {
+            return
+        }
         let transactions = builder.transactions
         let first = transactions.first!
         let last = transactions.last!
@@ -362,9 +406,14 @@ final class ReplicationLoop {
             predecessorSHA256: previousSegment.sha.isEmpty ? Array(repeating: 0, count: 32) : previousSegment.sha,
             databasePages: last.databasePages, walSalt1: cursor.salt1, walSalt2: cursor.salt2, walFrame: cursor.frame,
             walChecksum: cursor.checksum)
+        var withIdentity = template
+        withIdentity.databaseID = state.databaseID ?? .unknown
         let path = spool.temporaryPath("segment")
-        let header = try builder.seal(to: path, header: template)
+        let header = try builder.seal(
+            to: path, header: withIdentity, table: table, afterTransaction: { try self.completeTableIfDue(at: $0) })
+        try table?.journalChanges()
         try spool.add(path)
+        try table?.commitChanges()
         previousSegment = (header.lastTxid, header.payloadSHA256)
         progress.sealedThrough = header.lastTxid
         segmentStarted = nil
@@ -402,7 +451,9 @@ final class ReplicationLoop {
     /// Cuts the last segment and closes every connection (the `-wal` stays: PERSIST_WAL).
     func finish() {
         do {
+            try takePageHashOffer()
             try cutSegmentIfDue(force: true)
+            try takePageHashOffer()
         } catch {
             logger.error("could not cut the last segment", metadata: ["error": "\(error)"])
         }
@@ -410,6 +461,7 @@ final class ReplicationLoop {
         follower?.close()
         builder?.close()
         follower = nil
+        table?.close()
     }
 
     var currentTxid: UInt64 { lastTxid }

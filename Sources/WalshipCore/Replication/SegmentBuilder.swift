@@ -76,26 +76,27 @@ final class SegmentBuilder {
         if let file { try file.truncate(to: committedBytes) }
     }
 
-    /// Writes the accepted transactions as a segment object at `path`; returns its header.
-    func seal(to path: String, header template: ObjectHeader) throws -> ObjectHeader {
+    /// Writes the accepted transactions as a segment object at `path`; returns its header. With a
+    /// `table`, first applies each transaction's page hashes to it (reading the frames once more)
+    /// and records the state's checksum after each one in the index and, for the last, in the
+    /// header; `afterTransaction` runs after each transaction is applied (the loop completes a
+    /// partial table there once it reaches a snapshot's `usableTxid`).
+    func seal(
+        to path: String, header template: ObjectHeader, table: PageHashTable? = nil,
+        afterTransaction: (UInt64) throws -> Void = { _ in }
+    ) throws -> ObjectHeader {
         precondition(!transactions.isEmpty, "sealing an empty segment")
         let file = try openFile()
-        let index = SegmentFormat.encodeIndex(transactions)
+        var template = template
+        if let table {
+            try applyHashes(to: table, from: file, afterTransaction: afterTransaction)
+            template.databaseChecksum = transactions.last!.checksum
+        }
+        let index = SegmentFormat.encodeIndex(transactions, version: template.version)
         let total = committedBytes
         let header = try ObjectFile.write(to: path, header: template) { emit in
             try index.withUnsafeBytes { try emit($0) }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            var offset: Int64 = 0
-            while offset < total {
-                let want = Int(min(Int64(buffer.count), total - offset))
-                let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), at: offset)
-                guard count == want else {
-                    throw WalshipError(.localIO, "spool file '\(framesPath)' is shorter than expected")
-                }
-                try emit(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-                offset += Int64(count)
-            }
+            try forEachChunk(of: file, total: total) { chunk in try emit(chunk) }
         }
         try FileSystem.syncFile(path)
         transactions = []
@@ -103,6 +104,63 @@ final class SegmentBuilder {
         pendingBytes = 0
         try file.truncate(to: 0)
         return header
+    }
+
+    /// Reads the accepted frames in 1 MiB chunks.
+    private func forEachChunk(
+        of file: LocalFile, total: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let frameSize = 4 + pageSize
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: max(1, (1 << 20) / frameSize) * frameSize, alignment: 16)
+        defer { buffer.deallocate() }
+        var offset: Int64 = 0
+        while offset < total {
+            let want = Int(min(Int64(buffer.count), total - offset))
+            let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), at: offset)
+            guard count == want else {
+                throw WalshipError(.localIO, "spool file '\(framesPath)' is shorter than expected")
+            }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            offset += Int64(count)
+        }
+    }
+
+    /// Applies every accepted transaction's page hashes to `table` and records the checksums.
+    private func applyHashes(
+        to table: PageHashTable, from file: LocalFile, afterTransaction: (UInt64) throws -> Void
+    ) throws {
+        let frameSize = 4 + pageSize
+        var position = 0
+        var framesLeft = transactions.isEmpty ? 0 : Int(transactions[0].frameCount)
+        func endTransactions() throws {
+            // Transactions whose frames are all applied (including those with none).
+            while position < transactions.count && framesLeft == 0 {
+                let transaction = transactions[position]
+                var checksum = try table.endTransaction(
+                    txid: transaction.txid, databasePages: transaction.databasePages)
+                try afterTransaction(transaction.txid)
+                if checksum == nil && table.isComplete { checksum = table.checksum }
+                transactions[position].checksum = checksum
+                position += 1
+                if position < transactions.count { framesLeft = Int(transactions[position].frameCount) }
+            }
+        }
+        try endTransactions()
+        try forEachChunk(of: file, total: committedBytes) { chunk in
+            var offset = 0
+            while offset + frameSize <= chunk.count {
+                let number = UInt32(bigEndian: chunk.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                let page = UnsafeRawBufferPointer(rebasing: chunk[(offset + 4)..<(offset + frameSize)])
+                try table.applyPage(number, hash: PageChecksum.hash(page: page, number: number))
+                framesLeft -= 1
+                try endTransactions()
+                offset += frameSize
+            }
+        }
+        guard position == transactions.count else {
+            throw WalshipError(.localIO, "spool file '\(framesPath)' holds fewer frames than its transactions")
+        }
     }
 
     func close() {

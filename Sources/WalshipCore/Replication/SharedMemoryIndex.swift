@@ -48,6 +48,16 @@ final class SharedMemoryIndex {
         descriptor = -1
     }
 
+    /// `nBackfill` of the checkpoint information that follows the two header copies (offset 96,
+    /// native byte order): the frames a checkpoint has copied into the database file. nil when it
+    /// cannot be read.
+    func readBackfill() -> UInt32? {
+        guard descriptor >= 0 else { return nil }
+        var value: UInt32 = 0
+        let count = withUnsafeMutableBytes(of: &value) { pread(descriptor, $0.baseAddress, 4, 96) }
+        return count == 4 ? value : nil
+    }
+
     /// Reads a consistent wal-index header, retrying while a writer is updating it; nil when no
     /// consistent read succeeded (the caller skips this poll).
     func readHeader(attempts: Int = 20) -> WALIndexHeader? {

@@ -15,6 +15,7 @@ struct Snapshotter {
         var reason: ObjectHeader.GenerationReason
         var predecessorGeneration: GenerationID?
         var predecessorTxid: UInt64
+        var databaseID: DatabaseID
     }
 
     let databasePath: String
@@ -41,24 +42,33 @@ struct Snapshotter {
             copied = try copy(to: copyPath, isCancelled: stop)
         }
         guard progress.generation == request.generation else { return nil }
-        // The segments through usableTxid go into the spool before the snapshot.
-        progress.requestCut()
-        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
-        while progress.sealedThrough < copied.usableTxid {
-            if stop() || progress.generation != request.generation { return nil }
-            if ContinuousClock.now > deadline {
-                throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for its segments")
-            }
-            OnlineBackup.sleep(.milliseconds(5))
+        // The copy's page hashes: its checksum for the header, and for a loop whose page-hash
+        // table is partial, the hashes that complete it.
+        let offering = progress.wantsPageHashes == request.generation
+        let hashesPath = offering ? spool.temporaryPath("snapshot-hashes") : nil
+        let hashed: (checksum: UInt64, pages: UInt32)
+        do {
+            hashed = try PageChecksum.hashFile(at: copyPath, pageSize: copied.pageSize, writingHashesTo: hashesPath)
+        } catch {
+            if let hashesPath { try? FileSystem.removeIfPresent(hashesPath) }
+            throw error
+        }
+        if let hashesPath {
+            progress.offer(
+                .init(
+                    generation: request.generation, fromTxid: copied.fromTxid, usableTxid: copied.usableTxid,
+                    path: hashesPath, pages: hashed.pages))
         }
         let objectPath = spool.temporaryPath("snapshot-object")
         defer { try? FileSystem.removeIfPresent(objectPath) }
-        let template = ObjectHeader(
+        var template = ObjectHeader(
             kind: .snapshot, codec: codec, reason: request.reason, pageSize: UInt32(copied.pageSize),
             generation: request.generation.value, firstTxid: copied.fromTxid, lastTxid: copied.usableTxid,
             firstMs: copied.takenMs, lastMs: copied.takenMs,
             predecessorGeneration: request.predecessorGeneration?.value ?? 0, predecessorTxid: request.predecessorTxid,
             databasePages: UInt32(copied.pages))
+        template.databaseID = request.databaseID
+        template.databaseChecksum = hashed.checksum
         let header = try ObjectFile.write(to: objectPath, header: template) { emit in
             let input = try LocalFile.openForReading(copyPath)
             defer { try? input.close() }
@@ -73,6 +83,17 @@ struct Snapshotter {
             }
         }
         try FileSystem.syncFile(objectPath)
+        // The segments through usableTxid go into the spool before the snapshot, so the store
+        // never holds a snapshot its segments cannot complete.
+        progress.requestCut()
+        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
+        while progress.sealedThrough < copied.usableTxid {
+            if stop() || progress.generation != request.generation { return nil }
+            if ContinuousClock.now > deadline {
+                throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for its segments")
+            }
+            OnlineBackup.sleep(.milliseconds(5))
+        }
         try spool.add(objectPath)
         logger.info(
             "snapshot taken",

@@ -24,12 +24,12 @@ final class WALFollower {
     let logger: Logger
     let progress: FollowerProgress
 
-    private var connections: [Connection] = []
+    private(set) var connections: [Connection] = []
     private var checkpointer: Checkpointer?
     private let checkpointSettings: (busyTimeout: Duration, restart: Bool)
     /// Index in `connections` of the one holding the current read transaction.
-    private var current = 0
-    private let shm: SharedMemoryIndex
+    private(set) var current = 0
+    let shm: SharedMemoryIndex
     private var wal: LocalFile?
     private var walIdentity: FileIdentity?
     private(set) var databaseIdentity: FileIdentity?
@@ -37,8 +37,8 @@ final class WALFollower {
     /// a connection is open, so another file there means someone removed it under SQLite.
     private var connectedWALIdentity: FileIdentity?
     private(set) var cursor: WALCursor
-    private(set) var lastTxid: UInt64
-    private(set) var lastCommitMs: UInt64
+    var lastTxid: UInt64
+    var lastCommitMs: UInt64
     /// `mxFrame` of the last wal-index header read (the WAL's published length in frames).
     private(set) var lastMaxFrame: UInt32 = 0
     /// `PRAGMA page_size` of the database, read at open.
@@ -223,6 +223,12 @@ final class WALFollower {
     /// of which the generation's snapshot will contain). Returns false when the view raced.
     func positionAtPublishedEnd() -> Bool {
         guard let index = shm.readHeader() else { return false }
+        return position(at: index)
+    }
+
+    /// Positions at the end of what `index` (a wal-index header read under the current read
+    /// transaction) published. Returns false when the WAL header raced it.
+    func position(at index: WALIndexHeader) -> Bool {
         lastMaxFrame = index.maxFrame
         let header = readWALHeader()
         if let header, header.salt1 == index.salt1, header.salt2 == index.salt2 {

@@ -49,7 +49,7 @@ public struct Lineage: Sendable {
                 next += 1
                 group.addTask {
                     let header = try ObjectHeader.decode(
-                        try await store.get(key, range: 0..<Int64(ObjectHeader.size)), key: key)
+                        try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
                     let predecessor =
                         header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration)
                     return (generation, Link(generation: predecessor, txid: header.predecessorTxid))

@@ -18,6 +18,11 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
     /// only once the segments through it are applied (the planner guarantees they are).
     var resultTxid: UInt64 { max(appliedTxid, usableTxid) }
     private(set) var appliedCommitMs: UInt64?
+    /// The database checksum the agent recorded for the state the result is at: the last applied
+    /// transaction's, or the snapshot's when nothing after it was needed (a snapshot whose
+    /// `fromTxid` equals its `usableTxid` holds exactly that state). nil when the restore point
+    /// has none (format version 1, or sealed before the agent knew its page hashes).
+    private(set) var expectedChecksum: UInt64?
     private(set) var pageCount = 0
     private(set) var reachedTarget = false
     private var fromTxid: UInt64 = 0
@@ -54,7 +59,11 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         fromTxid = header.firstTxid
         appliedTxid = header.firstTxid
         usableTxid = header.lastTxid
+        expectedChecksum = header.firstTxid == header.lastTxid ? header.databaseChecksum : nil
     }
+
+    /// The page size of the result.
+    var resultPageSize: Int { pageSize }
 
     /// Decodes and applies one segment on the calling thread, writing its pages as it goes
     /// (in batches of at most `PageWrites.limitBytes`): for segments too large to decode ahead.
@@ -81,6 +90,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
             appliedTxid = transaction.txid
             appliedCommitMs = transaction.commitMs
             pageCount = Int(transaction.databasePages)
+            expectedChecksum = transaction.checksum
         }
         if decoded.stopAfter < decoded.transactions.count - 1 { reachedTarget = true }
         if appliedTxid >= decoded.planLastTxid { reachedTarget = true }

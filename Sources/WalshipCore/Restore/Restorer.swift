@@ -40,6 +40,9 @@ public struct Restorer: Sendable {
         /// ahead (decoded as they are written).
         public var applyTime: Duration
         public var integrityCheckTime: Duration
+        /// The result's database checksum when it was compared with the one the agent recorded
+        /// for the restore point (and matched); nil when the restore point has none.
+        public var verifiedChecksum: UInt64?
     }
 
     public let replica: Replica
@@ -210,11 +213,26 @@ public struct Restorer: Sendable {
         }
         try applier.finish(plan: plan)
         let checkStart = clock.now
-        // The fsync and the integrity check overlap (the check only reads); the file goes into
-        // place only once both are done.
+        // The fsync, the integrity check and the checksum overlap (the checks only read); the
+        // file goes into place only once all are done. The checksum proves the result is the
+        // state the agent saw, which a wrong restore that is still a valid database would not.
         async let synced: Void = Blocking.run { try FileSystem.syncFile(temporary) }
+        let expected = applier.expectedChecksum
+        let pageSize = applier.resultPageSize
+        async let checksum = Blocking.run { () throws -> UInt64? in
+            guard let expected else { return nil }
+            let actual = try PageChecksum.hashFile(at: temporary, pageSize: pageSize).checksum
+            guard actual == expected else {
+                throw WalshipError(
+                    .integrityCheckFailed,
+                    "the restored database at txid \(applier.resultTxid) of generation \(plan.generation) does not match the checksum walship recorded for that restore point (\(Hex.pad(expected, 16)), restored \(Hex.pad(actual, 16))): the replica holds a wrong page image; no output was written"
+                )
+            }
+            return actual
+        }
         try await Blocking.run { try IntegrityCheck.verify(databaseAt: temporary) }
         try await synced
+        let verifiedChecksum = try await checksum
         try await Blocking.run {
             try checkCancelled()
             try OutputPlacement.place(temporary, at: outputPath, force: options.force)
@@ -223,7 +241,7 @@ public struct Restorer: Sendable {
             generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
             pageCount: applier.pageCount, downloadTime: downloadTime, decodeTime: decodeTime,
             applyTime: applyTime,
-            integrityCheckTime: clock.now - checkStart)
+            integrityCheckTime: clock.now - checkStart, verifiedChecksum: verifiedChecksum)
     }
 
     private enum Step: Sendable {

@@ -188,6 +188,25 @@ public final class Connection: @unchecked Sendable {  // SQLite serializes: open
             "set SQLITE_FCNTL_PERSIST_WAL on '\(path)'")
     }
 
+    /// The size of the database file, read through this connection's own file handle.
+    public func databaseFileSize() throws -> Int64 {
+        let db = try requireHandle("database file size")
+        var size: sqlite3_int64 = 0
+        try check(walship_sqlite3_main_file_size(db, &size), db, "size of '\(path)'")
+        return Int64(size)
+    }
+
+    /// Reads `buffer.count` bytes of the database file at `offset` through this connection's own
+    /// file handle (never a descriptor of walship's: DESIGN.md section 3). Call inside a read
+    /// transaction. Returns false when the file ended first (the rest is zero-filled).
+    public func readDatabaseFile(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Bool {
+        let db = try requireHandle("read database file")
+        let rc = walship_sqlite3_read_main_file(db, buffer.baseAddress, Int32(buffer.count), sqlite3_int64(offset))
+        if rc == SQLITE_IOERR | (2 << 8) { return false }  // SQLITE_IOERR_SHORT_READ (a macro)
+        try check(rc, db, "read '\(path)' at offset \(offset)")
+        return true
+    }
+
     /// Sets `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`: closing this connection never checkpoints.
     public func setNoCheckpointOnClose(_ on: Bool) throws {
         let db = try requireHandle("no checkpoint on close")

@@ -13,7 +13,7 @@ public enum ObjectFile {
     ) throws -> ObjectHeader {
         let file = try LocalFile.create(path)
         do {
-            try file.write([UInt8](repeating: 0, count: ObjectHeader.size))
+            try file.write([UInt8](repeating: 0, count: template.encodedSize))
             let compressor = try Compressor(codec: template.codec, level: level)
             var hasher = SHA256()
             var uncompressed: UInt64 = 0
@@ -46,7 +46,7 @@ public enum ObjectFile {
     public static func readHeader(path: String, key: String) throws -> ObjectHeader {
         let file = try LocalFile.openForReading(path)
         defer { try? file.close() }
-        return try ObjectHeader.decode(try file.read(count: ObjectHeader.size, at: 0), key: key)
+        return try ObjectHeader.decode(try file.read(count: ObjectHeader.maximumSize, at: 0), key: key)
     }
 
     /// Checks an object file's header, size and payload SHA-256 without decompressing it (a
@@ -59,7 +59,7 @@ public enum ObjectFile {
         var hasher = SHA256()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        var offset = Int64(ObjectHeader.size)
+        var offset = Int64(header.encodedSize)
         while true {
             let count = try file.read(into: buffer, at: offset)
             if count == 0 { break }
@@ -73,12 +73,12 @@ public enum ObjectFile {
     }
 
     private static func readCheckedHeader(_ file: LocalFile, key: String) throws -> ObjectHeader {
-        let header = try ObjectHeader.decode(try file.read(count: ObjectHeader.size, at: 0), key: key)
+        let header = try ObjectHeader.decode(try file.read(count: ObjectHeader.maximumSize, at: 0), key: key)
         let size = try file.size()
-        guard UInt64(size) == UInt64(ObjectHeader.size) + header.payloadSize else {
+        guard UInt64(size) == UInt64(header.encodedSize) + header.payloadSize else {
             throw WalshipError(
                 .objectCorrupt,
-                "object '\(key)' is corrupt: \(size) bytes, its header says \(UInt64(ObjectHeader.size) + header.payloadSize)"
+                "object '\(key)' is corrupt: \(size) bytes, its header says \(UInt64(header.encodedSize) + header.payloadSize)"
             )
         }
         return header
@@ -102,7 +102,7 @@ public enum ObjectFile {
         var produced: UInt64 = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        var offset = Int64(ObjectHeader.size)
+        var offset = Int64(header.encodedSize)
         do {
             while true {
                 let count = try file.read(into: buffer, at: offset)

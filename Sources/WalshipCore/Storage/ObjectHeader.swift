@@ -1,8 +1,10 @@
-/// The fixed 192-byte header that starts every snapshot and segment object (docs/format.md has
-/// the byte table). All integers are big-endian. The header is closed by a CRC-32C of its first
-/// 188 bytes, and carries the SHA-256 of the payload that follows it, so one object alone says
-/// what it is and whether any byte of it is intact. The predecessor fields link objects into a
-/// verifiable chain.
+/// The fixed header that starts every snapshot and segment object (docs/format.md has the byte
+/// tables): 256 bytes in format version 2, which walship writes, and 192 in version 1, which it
+/// still reads. All integers are big-endian. The header is closed by a CRC-32C of the bytes before
+/// it, and carries the SHA-256 of the payload that follows it, so one object alone says what it
+/// is and whether any byte of it is intact. The predecessor fields link objects into a
+/// verifiable chain. Version 2 adds the database identity and the database checksum
+/// (`PageChecksum`) of the state the object ends at; a version 1 object has neither.
 public struct ObjectHeader: Sendable, Equatable {
     public enum Kind: UInt8, Sendable {
         case snapshot = 1
@@ -27,6 +29,14 @@ public struct ObjectHeader: Sendable, Equatable {
         /// An object of the previous generation could not be uploaded: its key already held a
         /// different (or corrupt) object, which is never overwritten.
         case objectConflict = 7
+        /// The database file changed in a way no checkpoint explains (overwritten in place, or
+        /// changed while walship was not running and no longer a valid database).
+        case databaseChanged = 8
+        /// The database was restored from this replica; the generation continues its lineage
+        /// from the restore point (a branch, not a fork).
+        case restored = 9
+        /// The previous generation was continued by two agents (a copied state directory).
+        case forked = 10
 
         /// The reason as a metric label value: `first_start`, `continuity_lost`, ...
         public var label: String {
@@ -39,6 +49,9 @@ public struct ObjectHeader: Sendable, Equatable {
             case .pageSizeChanged: "page_size_changed"
             case .walInconsistent: "wal_inconsistent"
             case .objectConflict: "object_conflict"
+            case .databaseChanged: "database_changed"
+            case .restored: "restored"
+            case .forked: "forked"
             }
         }
 
@@ -52,13 +65,30 @@ public struct ObjectHeader: Sendable, Equatable {
             case .pageSizeChanged: "page size changed"
             case .walInconsistent: "WAL changed unexpectedly"
             case .objectConflict: "an object's key held a different object in the store"
+            case .databaseChanged: "database file changed behind SQLite"
+            case .restored: "database restored from this replica"
+            case .forked: "generation continued by two agents"
             }
         }
     }
 
-    public static let size = 192
+    /// The size of the header this walship writes (format version 2).
+    public static let size = 256
+    /// Enough bytes to decode a header of any supported version.
+    public static let maximumSize = 256
     public static let magic: [UInt8] = Array("WSHP".utf8)
-    public static let formatVersion: UInt16 = 1
+    /// The format version this walship writes.
+    public static let formatVersion: UInt16 = 2
+    /// The versions it reads.
+    public static let supportedVersions: ClosedRange<UInt16> = 1...2
+
+    /// The header size of format `version`.
+    public static func size(ofVersion version: UInt16) -> Int { version == 1 ? 192 : 256 }
+
+    /// The format version (1 for objects of walship 0.1; 2 for what this walship writes).
+    public var version: UInt16 = ObjectHeader.formatVersion
+    /// The header's size in bytes: the payload starts here.
+    public var encodedSize: Int { Self.size(ofVersion: version) }
 
     public var kind: Kind
     public var codec: CompressionCodec
@@ -90,6 +120,15 @@ public struct ObjectHeader: Sendable, Equatable {
     public var walSalt2: UInt32
     public var walFrame: UInt32
     public var walChecksum: WALFormat.Checksum
+    /// Version 2: the identity of the database this replica holds (random, chosen when the
+    /// replica's first generation started; all zeros in version 1). A database never
+    /// replicates into a replica whose newest generation has another identity.
+    public var databaseID: DatabaseID = .unknown
+    /// Version 2: the database checksum (`PageChecksum`) of the state after `lastTxid` (a
+    /// segment), or of the copy (a snapshot, whose state is at some txid between `fromTxid` and
+    /// `usableTxid`); nil when unknown (version 1, or a segment sealed before the agent knew the
+    /// generation's page hashes).
+    public var databaseChecksum: UInt64?
 
     public init(
         kind: Kind, codec: CompressionCodec, reason: GenerationReason = .none, pageSize: UInt32, generation: UInt64,
@@ -121,11 +160,11 @@ public struct ObjectHeader: Sendable, Equatable {
         self.walChecksum = walChecksum
     }
 
-    /// The 192 header bytes.
+    /// The header bytes of `version` (2 unless a test writes a version 1 object).
     public func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: Self.size)
+        var writer = ByteWriter(capacity: encodedSize)
         writer.append(Self.magic)
-        writer.append(Self.formatVersion)
+        writer.append(version)
         writer.append(kind.rawValue)
         writer.append(codec.rawValue)
         writer.append(UInt16(0))  // flags
@@ -149,7 +188,14 @@ public struct ObjectHeader: Sendable, Equatable {
         writer.append(walFrame)
         writer.append(walChecksum.first)
         writer.append(walChecksum.second)
-        writer.append([UInt8](repeating: 0, count: 12))
+        if version == 1 {
+            writer.append([UInt8](repeating: 0, count: 12))
+        } else {
+            writer.append(databaseID.bytes)
+            writer.append(databaseChecksum ?? 0)
+            writer.append(UInt8(databaseChecksum == nil ? 0 : 1))
+            writer.append([UInt8](repeating: 0, count: 51))
+        }
         writer.append(CRC32C.checksum(writer.bytes))
         return writer.bytes
     }
@@ -158,22 +204,27 @@ public struct ObjectHeader: Sendable, Equatable {
         bytes.count == 32 ? bytes : Array((bytes + [UInt8](repeating: 0, count: 32)).prefix(32))
     }
 
-    /// Decodes and checks a header; `key` names the object in errors (objectCorrupt).
+    /// Decodes and checks a header of any supported version from the start of an object (at
+    /// least `encodedSize` bytes); `key` names the object in errors (objectCorrupt).
     public static func decode(_ bytes: [UInt8], key: String) throws -> ObjectHeader {
         func corrupt(_ why: String) -> WalshipError {
             WalshipError(.objectCorrupt, "object '\(key)' is corrupt: \(why)")
         }
-        guard bytes.count >= size else { throw corrupt("shorter than its \(size)-byte header") }
+        guard bytes.count >= 6 else { throw corrupt("shorter than a header") }
         guard Array(bytes[0..<4]) == magic else { throw corrupt("not a walship object (bad magic)") }
-        var reader = ByteReader(bytes: Array(bytes[0..<size]))
-        reader.skip(4)
-        let version: UInt16 = reader.read()
-        let storedCRC = UInt32(
-            bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 188, as: UInt32.self) })
-        guard CRC32C.checksum(bytes[0..<188]) == storedCRC else { throw corrupt("header checksum mismatch") }
-        guard version == formatVersion else {
-            throw corrupt("format version \(version) is not supported by this walship (supports \(formatVersion))")
+        let version = UInt16(bytes[4]) << 8 | UInt16(bytes[5])
+        guard supportedVersions.contains(version) else {
+            throw corrupt(
+                "format version \(version) is not supported by this walship (supports \(supportedVersions.lowerBound) to \(supportedVersions.upperBound))"
+            )
         }
+        let size = Self.size(ofVersion: version)
+        guard bytes.count >= size else { throw corrupt("shorter than its \(size)-byte header") }
+        let storedCRC = UInt32(
+            bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: size - 4, as: UInt32.self) })
+        guard CRC32C.checksum(bytes[0..<(size - 4)]) == storedCRC else { throw corrupt("header checksum mismatch") }
+        var reader = ByteReader(bytes: Array(bytes[0..<size]))
+        reader.skip(6)
         guard let kind = Kind(rawValue: reader.read()) else { throw corrupt("unknown object kind") }
         guard let codec = CompressionCodec(rawValue: reader.read()) else { throw corrupt("unknown codec") }
         let flags: UInt16 = reader.read()
@@ -183,6 +234,7 @@ public struct ObjectHeader: Sendable, Equatable {
         var header = ObjectHeader(
             kind: kind, codec: codec, reason: reason, pageSize: reader.read(), generation: reader.read(),
             firstTxid: reader.read(), lastTxid: reader.read(), firstMs: reader.read(), lastMs: reader.read())
+        header.version = version
         header.uncompressedSize = reader.read()
         header.payloadSize = reader.read()
         header.payloadSHA256 = reader.readBytes(32)
@@ -194,7 +246,69 @@ public struct ObjectHeader: Sendable, Equatable {
         header.walSalt2 = reader.read()
         header.walFrame = reader.read()
         header.walChecksum = WALFormat.Checksum(reader.read(), reader.read())
+        if version >= 2 {
+            header.databaseID = DatabaseID(bytes: reader.readBytes(16))
+            let checksum: UInt64 = reader.read()
+            let checksumKind: UInt8 = reader.read()
+            switch checksumKind {
+            case 0: header.databaseChecksum = nil
+            case 1: header.databaseChecksum = checksum
+            default: throw corrupt("unknown checksum kind \(checksumKind)")
+            }
+        }
         return header
+    }
+}
+
+/// The identity of the database a replica holds: 16 random bytes chosen when the replica's
+/// first generation starts, kept in the agent's state directory and in every object header
+/// (format version 2), never inside the database. A database restored from the replica carries
+/// it on (`walship restore` records it in the state directory); another database does not have
+/// it, so it can never write into this replica by accident (exit 14).
+public struct DatabaseID: Sendable, Hashable, Codable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        self.bytes = bytes.count == 16 ? bytes : Array((bytes + [UInt8](repeating: 0, count: 16)).prefix(16))
+    }
+
+    /// Objects of format version 1 carry none.
+    public static let unknown = DatabaseID(bytes: [UInt8](repeating: 0, count: 16))
+
+    /// A new random identity.
+    public static func make() -> DatabaseID {
+        var generator = SystemRandomNumberGenerator()
+        return DatabaseID(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    public init?(hex: String) {
+        guard hex.count == 32 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        self.init(bytes: bytes)
+    }
+
+    public var isKnown: Bool { self != .unknown }
+    public var description: String { Hex.string(bytes) }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = DatabaseID(hex: text) else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not 32 hex digits"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }
 

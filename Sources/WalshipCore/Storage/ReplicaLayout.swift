@@ -117,13 +117,13 @@ public struct ReplicaLayout: Sendable, Equatable {
 }
 
 /// Fixed-width lower-case hex.
-enum Hex {
-    static func pad(_ value: UInt64, _ width: Int) -> String {
+public enum Hex {
+    public static func pad(_ value: UInt64, _ width: Int) -> String {
         let text = String(value, radix: 16)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
-    static func string(_ bytes: [UInt8]) -> String {
+    public static func string(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)

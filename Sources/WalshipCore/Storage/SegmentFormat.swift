@@ -2,14 +2,24 @@
 ///
 /// ```
 /// 4 bytes           transaction count n
-/// n × 32 bytes      index: txid u64, commitMs u64, databasePages u32, frameCount u32, flags u32, 0 u32
+/// n × 48 bytes      index: txid u64, commitMs u64, databasePages u32, frameCount u32, flags u32,
+///                   0 u32, database checksum u64, 0 u64       (format version 1: n × 32 bytes,
+///                   without the checksum and the last reserved field)
 /// frames            for each transaction in order, frameCount × (page number u32, page bytes)
 /// ```
 ///
 /// A transaction's frames are its page after-images in WAL order; a page written twice in one
 /// transaction appears twice and the later one wins when applied.
 public enum SegmentFormat {
-    public static let indexEntrySize = 32
+    /// The size of one index entry in a segment of format `version`.
+    public static func indexEntrySize(version: UInt16) -> Int { version == 1 ? 32 : 48 }
+
+    /// Index entry flags.
+    enum Flag {
+        static let late: UInt32 = 1
+        static let checksum: UInt32 = 2
+        static let fromDatabaseFile: UInt32 = 4
+    }
 
     /// One transaction in a segment's index.
     public struct Transaction: Sendable, Equatable {
@@ -21,32 +31,53 @@ public enum SegmentFormat {
         public var frameCount: UInt32
         /// Read late (after downtime or a stall): the commit time is when the agent saw it.
         public var isLate: Bool
+        /// The database checksum (`PageChecksum`) of the state after this transaction; nil when
+        /// unknown (format version 1, or sealed before the agent knew the generation's page
+        /// hashes).
+        public var checksum: UInt64?
+        /// Not read from the WAL: the pages that differed between the database file and the last
+        /// shipped state when walship started (changes made while it was not running).
+        public var isFromDatabaseFile: Bool
 
-        public init(txid: UInt64, commitMs: UInt64, databasePages: UInt32, frameCount: UInt32, isLate: Bool = false) {
+        public init(
+            txid: UInt64, commitMs: UInt64, databasePages: UInt32, frameCount: UInt32, isLate: Bool = false,
+            checksum: UInt64? = nil, isFromDatabaseFile: Bool = false
+        ) {
             self.txid = txid
             self.commitMs = commitMs
             self.databasePages = databasePages
             self.frameCount = frameCount
             self.isLate = isLate
+            self.checksum = checksum
+            self.isFromDatabaseFile = isFromDatabaseFile
         }
 
-        func encoded() -> [UInt8] {
-            var writer = ByteWriter(capacity: indexEntrySize)
+        var flags: UInt32 {
+            (isLate ? Flag.late : 0) | (checksum != nil ? Flag.checksum : 0)
+                | (isFromDatabaseFile ? Flag.fromDatabaseFile : 0)
+        }
+
+        func encoded(version: UInt16) -> [UInt8] {
+            var writer = ByteWriter(capacity: indexEntrySize(version: version))
             writer.append(txid)
             writer.append(commitMs)
             writer.append(databasePages)
             writer.append(frameCount)
-            writer.append(UInt32(isLate ? 1 : 0))
+            writer.append(version == 1 ? flags & Flag.late : flags)
             writer.append(UInt32(0))
+            if version >= 2 {
+                writer.append(checksum ?? 0)
+                writer.append(UInt64(0))
+            }
             return writer.bytes
         }
     }
 
-    /// The index bytes for `transactions`.
-    static func encodeIndex(_ transactions: [Transaction]) -> [UInt8] {
-        var writer = ByteWriter(capacity: 4 + transactions.count * indexEntrySize)
+    /// The index bytes for `transactions` in format `version`.
+    static func encodeIndex(_ transactions: [Transaction], version: UInt16 = ObjectHeader.formatVersion) -> [UInt8] {
+        var writer = ByteWriter(capacity: 4 + transactions.count * indexEntrySize(version: version))
         writer.append(UInt32(transactions.count))
-        for transaction in transactions { writer.append(transaction.encoded()) }
+        for transaction in transactions { writer.append(transaction.encoded(version: version)) }
         return writer.bytes
     }
 }
@@ -63,6 +94,8 @@ public struct SegmentPayloadParser {
 
     let pageSize: Int
     let key: String
+    /// The object's format version (the index entry size depends on it).
+    let version: UInt16
     private var buffer: [UInt8] = []
     private var count: Int?
     private(set) public var transactions: [SegmentFormat.Transaction] = []
@@ -76,15 +109,19 @@ public struct SegmentPayloadParser {
     /// buffered, so a corrupt count cannot make the parser hold a large part of the payload.
     let expectedCount: Int?
 
-    public init(pageSize: Int, key: String, expectedCount: Int? = nil) {
+    public init(
+        pageSize: Int, key: String, expectedCount: Int? = nil, version: UInt16 = ObjectHeader.formatVersion
+    ) {
         self.pageSize = pageSize
         self.key = key
         self.expectedCount = expectedCount
+        self.version = version
     }
 
     public init(header: ObjectHeader, key: String) {
         let count = header.lastTxid >= header.firstTxid ? header.lastTxid - header.firstTxid + 1 : 0
-        self.init(pageSize: Int(header.pageSize), key: key, expectedCount: Int(clamping: count))
+        self.init(
+            pageSize: Int(header.pageSize), key: key, expectedCount: Int(clamping: count), version: header.version)
     }
 
     func corrupt(_ why: String) -> WalshipError {
@@ -114,7 +151,7 @@ public struct SegmentPayloadParser {
 
     private func neededBytes() -> Int {
         if count == nil { return 4 }
-        if !indexDone { return count! * SegmentFormat.indexEntrySize }
+        if !indexDone { return count! * SegmentFormat.indexEntrySize(version: version) }
         return 4 + pageSize
     }
 
@@ -135,10 +172,17 @@ public struct SegmentPayloadParser {
                 let frameCount: UInt32 = reader.read()
                 let flags: UInt32 = reader.read()
                 reader.skip(4)
+                var checksum: UInt64?
+                if version >= 2 {
+                    let value: UInt64 = reader.read()
+                    reader.skip(8)
+                    if flags & SegmentFormat.Flag.checksum != 0 { checksum = value }
+                }
                 transactions.append(
                     SegmentFormat.Transaction(
                         txid: txid, commitMs: commitMs, databasePages: databasePages, frameCount: frameCount,
-                        isLate: flags & 1 == 1))
+                        isLate: flags & SegmentFormat.Flag.late != 0, checksum: checksum,
+                        isFromDatabaseFile: flags & SegmentFormat.Flag.fromDatabaseFile != 0))
             }
             indexDone = true
             try handler(.index(transactions))

@@ -1,0 +1,136 @@
+import Logging
+
+/// The loop's page-hash table (`PageHashTable`): where it lives, and completing a partial one
+/// with the page hashes a snapshot offers.
+extension ReplicationLoop {
+    /// `<state-dir>/<db>/pages`.
+    var pagesDirectory: String { FileSystem.directory(of: statePath) + "/pages" }
+
+    /// Tells the snapshotter to offer its copy's page hashes while the table is partial (and asks
+    /// for a snapshot when none is coming).
+    func wantPageHashesIfPartial() {
+        guard let table, !table.isComplete, let generation = state?.generation else {
+            progress.wantsPageHashes = nil
+            return
+        }
+        progress.wantsPageHashes = generation
+        if !snapshots.isRequested { askForSnapshot() }
+    }
+
+    /// Completes a partial table with a snapshot's copy hashes once the table has reached the
+    /// snapshot's `usableTxid` (`txid` is the transaction just applied; called between the
+    /// transactions of a seal, and by each iteration with the table's own txid).
+    func completeTableIfDue(at txid: UInt64) throws {
+        guard let table, !table.isComplete, let offer = pendingPageHashOffer else { return }
+        guard offer.generation == state?.generation else {
+            try? FileSystem.removeIfPresent(offer.path)
+            pendingPageHashOffer = nil
+            return
+        }
+        guard txid >= offer.usableTxid else { return }
+        try table.complete(withCopyHashes: offer.path, copyPages: offer.pages)
+        try? FileSystem.removeIfPresent(offer.path)
+        pendingPageHashOffer = nil
+        progress.wantsPageHashes = nil
+        logger.info(
+            "page hashes complete: restore points from here on carry database checksums",
+            metadata: [
+                "db.path": "\(databasePath)", "generation": "\(offer.generation)", "txid": "\(txid)",
+                "db.pages": "\(table.pageCount)",
+            ])
+    }
+
+    /// Takes a snapshot's offer of page hashes, and completes the table at once when nothing
+    /// waits to be sealed.
+    func takePageHashOffer() throws {
+        if let offer = progress.takePageHashOffer() {
+            if let old = pendingPageHashOffer, old.path != offer.path { try? FileSystem.removeIfPresent(old.path) }
+            pendingPageHashOffer = offer
+        }
+        if let table, builderIsEmpty { try completeTableIfDue(at: table.txid) }
+    }
+}
+
+/// Continuity by content (issue 15): after a break the WAL cannot bridge (the application's
+/// last connection checkpointed and removed it), the database file itself says whether the
+/// generation can go on.
+extension ReplicationLoop {
+    enum ContentContinuity: Equatable {
+        /// The generation goes on (the file was exactly the last shipped state, or its changes
+        /// were shipped as one transaction read from the file).
+        case continued
+        /// The file changed in a way that is not a valid database: a new generation.
+        case changed(String)
+        /// Nothing could be proven (no complete page hashes, frames not yet in the file).
+        case unproven
+    }
+
+    /// Reads the database file once (through SQLite, under the follower's read transaction, and
+    /// only when every published WAL frame is in the file) and compares it with the page hashes
+    /// of the last shipped state, `resumeTxid`. Equal: the generation continues with no
+    /// transaction. Different but a sound database (`PRAGMA quick_check`): the pages that
+    /// differ are shipped as one transaction, flagged as read from the database file, so the
+    /// changes made while walship was not running (an application's last commits after the
+    /// agent stopped, a cron job's sqlite3 session) cost their pages, not a full snapshot.
+    /// Anything else is a new generation.
+    func continueByContent(resumeTxid: UInt64) throws -> ContentContinuity {
+        guard let follower, let table, table.isComplete, table.txid == resumeTxid, let state else { return .unproven }
+        let fileBuilder = try SegmentBuilder(directory: spool.directory, pageSize: follower.databasePageSize)
+        let started = ContinuousClock.now
+        guard table.pageSize == follower.databasePageSize,
+            let scan = try follower.scanDatabaseFile(comparingWith: table, into: fileBuilder)
+        else {
+            fileBuilder.close()
+            return .unproven
+        }
+        let elapsed = ContinuousClock.now - started
+        var cursor = follower.cursor
+        guard follower.position(at: scan.index) else {
+            fileBuilder.close()
+            return .unproven
+        }
+        cursor = follower.cursor
+        if cursor.pageSize == 0 || cursor == .noWAL(pageSize: cursor.pageSize) {
+            cursor.pageSize = follower.databasePageSize
+            follower.adopt(cursor)
+        }
+        let metadata: Logger.Metadata = [
+            "db.path": "\(databasePath)", "generation": "\(state.generation)", "txid": "\(resumeTxid)",
+            "db.pages": "\(scan.pages)", "check.seconds": "\(ValueParsing.seconds(elapsed))",
+        ]
+        if scan.differingPages == 0 && scan.pages == table.pageCount {
+            try fileBuilder.discardPending()
+            builder = fileBuilder
+            logger.info(
+                "continuing generation: the database file is exactly the last shipped state (checked by content)",
+                metadata: metadata)
+            return .continued
+        }
+        guard try follower.quickCheck() else {
+            fileBuilder.close()
+            return .changed(
+                "the database file changed while walship was not running and fails PRAGMA quick_check (\(scan.differingPages) pages differ from the last shipped state)"
+            )
+        }
+        lastTxid += 1
+        let commitMs = max(now(), lastCommitMs)
+        lastCommitMs = commitMs
+        try fileBuilder.accept(
+            [
+                SegmentFormat.Transaction(
+                    txid: lastTxid, commitMs: commitMs, databasePages: scan.pages,
+                    frameCount: UInt32(scan.differingPages), isLate: true, isFromDatabaseFile: true)
+            ], cursor: cursor)
+        builder = fileBuilder
+        progress.publish(lastTxid: lastTxid)
+        follower.resume(lastTxid: lastTxid, lastCommitMs: commitMs)
+        shippedTransactions += 1
+        try cutSegmentIfDue(force: true)
+        var changed = metadata
+        changed["db.changed_pages"] = "\(scan.differingPages)"
+        logger.warning(
+            "continuing generation: pages changed while walship was not running; shipped as one transaction read from the database file",
+            metadata: changed)
+        return .continued
+    }
+}
