@@ -656,10 +656,19 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
         }
 
+        /// Removes the agent's page hashes from its state directory, as a state directory of
+        /// walship 0.1 has none: continuity can then be proven only by the WAL.
+        static func forgetPageHashes(_ directory: TemporaryDirectory) throws {
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory.file("state")) {
+                try? FileManager.default.removeItem(atPath: directory.file("state/\(name)/pages"))
+            }
+        }
+
         /// Replicates `watched` commits on top of 10 rows, stops the agent, makes `unwatched`
-        /// commits and a TRUNCATE checkpoint, then runs `--once`; returns that run's log.
+        /// commits and a TRUNCATE checkpoint, then runs `--once`; returns that run's log. With
+        /// `forgetPageHashes`, the state directory loses its page hashes meanwhile.
         static func truncateDuringDowntime(
-            _ directory: TemporaryDirectory, watched: Int, unwatched: Int
+            _ directory: TemporaryDirectory, watched: Int, unwatched: Int, forgetPageHashes: Bool = false
         ) async throws
             -> String
         {
@@ -670,6 +679,7 @@ extension CLIIntegration {
             #expect(agent.stop() == 0)
             for _ in 0..<unwatched { try LedgerDatabase.commitNext(on: app) }
             _ = try app.checkpoint(.truncate)
+            if forgetPageHashes { try Self.forgetPageHashes(directory) }
             agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
             #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
             return agent.log
@@ -680,8 +690,9 @@ extension CLIIntegration {
         func newGenerationNeverReusesATxid() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            // Commits nobody watches, then a reset WAL: the next generation's snapshot holds them.
-            _ = try await Self.truncateDuringDowntime(directory, watched: 4, unwatched: 3)
+            // Commits nobody watches, then a reset WAL, and no page hashes to prove continuity by
+            // content: the next generation's snapshot holds them.
+            _ = try await Self.truncateDuringDowntime(directory, watched: 4, unwatched: 3, forgetPageHashes: true)
             let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
             let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
             let generations = try #require(object?["generations"] as? [[String: Any]])
@@ -727,11 +738,31 @@ extension CLIIntegration {
             check.close()
         }
 
-        @Test("a TRUNCATE checkpoint while the agent was down starts a new generation whose snapshot holds everything")
-        func truncateDuringDowntimeStartsNewGeneration() async throws {
+        @Test(
+            "a TRUNCATE checkpoint while the agent was down continues the generation by content: the unwatched commits ship as one transaction read from the database file"
+        )
+        func truncateDuringDowntimeContinuesByContent() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7)
+            #expect(!log.contains("new generation"), "\(log.suffix(2000))")
+            #expect(log.contains("shipped as one transaction read from the database file"), "\(log.suffix(2000))")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            #expect(list.stdout.components(separatedBy: "\"id\"").count == 2, "one generation: \(list.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(
+                latest.stderr.contains("restore.checksum=") && !latest.stderr.contains("without the database checksum"))
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+        }
+
+        @Test(
+            "a TRUNCATE checkpoint while the agent was down, with no page hashes to check by content, starts a new generation whose snapshot holds everything"
+        )
+        func truncateDuringDowntimeStartsNewGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7, forgetPageHashes: true)
             #expect(log.contains("new generation"), "\(log.suffix(2000))")
             let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
             #expect(list.stdout.components(separatedBy: "\"id\"").count == 3, "two generations: \(list.stdout)")
@@ -746,7 +777,7 @@ extension CLIIntegration {
     @Suite("walship replicate review regressions")
     struct ReviewRegressionTests {
         @Test(
-            "--once runs with no WAL at both ends (the app closed its last connection) start a new generation, never a silent gap"
+            "--once runs with no WAL at both ends (the app closed its last connection) ship the commits in between as one transaction read from the file, never a silent gap"
         )
         func noWALAtBothEndsIsNotContinuity() async throws {
             let directory = try TemporaryDirectory()
@@ -765,10 +796,15 @@ extension CLIIntegration {
             try appSession(300)
             run = try ReplicateCommandTests.agent(directory, extra: ["--once"])
             #expect(run.wait() == 0, "\(run.log.suffix(2000))")
-            #expect(run.log.contains("new generation"))
+            #expect(!run.log.contains("new generation"), "\(run.log.suffix(2000))")
+            #expect(run.log.contains("shipped as one transaction read from the database file"))
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 310)
+            // The first run's point is still there, exactly.
+            let first = try ReplicateCommandTests.restore(directory, ["--txid", "0"], to: "first.db")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("first.db")) == 10)
         }
 
         @Test("restores of the latest point while snapshots are being taken every second always succeed")

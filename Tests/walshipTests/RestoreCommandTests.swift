@@ -370,12 +370,14 @@ extension CLIIntegration {
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 500)
             #expect(try ReplicateCommandTests.agent(directory, extra: ["--once"]).wait() == 0)
-            // While no agent runs, the app commits and closes its last connection (the WAL goes).
+            // While no agent runs, the app commits and closes its last connection (the WAL goes),
+            // and the state directory has no page hashes to prove continuity by content with.
             do {
                 let app = try Connection(path: database)
                 defer { app.close() }
                 for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
             }
+            try DowntimeTests.forgetPageHashes(directory)
             let status = try Self.terminatedAtStart(
                 [
                     "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",

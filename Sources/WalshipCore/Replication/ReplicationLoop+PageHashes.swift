@@ -134,3 +134,29 @@ extension ReplicationLoop {
         return .continued
     }
 }
+
+/// Drift detection: a database file changed behind SQLite (overwritten in place, restored with
+/// `cp` over a live database) must end the generation instead of being shipped into it.
+extension ReplicationLoop {
+    /// Bytes of the database file the rolling scan compares per poll interval (a 1 GiB
+    /// database is covered in about seven minutes at the default 100 ms poll).
+    static let driftScanBytes = 256 << 10
+
+    /// Runs a drift check at most once per poll interval, when everything read is sealed and the
+    /// page hashes are complete; on drift, starts a new generation and returns true.
+    func checkDriftIfDue() throws -> Bool {
+        guard let follower, let table, table.isComplete, builderIsEmpty, table.txid == lastTxid else { return false }
+        let now = ContinuousClock.now
+        if let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
+        lastDriftCheck = now
+        guard
+            case .drift(let why) = try follower.checkDrift(
+                table: table, scanFrom: &driftScanFrom, budgetBytes: Self.driftScanBytes)
+        else { return false }
+        logger.error(
+            "the database file changed behind SQLite; the generation ends here and a new one starts with a snapshot",
+            metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])
+        try startGeneration(.databaseChanged, why)
+        return true
+    }
+}

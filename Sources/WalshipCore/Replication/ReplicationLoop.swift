@@ -33,6 +33,9 @@ final class ReplicationLoop {
     private(set) var table: PageHashTable?
     /// A snapshot's page hashes waiting until the table reaches its `usableTxid`.
     var pendingPageHashOffer: FollowerProgress.PageHashOffer?
+    /// The drift checks' rolling scan position and last run.
+    var driftScanFrom: UInt32 = 2
+    var lastDriftCheck: ContinuousClock.Instant?
     var builderIsEmpty: Bool { builder?.isEmpty ?? true }
     private(set) var state: ReplicaState?
     /// The newest generation the replica listed at start, for the lineage of a new generation.
@@ -377,6 +380,7 @@ final class ReplicationLoop {
             return false
         }
         try cutSegmentIfDue(force: progress.takeCutRequest())
+        if try checkDriftIfDue() { return false }
         try scheduleSnapshot()
         return again
     }

@@ -89,3 +89,93 @@ extension WALFollower {
         progress.publish(lastTxid: lastTxid)
     }
 }
+
+/// Drift detection (issue 15): the database file must hold what the shipped transactions say.
+extension WALFollower {
+    /// What one drift check found.
+    enum DriftCheck: Equatable {
+        /// The pages checked hold the shipped state.
+        case consistent
+        /// The WAL moved during the check (or its state could not be read): try again later.
+        case inconclusive
+        /// The file differs from the shipped state in a way no checkpoint explains.
+        case drift(String)
+    }
+
+    /// Compares the database file with `table` (the state after the last shipped transaction,
+    /// which must be everything this follower has read): its size, page 1, and the
+    /// `budgetBytes` of pages from `scanFrom` on (a rolling scan; `scanFrom` advances and wraps).
+    /// Pages whose newest WAL frame is not yet backfilled are skipped: the file lags behind the
+    /// WAL for them. The check is sound under concurrent checkpoints: a checkpoint writes only
+    /// pages with frames after `nBackfill`, and the result counts only when the wal-index shows
+    /// the same WAL end before and after (nothing new that a checkpoint could copy meanwhile).
+    func checkDrift(table: PageHashTable, scanFrom: inout UInt32, budgetBytes: Int) throws -> DriftCheck {
+        guard !connections.isEmpty, let before = shm.readHeader(), let backfill = shm.readBackfill() else {
+            return .inconclusive
+        }
+        // Everything published has been read, or a restart is pending after a complete backfill.
+        let sameWAL = cursor.hasSalts(before.salt1, before.salt2) && before.maxFrame == cursor.frame
+        guard sameWAL || before.maxFrame == 0 else { return .inconclusive }
+        let fullyBackfilled = before.maxFrame == 0 || backfill >= before.maxFrame
+        guard fullyBackfilled || walPageFramesComplete else { return .inconclusive }
+        func superseded(_ page: UInt32) -> Bool {
+            guard !fullyBackfilled, let frame = walPageFrames[page] else { return false }
+            return frame > backfill
+        }
+        let connection = connections[current]
+        let pageSize = databasePageSize
+        guard table.pageSize == pageSize else { return .inconclusive }
+        let pages = table.pageCount
+        let fileSize = try connection.databaseFileSize()
+        let expectedSize = Int64(pages) * Int64(pageSize)
+        var problem: String?
+        // A complete checkpoint truncates the file to the database size (a chunk size set with
+        // SQLITE_FCNTL_CHUNK_SIZE rounds it up, so only a shorter file is certain drift).
+        if fullyBackfilled && fileSize < expectedSize {
+            problem =
+                "the database file is \(fileSize) bytes, but the shipped state after txid \(table.txid) is \(pages) pages of \(pageSize) bytes (\(expectedSize) bytes)"
+        }
+        let lock = PageChecksum.lockPage(pageSize: pageSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 16)
+        defer { buffer.deallocate() }
+        func differs(_ number: UInt32) throws -> Bool {
+            guard number >= 1, number <= pages, number != lock, !superseded(number) else { return false }
+            let offset = Int64(number - 1) * Int64(pageSize)
+            if offset + Int64(pageSize) > fileSize { return true }
+            guard try connection.readDatabaseFile(into: buffer, at: offset) else { return true }
+            return try PageChecksum.hash(page: UnsafeRawBufferPointer(buffer), number: number)
+                != table.hash(ofPage: number)
+        }
+        if problem == nil, try differs(1) {
+            problem = "page 1 of the database file differs from the shipped state after txid \(table.txid)"
+        }
+        if problem == nil && fullyBackfilled && !superseded(1) && fileSize >= Int64(pageSize) {
+            // Page 1's hash leaves out the in-header database size (a backup copy rewrites it), so
+            // it is compared on its own: valid when the change counter equals version-valid-for.
+            _ = try connection.readDatabaseFile(into: buffer, at: 0)
+            let field = { (offset: Int) in
+                UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            }
+            if field(24) == field(92) && field(28) != pages {
+                problem =
+                    "the database file's header says \(field(28)) pages, but the shipped state after txid \(table.txid) has \(pages)"
+            }
+        }
+        if problem == nil && pages > 1 {
+            var checked = 0
+            if scanFrom < 2 || scanFrom > pages { scanFrom = 2 }
+            while problem == nil && checked * pageSize < budgetBytes && checked < Int(pages) - 1 {
+                if try differs(scanFrom) {
+                    problem =
+                        "page \(scanFrom) of the database file differs from the shipped state after txid \(table.txid)"
+                }
+                checked += 1
+                scanFrom = scanFrom >= pages ? 2 : scanFrom + 1
+            }
+        }
+        guard let after = shm.readHeader(), after == before, shm.readBackfill() == backfill else {
+            return .inconclusive
+        }
+        return problem.map { .drift($0) } ?? .consistent
+    }
+}

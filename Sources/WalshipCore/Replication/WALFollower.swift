@@ -43,6 +43,12 @@ final class WALFollower {
     private(set) var lastMaxFrame: UInt32 = 0
     /// `PRAGMA page_size` of the database, read at open.
     private(set) var databasePageSize = 4096
+    /// The newest frame of each page in the current WAL (the one `cursor` reads), for the drift
+    /// checks: a page whose newest frame is not yet backfilled is not yet in the database file.
+    private(set) var walPageFrames: [UInt32: UInt32] = [:]
+    /// Whether `walPageFrames` covers every frame before the cursor (false when the follower
+    /// started in the middle of a WAL; true again from the WAL's next restart).
+    private(set) var walPageFramesComplete = false
     let now: @Sendable () -> UInt64
     let metrics: ReplicationMetrics?
 
@@ -197,6 +203,10 @@ final class WALFollower {
 
     /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
     func adopt(_ position: WALCursor) {
+        if position.frame != cursor.frame || !position.hasSalts(cursor.salt1, cursor.salt2) {
+            walPageFrames = [:]
+            walPageFramesComplete = position.frame == 0
+        }
         cursor = position
     }
 
@@ -230,6 +240,8 @@ final class WALFollower {
     /// transaction) published. Returns false when the WAL header raced it.
     func position(at index: WALIndexHeader) -> Bool {
         lastMaxFrame = index.maxFrame
+        walPageFrames = [:]
+        walPageFramesComplete = index.maxFrame == 0
         let header = readWALHeader()
         if let header, header.salt1 == index.salt1, header.salt2 == index.salt2 {
             var position = WALCursor(header: header)
@@ -296,6 +308,8 @@ final class WALFollower {
             }
             logger.debug("WAL restarted", metadata: ["wal.salt1": "\(header.salt1)", "wal.frame": "\(cursor.frame)"])
             cursor = WALCursor(header: header)
+            walPageFrames = [:]
+            walPageFramesComplete = true
         }
         if index.maxFrame < cursor.frame {
             return .lost(
@@ -310,8 +324,11 @@ final class WALFollower {
             return .idle
         }
         let file = try walFile()
+        var frame = cursor.frame
         let scan = try WALScanner(file: file, cursor: cursor).scan(through: index.maxFrame, maxBytes: maxBytes) {
             pageNumber, page in
+            frame += 1
+            walPageFrames[pageNumber] = frame
             try builder.appendFrame(pageNumber: pageNumber, page: page)
         }
         let reachedPublishedEnd = scan.lastValidFrame == index.maxFrame && scan.trailingFrames == 0

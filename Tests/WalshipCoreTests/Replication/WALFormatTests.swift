@@ -119,18 +119,45 @@ struct WALFormatTests {
         }
     }
 
-    @Test("the object header encoding is stable (golden file)")
-    func objectHeaderGolden() throws {
-        let header = ObjectHeader(
+    /// The header of the golden files: every field set to a distinct value.
+    static func goldenHeader(version: UInt16) -> ObjectHeader {
+        var header = ObjectHeader(
             kind: .snapshot, codec: .gzip, reason: .firstStart, pageSize: 4096, generation: 0x0123_4567_89ab_cdef,
             firstTxid: 1, lastTxid: 2, firstMs: 3, lastMs: 4, uncompressedSize: 5, payloadSize: 6,
             payloadSHA256: Array(0..<32), predecessorGeneration: 7, predecessorTxid: 8,
             predecessorSHA256: Array(32..<64),
             databasePages: 9, walSalt1: 10, walSalt2: 11, walFrame: 12, walChecksum: .init(13, 14))
-        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-            "Golden/object-header-v1.hex")
-        let expected = try String(contentsOf: golden, encoding: .utf8).filter { !$0.isWhitespace }
+        header.version = version
+        if version >= 2 {
+            header.databaseID = DatabaseID(bytes: Array(64..<80))
+            header.databaseChecksum = 0x0f0e_0d0c_0b0a_0908
+        }
+        return header
+    }
+
+    static func golden(_ name: String) throws -> String {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name)")
+        return try String(contentsOf: url, encoding: .utf8).filter { !$0.isWhitespace }
+    }
+
+    @Test("the object header encodings of format versions 1 and 2 are stable (golden files)", arguments: [1, 2])
+    func objectHeaderGolden(version: UInt16) throws {
+        let header = Self.goldenHeader(version: version)
+        let expected = try Self.golden("object-header-v\(version).hex")
         #expect(Hex.string(header.encoded()) == expected)
+        #expect(header.encoded().count == ObjectHeader.size(ofVersion: version))
+        // Both decode, each with what its version carries.
+        let decoded = try ObjectHeader.decode(Array(header.encoded()) + [1, 2, 3], key: "golden")
+        #expect(decoded == header)
+        #expect(decoded.databaseChecksum == (version == 1 ? nil : 0x0f0e_0d0c_0b0a_0908))
+    }
+
+    @Test("a header of an unknown format version, or too short for its version, is corrupt")
+    func objectHeaderVersions() throws {
+        var bytes = Self.goldenHeader(version: 2).encoded()
+        #expect(throws: WalshipError.self) { try ObjectHeader.decode(Array(bytes[0..<200]), key: "k") }
+        bytes[5] = 3
+        #expect(throws: WalshipError.self) { try ObjectHeader.decode(bytes, key: "k") }
     }
 
     @Test("replica keys carry txids and times and parse back")
