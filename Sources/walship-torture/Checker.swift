@@ -33,6 +33,11 @@ struct Checker {
     private(set) var timeRestores = 0
     private(set) var maxObserveLag: UInt64 = 0
 
+    /// The database checksum recorded for each restore point (from the segment indexes), by
+    /// generation and txid: every restore of one must report having verified exactly it.
+    private var recordedChecksums: [String: [UInt64: UInt64]] = [:]
+    private(set) var checksumsVerified = 0
+
     /// The commits each `k` may stand for: the one that set it and any VACUUMs right after.
     private var commitsOfK: [Int64: ClosedRange<Int>] = [:]
 
@@ -65,6 +70,8 @@ struct Checker {
         var generation: String?
         var k: Int64?
         var hash: String?
+        /// The database checksum the restore verified (`restore.checksum`), or nil for "none".
+        var checksum: UInt64?
     }
 
     /// Runs `walship restore` with `extra` arguments and reads what it produced.
@@ -81,6 +88,18 @@ struct Checker {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             restored.txid = (object?["restore.txid"] as? String).flatMap { UInt64($0) }
             restored.generation = object?["generation"] as? String
+            restored.checksum = (object?["restore.checksum"] as? String).flatMap { UInt64($0, radix: 16) }
+        }
+        if let generation = restored.generation, let txid = restored.txid,
+            let recorded = recordedChecksums[generation]?[txid]
+        {
+            if restored.checksum != recorded {
+                fail(
+                    "restore of txid \(txid) of generation \(generation) verified checksum \(restored.checksum.map { String($0, radix: 16) } ?? "none"), the segment index records \(String(recorded, radix: 16))"
+                )
+            } else {
+                checksumsVerified += 1
+            }
         }
         let connection = try Connection(path: output, mode: [.readOnly])
         defer { connection.close() }
@@ -102,6 +121,38 @@ struct Checker {
         return range
     }
 
+    /// The offset (commit = txid + offset) at which a run of consecutive txids maps to
+    /// consecutive commits, from restores at its ends and at random txids; nil (and a failure)
+    /// when no single offset fits.
+    mutating func runOffset(_ generation: GenerationID, _ txids: ClosedRange<UInt64>, _ generations: Int) throws -> Int?
+    {
+        var low = Int.min
+        var high = Int.max
+        var samples: [UInt64] = [txids.lowerBound, txids.upperBound]
+        for _ in 0..<(generations > 20 ? 2 : 6) { samples.append(UInt64.random(in: txids, using: &random)) }
+        var index = 0
+        while index < samples.count || (low < high && index < samples.count + 20) {
+            let txid = index < samples.count ? samples[index] : UInt64.random(in: txids, using: &random)
+            index += 1
+            let restored = try restore(["--txid", String(txid), "--generation", "\(generation)"])
+            txidRestores += 1
+            guard restored.status == 0 else {
+                fail(
+                    "restore --txid \(txid) of generation \(generation) exited \(restored.status): \(restored.stderr.suffix(400))"
+                )
+                continue
+            }
+            guard let range = commits(of: restored, "txid \(txid)") else { continue }
+            low = max(low, range.lowerBound - Int(txid))
+            high = min(high, range.upperBound - Int(txid))
+        }
+        guard low <= high else {
+            fail("generation \(generation): txids \(txids) are not consecutive commits (skipped or repeated)")
+            return nil
+        }
+        return low
+    }
+
     mutating func run() async throws {
         let replica = try ReplicaFactoryForChecks.replica(url: replicaURL, environment: environment)
         let audit = try await ReplicaAudit.run(replica: replica)
@@ -118,46 +169,36 @@ struct Checker {
         for generation in audit.generations {
             for transaction in generation.transactions {
                 observedBy[generation.generation, default: [:]][transaction.txid] = transaction
+                if let checksum = transaction.checksum {
+                    recordedChecksums["\(generation.generation)", default: [:]][transaction.txid] = checksum
+                }
             }
         }
 
-        // 2. Each generation's txids map to consecutive commits at one offset (commit = txid + offset).
-        var offsets: [GenerationID: Int] = [:]
+        // 2. Each run of a generation's txids maps to consecutive commits at one offset (commit =
+        // txid + offset). A run ends before a transaction read from the database file (the pages
+        // changed while the agent was down, shipped as one transaction: it may stand for several
+        // commits, as a new generation's snapshot does).
+        var runs: [(generation: GenerationID, txids: ClosedRange<UInt64>, offset: Int)] = []
         for span in spans {
             let observed = observedBy[span.generation] ?? [:]
-            var low = Int.min
-            var high = Int.max
-            var samples: [UInt64] = [span.firstTxid, span.lastTxid]
-            for _ in 0..<(spans.count > 20 ? 2 : 6) {
-                samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random))
+            var runStarts = [span.firstTxid]
+            runStarts += observed.values.filter {
+                $0.isFromDatabaseFile && $0.txid > span.firstTxid && $0.txid <= span.lastTxid
             }
-            var index = 0
-            while index < samples.count || (low < high && index < samples.count + 20) {
-                let txid =
-                    index < samples.count
-                    ? samples[index] : UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)
-                index += 1
-                let restored = try restore(["--txid", String(txid), "--generation", "\(span.generation)"])
-                txidRestores += 1
-                guard restored.status == 0 else {
-                    fail(
-                        "restore --txid \(txid) of generation \(span.generation) exited \(restored.status): \(restored.stderr.suffix(400))"
-                    )
-                    continue
-                }
-                guard let range = commits(of: restored, "txid \(txid)") else { continue }
-                low = max(low, range.lowerBound - Int(txid))
-                high = min(high, range.upperBound - Int(txid))
+            .map(\.txid).sorted()
+            for (index, first) in runStarts.enumerated() {
+                let last = index + 1 < runStarts.count ? runStarts[index + 1] - 1 : span.lastTxid
+                guard let offset = try runOffset(span.generation, first...last, spans.count) else { continue }
+                runs.append((span.generation, first...last, offset))
             }
-            guard low <= high else {
-                fail("generation \(span.generation): its txids are not consecutive commits (skipped or repeated)")
-                continue
-            }
-            offsets[span.generation] = low
-            for txid in span.firstTxid...span.lastTxid {
-                let commit = Int(txid) + low
+        }
+        for run in runs {
+            let observed = observedBy[run.generation] ?? [:]
+            for txid in run.txids {
+                let commit = Int(txid) + run.offset
                 guard commit >= 0, commit < oracle.count else {
-                    fail("generation \(span.generation): txid \(txid) maps past the application's commits")
+                    fail("generation \(run.generation): txid \(txid) maps past the application's commits")
                     break
                 }
                 guard let transaction = observed[txid] else { continue }  // A snapshot's usable txid.
@@ -175,19 +216,23 @@ struct Checker {
             }
         }
 
-        // 4. Commits between generations were lost only to a downtime.
-        for (previous, next) in zip(spans, spans.dropFirst()) {
-            guard let before = offsets[previous.generation], let after = offsets[next.generation] else { continue }
-            let lastKept = Int(previous.lastTxid) + before
-            let firstKept = Int(next.firstTxid) + after
+        // 4. Commits between runs (generations, or a transaction read from the database file)
+        // were lost as restore points only to a downtime.
+        for (previous, next) in zip(runs, runs.dropFirst()) {
+            let lastKept = Int(previous.txids.upperBound) + previous.offset
+            let firstKept = Int(next.txids.lowerBound) + next.offset
             guard firstKept >= lastKept else {
                 fail(
-                    "generation \(next.generation) starts at commit \(firstKept), before its predecessor's \(lastKept)")
+                    "txid \(next.txids.lowerBound) of generation \(next.generation) holds commit \(firstKept), before the previous restore point's \(lastKept)"
+                )
                 continue
             }
-            for commit in (lastKept + 1)..<firstKept {
+            let nextMs =
+                observedBy[next.generation]?[next.txids.lowerBound]?.commitMs
+                ?? spans.first { $0.generation == next.generation }!.firstMs
+            for commit in (lastKept + 1)..<max(lastKept + 1, firstKept) {
                 let excused = stops.contains { stop in
-                    stop.ms <= next.firstMs && oracle[commit].endMs + Self.stopTolerance >= stop.ms
+                    stop.ms <= nextMs && oracle[commit].endMs + Self.stopTolerance >= stop.ms
                 }
                 if !excused {
                     fail("commit \(commit) (k=\(oracle[commit].k)) is not restorable, and no downtime explains it")
@@ -222,7 +267,9 @@ struct Checker {
                 if txid != expected {
                     fail("\(what) restored txid \(txid), expected \(expected) in generation \(span.generation)")
                 }
-                if let offset = offsets[span.generation], !range.contains(Int(txid) + offset) {
+                if let run = runs.first(where: { $0.generation == span.generation && $0.txids.contains(txid) }),
+                    !range.contains(Int(txid) + run.offset)
+                {
                     fail("\(what): txid \(txid) holds k=\(restored.k!), not its commit's state")
                 }
                 if oracle[range.lowerBound].startMs > target {

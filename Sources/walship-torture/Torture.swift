@@ -194,6 +194,7 @@ struct Torture: AsyncParsableCommand {
         rows += [
             ("restores checked by txid", "\(checker.txidRestores)"),
             ("restores checked by time", "\(checker.timeRestores)"),
+            ("restores whose recorded checksum was verified", "\(checker.checksumsVerified)"),
             ("largest commit-to-observed lag", "\(checker.maxObserveLag) ms"),
             ("slowest app commit", "\(maxCommitMs) ms"), ("failures", "\(failures.count)"),
         ]

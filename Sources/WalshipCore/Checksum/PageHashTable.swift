@@ -283,8 +283,9 @@ final class PageHashTable {
     private func replayJournal(through limit: UInt64) throws -> Bool {
         let size = try journal.size()
         var offset: Int64 = 0
-        while offset + 33 <= size {
-            let head = try journal.read(count: 33, at: offset)
+        let headSize = 29  // magic, txid, page count, checksum, complete flag, entry count
+        while offset + Int64(headSize) <= size {
+            let head = try journal.read(count: headSize, at: offset)
             var reader = ByteReader(bytes: head)
             guard reader.read() as UInt32 == Self.recordMagic else { break }
             let recordTxid: UInt64 = reader.read()
@@ -292,7 +293,7 @@ final class PageHashTable {
             let recordChecksum: UInt64 = reader.read()
             let complete: UInt8 = reader.read()
             let count: UInt32 = reader.read()
-            let length = 33 + Int(count) * 12 + 4
+            let length = headSize + Int(count) * 12 + 4
             let record = try journal.read(count: length, at: offset)
             guard record.count == length,
                 CRC32C.checksum(record[0..<(length - 4)])
@@ -302,7 +303,7 @@ final class PageHashTable {
             else { break }
             if recordTxid > limit { break }
             if recordTxid > txid {
-                var entries = ByteReader(bytes: Array(record[33..<(length - 4)]))
+                var entries = ByteReader(bytes: Array(record[headSize..<(length - 4)]))
                 for _ in 0..<count {
                     let number: UInt32 = entries.read()
                     let value: UInt64 = entries.read()

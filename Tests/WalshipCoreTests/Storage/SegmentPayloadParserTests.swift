@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import WalshipCore
@@ -45,5 +46,39 @@ struct SegmentPayloadParserTests {
             (error as? WalshipError)?.code == .objectCorrupt
                 && (error as! WalshipError).message.contains("the header says 3")
         }
+    }
+
+    static let goldenTransactions = [
+        SegmentFormat.Transaction(
+            txid: 0x0102_0304_0506_0708, commitMs: 0x1112_1314_1516_1718, databasePages: 0x2122_2324, frameCount: 3,
+            isLate: true),
+        SegmentFormat.Transaction(
+            txid: 0x0102_0304_0506_0709, commitMs: 0x1112_1314_1516_1719, databasePages: 0x2122_2325, frameCount: 0,
+            checksum: 0x3132_3334_3536_3738, isFromDatabaseFile: true),
+    ]
+
+    @Test(
+        "segment indexes of format versions 1 and 2 are stable (golden files) and parse back; version 1 carries no checksums",
+        arguments: [1, 2] as [UInt16])
+    func indexGolden(version: UInt16) throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Golden/segment-index-v\(version).hex")
+        let expected = try String(contentsOf: url, encoding: .utf8).filter { !$0.isWhitespace }
+        let index = SegmentFormat.encodeIndex(Self.goldenTransactions, version: version)
+        #expect(Hex.string(index) == expected)
+        var payload = index
+        for _ in 0..<3 { payload += [0, 0, 0, 1] + [UInt8](repeating: 9, count: 512) }
+        var parser = SegmentPayloadParser(pageSize: 512, key: "k", expectedCount: 2, version: version)
+        var parsed: [SegmentFormat.Transaction] = []
+        try payload.withUnsafeBytes { bytes in
+            try parser.feed(bytes) { if case .index(let transactions) = $0 { parsed = transactions } }
+        }
+        try parser.finish()
+        var expectedTransactions = Self.goldenTransactions
+        if version == 1 {
+            expectedTransactions[1].checksum = nil
+            expectedTransactions[1].isFromDatabaseFile = false
+        }
+        #expect(parsed == expectedTransactions)
     }
 }
