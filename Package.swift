@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "walshipTests",
             dependencies: ["walship", "WalshipCore", "WalshipTesting", "CSQLite"],
-            exclude: ["Scripts"]
+            exclude: ["Scripts", "Fixtures"]
         ),
     ]
 )

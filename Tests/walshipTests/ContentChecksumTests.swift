@@ -184,5 +184,25 @@ extension CLIIntegration {
                 directory, ["--txid", String(segment.firstTxid - 1)], to: "before.db")
             #expect(before.status == 0, "\(before.stderr)")
         }
+
+        @Test(
+            "a replica written by walship 0.1 (format version 1) restores at every txid, without the checksum check, saying so"
+        )
+        func versionOneReplicaRestores() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/replica-v1").path
+            _ = try CommandRunner.run("/bin/cp", ["-a", fixture, directory.file("replica")])
+            for txid in 0...13 {
+                let restored = try ReplicateCommandTests.restore(directory, ["--txid", String(txid)], to: "\(txid).db")
+                #expect(restored.status == 0, "txid \(txid): \(restored.stderr)")
+                #expect(restored.stderr.contains("restored without the database checksum check"), "\(restored.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("\(txid).db")) == 5 + Int64(txid))
+            }
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory)])
+            #expect(list.status == 0, "\(list.stderr)")
+        }
     }
 }
