@@ -54,12 +54,19 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// Waits until the log contains `text` (at most `timeout`); returns whether it appeared.
-    public func waitForLog(_ text: String, timeout: TimeInterval = 30) -> Bool {
+    /// Waits until the log contains `text` (at most `timeout`), after the first line containing
+    /// `after` when given; returns whether it appeared.
+    public func waitForLog(_ text: String, after: String? = nil, timeout: TimeInterval = 30) -> Bool {
+        func found() -> Bool {
+            let current = log
+            guard let after else { return current.contains(text) }
+            guard let start = current.range(of: after) else { return false }
+            return current[start.upperBound...].contains(text)
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if log.contains(text) { return true }
-            if !process.isRunning { return log.contains(text) }
+            if found() { return true }
+            if !process.isRunning { return found() }
             usleep(20_000)
         }
         return false
