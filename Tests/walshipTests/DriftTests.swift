@@ -92,3 +92,73 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration {
+    /// Issue 14, item 2: two agents continued one generation (a copied state directory).
+    @Suite("a generation continued by two agents")
+    struct ForkedGenerationTests {
+        @Test(
+            "an agent whose generation two agents continued starts a new generation at its next start; latest and --generation restore its points"
+        )
+        func forkAtStartStartsNewGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            func agent(_ state: String, _ log: String) throws -> AgentProcess {
+                try AgentProcess(
+                    [
+                        "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                        directory.file(state), "--sync-interval", "100ms",
+                    ], logPath: directory.file(log))
+            }
+            var first = try agent("state-a", "a1.log")
+            #expect(first.waitForLog("page hashes complete"), "\(first.log)")
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            #expect(first.stop() == 0)
+            // A copy of the state directory: a second agent continues the same generation.
+            _ = try CommandRunner.run("/bin/cp", ["-a", directory.file("state-a"), directory.file("state-b")])
+            first = try agent("state-a", "a2.log")
+            let second = try agent("state-b", "b.log")
+            #expect(first.waitForLog("continuing generation") && second.waitForLog("continuing generation"))
+            for _ in 0..<5 {
+                try LedgerDatabase.commitNext(on: app)
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            #expect(second.stop() == 0)
+            #expect(first.stop() == 0)
+            // The first agent alone again: it must not extend the forked generation.
+            first = try agent("state-a", "a3.log")
+            #expect(first.waitForLog("new generation"), "\(first.log)")
+            // Overlapping segments, or (when both agents built one under the same key) the object
+            // conflict that ended the generation already.
+            #expect(
+                first.log.contains("continued by two agents") || first.log.contains("conflicts with one in the store"),
+                "\(first.log)")
+            #expect(first.waitForLog("snapshot taken"), "\(first.log)")
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            #expect(first.stop() == 0)
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+            #expect(((object["forked_generations"] as? [Any])?.count ?? 0) <= 1, "\(list.stdout)")
+            let generations = try #require(object["generations"] as? [[String: Any]])
+            let newest = try #require(generations.last)
+            let id = try #require(newest["id"] as? String)
+            let firstTxid = try #require(newest["first_txid"] as? Int)
+            let lastTxid = try #require(newest["last_txid"] as? Int)
+            for txid in firstTxid...lastTxid {
+                let restored = try ReplicateCommandTests.restore(
+                    directory, ["--generation", id, "--txid", String(txid)], to: "\(txid).db")
+                #expect(restored.status == 0, "\(restored.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("\(txid).db"))
+                        == 18 + Int64(txid - firstTxid))
+            }
+        }
+    }
+}

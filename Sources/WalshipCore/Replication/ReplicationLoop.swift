@@ -110,6 +110,16 @@ final class ReplicationLoop {
                 .objectConflict, "an object of this agent's generation conflicts with one in the store")
             return
         }
+        if let branch = RestorePlanner(inventory: start.inventory).overlap(in: saved.generation) {
+            // Two agents continued this generation (a copied state directory, two pods of a
+            // rolling deploy): its restore points from the branch on are ambiguous, and going on
+            // would only add to them.
+            try startGeneration(
+                .forked,
+                "generation \(saved.generation) was continued by two agents from txid \(branch) (a copied state directory, or two pods at once)"
+            )
+            return
+        }
         if let newestStored = newestStoredGeneration, newestStored > saved.generation {
             try startGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
             return
