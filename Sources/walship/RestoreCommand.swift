@@ -43,7 +43,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Exit 0 without doing anything when OUT exists.")
     var ifDbNotExists = false
 
-    @Flag(name: .long, help: "Exit 0 without doing anything when the replica is empty.")
+    @Flag(
+        name: .long,
+        help: "Exit 0 without doing anything when the replica is empty (a missing bucket or directory is still exit 4).")
     var ifReplicaExists = false
 
     @Flag(name: .long, help: "Print the plan (objects, bytes, expected txid) and do nothing.")
@@ -88,13 +90,10 @@ struct RestoreCommand: AsyncParsableCommand {
             planOptions.generation = id
         }
         let replica = try replicaTarget.replica(logger: logger)
-        let inventory: ReplicaInventory
-        do {
-            inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        } catch let error as WalshipError where error.code == .bucketNotFound && ifReplicaExists {
-            logger.info("replica does not exist; nothing to do (--if-replica-exists)")
-            return
-        }
+        // A missing bucket or replica directory is an error even with --if-replica-exists: in an
+        // init container, a typo or an unmounted volume must not start the application on an
+        // empty database. Only a reachable, empty replica is "nothing to do".
+        let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let planner = RestorePlanner(inventory: inventory)
         let plan: RestorePlanner.Plan
         do {
