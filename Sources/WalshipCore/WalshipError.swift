@@ -71,12 +71,26 @@ public struct WalshipError: Error, Sendable, CustomStringConvertible {
     public var cause: (any Error & Sendable)?
     /// Whether trying the same operation again may succeed (a network error, a 5xx, throttling).
     public var isTransient: Bool
+    /// The `errno` of a failed system call, when that is what failed.
+    public var systemError: Int32?
 
-    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil, isTransient: Bool = false) {
+    public init(
+        _ code: Code, _ message: String, cause: (any Error & Sendable)? = nil, isTransient: Bool = false,
+        systemError: Int32? = nil
+    ) {
         self.code = code
         self.message = message
         self.cause = cause
         self.isTransient = isTransient
+        self.systemError = systemError
+    }
+
+    /// Whether a write failed because its file system (or a quota) is full.
+    public var isDiskFull: Bool {
+        if systemError == 28 || systemError == 122 { return true }  // ENOSPC, EDQUOT (Linux)
+        if let cause = cause as? WalshipError { return cause.isDiskFull }
+        if let cause = cause as? SQLiteError { return cause.isDiskFull }
+        return false
     }
 
     public var description: String {

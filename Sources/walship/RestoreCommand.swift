@@ -45,7 +45,8 @@ struct RestoreCommand: AsyncParsableCommand {
 
     @Flag(
         name: .long,
-        help: "Exit 0 without doing anything when the replica is empty (a missing bucket or directory is still exit 4).")
+        help: "Exit 0 without doing anything when the replica is empty (a missing bucket or directory is still exit 4)."
+    )
     var ifReplicaExists = false
 
     @Flag(name: .long, help: "Print the plan (objects, bytes, expected txid) and do nothing.")

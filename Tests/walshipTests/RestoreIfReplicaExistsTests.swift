@@ -52,7 +52,8 @@ extension CLIIntegration {
         func emptyDirectory() throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            try FileManager.default.createDirectory(atPath: directory.file("replica"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: directory.file("replica"), withIntermediateDirectories: true)
             let url = "file://\(directory.file("replica"))"
             let quiet = try WalshipBinary.run(["restore", url, "-o", directory.file("app.db"), "--if-replica-exists"])
             #expect(quiet.status == 0, "\(quiet.stderr)")

@@ -64,6 +64,18 @@ public struct FileBackup: Sendable {
                 metadata: ["db.path": "\(sourcePath)", "db.journal_mode": "\(journalMode)"])
         }
 
+        // The copy is written uncompressed beside DEST first (and, compressed, DEST's own file
+        // exists beside it until the copy is removed): say so up front rather than fail late.
+        let databaseBytes = max(
+            try connection.databaseFileSize(),
+            (try connection.scalarInt("PRAGMA page_count") ?? 0) * Int64(try connection.pageSize()))
+        let destinationDirectory = FileSystem.directory(of: destinationPath)
+        if let available = FileSystem.availableBytes(destinationDirectory), available < databaseBytes + (1 << 20) {
+            throw WalshipError(
+                .localIO,
+                "backup of '\(sourcePath)' needs about \(ValueParsing.formatBytes(databaseBytes)) free in '\(destinationDirectory)' for the uncompressed copy\(options.codec == .none ? "" : " (and room for the compressed file beside it)"), but the disk has \(ValueParsing.formatBytes(available)) free",
+                systemError: 28)
+        }
         let clock = ContinuousClock()
         let temporary = FileSystem.temporarySibling(of: destinationPath, purpose: "backup")
         var compressed: String?

@@ -138,7 +138,22 @@ public final class DatabaseReplicator: Sendable {
         loop.afterCatchUpRead = afterCatchUpRead
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
-        try await Blocking.run { try box.loop.start(start) }
+        // A full disk at start is waited out like one later on (never an exit: the agent would
+        // only be restarted into the same full disk), without holding the WAL meanwhile.
+        while true {
+            do {
+                try await Blocking.run { try box.loop.start(start) }
+                break
+            } catch let error as WalshipError where error.isDiskFull && !stop.isStopped {
+                box.loop.endReadChain(discardingOpenSegment: true)
+                metrics.record { $0.spoolFullEvents += 1 }
+                logger.error(
+                    "no space left for the state directory at start; waiting for space",
+                    metadata: ["db.path": "\(databasePath)", "state.path": "\(stateDirectory)", "error": "\(error)"])
+                await stop.sleep(for: .seconds(5))
+                if stop.isStopped { throw error }
+            }
+        }
         let snapshotter = Snapshotter(
             databasePath: databasePath, progress: loop.progress, spool: spool, codec: settings.compression,
             stepPages: settings.snapshotStepPages, pollInterval: settings.walPollInterval, logger: logger, now: now)
@@ -285,6 +300,7 @@ public final class DatabaseReplicator: Sendable {
         defer { loop.finish() }
         var snapshotDeadline: ContinuousClock.Instant?
         var readToTheEnd = false
+        var diskFull = false
         while true {
             if stop.isStopped && !readToTheEnd && loop.isFollowing && !stop.isImmediate {
                 // A graceful stop first reads what was published before it (a commit made just
@@ -317,15 +333,27 @@ public final class DatabaseReplicator: Sendable {
             if once && loop.snapshots.isDemanded && loop.snapshots.demandOutcome.failures > 0 {
                 throw WalshipError(.internal, "the snapshot of '\(databasePath)' failed (see the log above)")
             }
-            if !loop.isFollowing {
-                if spool.bytes < spool.maxBytes / 2 {
-                    try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
-                } else {
-                    OnlineBackup.sleep(settings.walPollInterval)
-                    continue
+            let again: Bool
+            do {
+                if !loop.isFollowing {
+                    guard try resumeAfterFullSpool(loop, spool: spool, diskFull: diskFull) else {
+                        OnlineBackup.sleep(settings.walPollInterval)
+                        continue
+                    }
+                    diskFull = false
                 }
+                again = try loop.iterate()
+            } catch let error as WalshipError where error.isDiskFull {
+                // No space for the spool is a full spool: let go of the WAL (the application must
+                // never wait for walship's disk), and start a new generation once space returns.
+                logger.error(
+                    "no space left for the spool: ending the read chain until space returns; a new generation follows",
+                    metadata: ["db.path": "\(databasePath)", "spool.path": "\(spool.directory)", "error": "\(error)"])
+                loop.endReadChain(discardingOpenSegment: true)
+                metrics.record { $0.spoolFullEvents += 1 }
+                diskFull = true
+                continue
             }
-            let again = try loop.iterate()
             if spool.isFull && loop.isFollowing {
                 logger.error(
                     "spool full: ending the read chain until the store recovers; a new generation follows",
@@ -340,6 +368,21 @@ public final class DatabaseReplicator: Sendable {
                 if elapsed < interval { loop.pause(interval - elapsed) }
             }
         }
+    }
+
+    /// Whether the read chain, ended by a full spool or a full disk, can start again (it then has
+    /// started a new generation): the spool is below half its limit, and after a full disk the
+    /// spool's file system has room for a snapshot's copy of the database and a full segment.
+    private func resumeAfterFullSpool(_ loop: ReplicationLoop, spool: Spool, diskFull: Bool) throws -> Bool {
+        guard spool.bytes < spool.maxBytes / 2 else { return false }
+        if diskFull {
+            let needed = (FileSystem.size(databasePath) ?? 0) + 2 * settings.segmentMaxBytes
+            guard let available = FileSystem.availableBytes(spool.directory), available >= needed else { return false }
+            try loop.startGeneration(.spoolFull, "space returned on the spool's file system")
+        } else {
+            try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
+        }
+        return true
     }
 
     /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its

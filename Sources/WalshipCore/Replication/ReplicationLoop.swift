@@ -452,9 +452,15 @@ final class ReplicationLoop {
         }
     }
 
-    /// Ends the read chain (a full spool): the application's WAL is then free to reset.
-    func endReadChain() {
-        try? cutSegmentIfDue(force: true)
+    /// Ends the read chain (a full spool): the application's WAL is then free to reset. After a
+    /// full disk the open segment is dropped instead of cut (its file may be short); its
+    /// transactions go into the next generation's snapshot.
+    func endReadChain(discardingOpenSegment: Bool = false) {
+        if discardingOpenSegment {
+            try? builder?.discardAll()
+        } else {
+            try? cutSegmentIfDue(force: true)
+        }
         snapshotGate.closeAndWait()
         follower?.close()
         follower = nil

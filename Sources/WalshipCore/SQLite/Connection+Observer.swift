@@ -37,7 +37,7 @@ extension Connection {
         } catch let error as SQLiteError where error.isBusy {
             throw WalshipError(
                 .databaseUnusable,
-                "read database '\(path)': the database is locked (is the app using locking_mode=EXCLUSIVE?)",
+                "read database '\(path)': the database is locked by another connection (a writer in an EXCLUSIVE transaction, or an application using locking_mode=EXCLUSIVE); try again once it is released",
                 cause: error)
         } catch let error as SQLiteError {
             throw WalshipError(.databaseUnusable, "read database '\(path)'", cause: error)

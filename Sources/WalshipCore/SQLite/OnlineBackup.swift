@@ -95,21 +95,29 @@ public struct OnlineBackup: Sendable {
                 }
                 Self.sleep(.milliseconds(10))
             } else {
-                let error = SQLiteError(
-                    code: rc, connection: destinationHandle,
-                    operation: "online backup of '\(source.path)' to '\(destination.path)'")
-                throw error
+                throw Self.stepError(rc, source: source, destination: destination)
             }
         }
         let pageCount = Int(sqlite3_backup_pagecount(backup))
         finished = true
         let rc = sqlite3_backup_finish(backup)
-        if rc != SQLITE_OK {
-            throw SQLiteError(
-                code: rc, connection: destinationHandle,
-                operation: "finish online backup of '\(source.path)' to '\(destination.path)'")
-        }
+        if rc != SQLITE_OK { throw Self.stepError(rc, source: source, destination: destination) }
         return Result(pageCount: pageCount, pageSize: try destination.pageSize(), steps: steps)
+    }
+
+    /// A failed step or finish: a full disk says so and names the copy (SQLite's message for the
+    /// destination connection would read "not an error", since the backup object set the code).
+    static func stepError(_ rc: Int32, source: Connection, destination: Connection) -> any Error {
+        let cause = SQLiteError(
+            code: rc, message: sqlite3_errstr(rc).map { String(cString: $0) } ?? "SQLite error \(rc)",
+            operation: "online backup of '\(source.path)' to '\(destination.path)'")
+        if cause.isDiskFull || (cause.isIOError && errno == 28) {
+            return WalshipError(
+                .localIO,
+                "online backup of '\(source.path)' to '\(destination.path)' failed: the disk holding '\(FileSystem.directory(of: destination.path))' is full",
+                cause: cause, systemError: 28)
+        }
+        return cause
     }
 
     static func sleep(_ duration: Duration) {

@@ -16,7 +16,9 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     init(code: Int32, connection: OpaquePointer?, operation: String) {
         let text: String
-        if let connection, let cText = sqlite3_errmsg(connection) {
+        // sqlite3_errmsg describes the connection's last error, which an error reported elsewhere
+        // (a backup object's) did not set: it then reads "not an error".
+        if let connection, sqlite3_errcode(connection) != SQLITE_OK, let cText = sqlite3_errmsg(connection) {
             text = String(cString: cText)
         } else if let cText = sqlite3_errstr(code) {
             text = String(cString: cText)
@@ -39,6 +41,9 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     /// SQLITE_CORRUPT: the database file is malformed.
     public var isCorrupt: Bool { primaryCode == SQLITE_CORRUPT }
+
+    /// SQLITE_FULL: a write failed because the disk (or a quota) is full.
+    public var isDiskFull: Bool { primaryCode == SQLITE_FULL }
 
     public var description: String { "\(operation): \(message) (SQLite code \(code))" }
 }

@@ -125,6 +125,13 @@ public enum FileSystem {
         return try file.read(count: Int(try file.size()), at: 0)
     }
 
+    /// Bytes available to this user on the file system holding `path`, or nil.
+    public static func availableBytes(_ path: String) -> Int64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
     /// Whether two files hold the same bytes (read in 1 MiB chunks).
     public static func sameContents(_ first: String, _ second: String) throws -> Bool {
         let a = try LocalFile.openForReading(first)

@@ -154,6 +154,7 @@ public final class LocalFile: @unchecked Sendable {  // The descriptor is only a
     /// Builds the error for a failed system call on `path`: out of space and permission problems
     /// are `localIO`; a missing file is `localIO` too, with the reason spelled out.
     static func error(_ operation: String, _ path: String, _ code: Int32) -> WalshipError {
-        WalshipError(.localIO, "\(operation) '\(path)' failed: \(FileSystem.describe(errno: code))")
+        WalshipError(
+            .localIO, "\(operation) '\(path)' failed: \(FileSystem.describe(errno: code))", systemError: code)
     }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import WalshipTesting
+
+@testable import WalshipCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A small file system of its own (tmpfs, mounted as root), so tests can fill it.
+final class SmallFileSystem {
+    let path: String
+
+    init(path: String, size: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try CommandRunner.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+        guard mounted.status == 0 else {
+            throw WalshipError(
+                .internal, "mounting a tmpfs at '\(path)' failed (the tests run as root): \(mounted.stderr)")
+        }
+    }
+
+    /// Changes its size (a full disk that an operator cleans up).
+    func resize(_ size: String) throws {
+        let output = try CommandRunner.run("/bin/mount", ["-o", "remount,size=\(size)", path])
+        guard output.status == 0 else { throw WalshipError(.internal, "remount failed: \(output.stderr)") }
+    }
+
+    func unmount() {
+        _ = try? CommandRunner.run("/bin/umount", ["-l", path])
+    }
+}
+
+extension CLIIntegration {
+    /// Issue 14 (item 4) and issue 16 (item 3): a full disk.
+    @Suite("a full disk")
+    struct DiskFullTests {
+        @Test(
+            "no space for the spool is handled like a full spool: the agent lets go of the WAL, keeps running, and starts a new generation once space returns"
+        )
+        func spoolDiskFull() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let disk = try SmallFileSystem(path: directory.file("state"), size: "3m")
+            defer { disk.unmount() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            // A 6 MB transaction does not fit the spool's 3 MB file system.
+            try LedgerDatabase.commitNext(on: app, payloadBytes: 6_000_000)
+            #expect(agent.waitForLog("no space left for the spool"), "\(agent.log.suffix(3000))")
+            #expect(agent.isRunning, "the agent ended: \(agent.log.suffix(3000))")
+            // The application is not held: its WAL can reset (the agent's read chain is gone).
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            try app.setBusyTimeout(milliseconds: 2000)
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            try disk.resize("64m")
+            #expect(agent.waitForLog("space returned"), "\(agent.log.suffix(3000))")
+            #expect(agent.waitForLog("snapshot taken", after: "space returned"), "\(agent.log.suffix(3000))")
+            try LedgerDatabase.commitNext(on: app)
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 15)
+        }
+
+        @Test("walship backup onto a full disk says the disk is full and names the path (exit 13), and leaves nothing")
+        func backupDiskFull() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let disk = try SmallFileSystem(path: directory.file("out"), size: "1m")
+            defer { disk.unmount() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 3000, payloadBytes: 1000)
+            for extra in [[], ["--gzip"], ["--zstd"]] {
+                let output = try WalshipBinary.run(
+                    ["backup", directory.file("app.db"), directory.file("out/app.db") + (extra.isEmpty ? "" : ".z")]
+                        + extra)
+                #expect(output.status == 13, "\(extra): \(output.stderr)")
+                #expect(output.stderr.contains(directory.file("out")), "\(output.stderr)")
+                #expect(output.stderr.contains("free"), "\(output.stderr)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("out")).isEmpty)
+            }
+        }
+    }
+}
