@@ -83,8 +83,10 @@ struct ConfigFile {
                     if fields["url"] == nil { problems.append("\(at)url is required") }
                     continue
                 }
-                if !url.hasPrefix("s3://") && !url.hasPrefix("file:///") {
-                    problems.append("\(at)url '\(url)' must start with s3:// or file:///")
+                do {
+                    _ = try ReplicaURL.parse(url)
+                } catch let error as WalshipError {
+                    problems.append("\(at)url: \(error.message)")
                 }
                 var bucket = WalshipConfiguration.Bucket(name: name, url: url)
                 bucket.endpoint = string(fields["endpoint"], at + "endpoint")
@@ -126,10 +128,9 @@ struct ConfigFile {
                     continue
                 }
                 checkKeys(fields, allowed: Self.databaseKeys, at: at)
-                guard let path = string(fields["path"], at + "path") else {
-                    if fields["path"] == nil { problems.append("\(at)path is required") }
-                    continue
-                }
+                // A path that cannot be read is one problem; the entry's others are still reported.
+                let path = string(fields["path"], at + "path")
+                if fields["path"] == nil { problems.append("\(at)path is required") }
                 let problemsBefore = problems.count
                 var names: [String] = []
                 if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
@@ -173,16 +174,19 @@ struct ConfigFile {
                     if let snapshotStepPages { settings.snapshotStepPages = Int32(snapshotStepPages) }
                     settingsByBucket[name] = settings
                 }
+                let explicitPrefix = string(fields["prefix"], at + "prefix")
+                guard let path else { continue }
                 let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
-                let prefix = string(fields["prefix"], at + "prefix") ?? defaultPrefix
                 configuration.databases.append(
                     WalshipConfiguration.Database(
-                        path: path, bucketNames: names, prefix: prefix, settingsByBucket: settingsByBucket))
+                        path: path, bucketNames: names, prefix: explicitPrefix ?? defaultPrefix,
+                        settingsByBucket: settingsByBucket))
             }
             let paths = configuration.databases.map { FileSystem.absolute($0.path) }
             for path in Set(paths) where paths.filter({ $0 == path }).count > 1 {
                 problems.append("databases: '\(path)' is listed more than once")
             }
+            problems += Self.sharedReplicas(configuration)
         } else if top["databases"] != nil {
             problems.append("databases: expected a list")
         }
@@ -193,6 +197,35 @@ struct ConfigFile {
                     + problems.joined(separator: "\n  "))
         }
         return configuration
+    }
+
+    /// Two databases that resolve to one replica (the bucket's store and URL path, plus the
+    /// database's prefix) would mix their generations: each such pair is a problem naming both.
+    static func sharedReplicas(_ configuration: WalshipConfiguration) -> [String] {
+        var owners: [String: String] = [:]
+        var problems: [String] = []
+        for database in configuration.databases {
+            for name in database.bucketNames {
+                guard let bucket = configuration.buckets[name], let url = try? ReplicaURL.parse(bucket.url) else {
+                    continue
+                }
+                let path = [url.prefix, database.prefix].filter { !$0.isEmpty }.joined(separator: "/")
+                let store =
+                    url.scheme == .file
+                    ? "file://\(FileSystem.absolute(url.bucket))"
+                    : "s3://\(url.bucket) at \(bucket.endpoint ?? url.endpoint ?? "the default endpoint")"
+                let replica = "\(store)/\(path)"
+                let owner = FileSystem.absolute(database.path)
+                if let other = owners[replica], other != owner {
+                    problems.append(
+                        "databases '\(other)' and '\(owner)' both replicate to '\(bucket.url)' with prefix '\(database.prefix)' (bucket '\(name)'): give one of them its own prefix"
+                    )
+                } else {
+                    owners[replica] = owner
+                }
+            }
+        }
+        return problems
     }
 
     // MARK: Values

@@ -14,54 +14,39 @@ import WalshipS3
 enum ReplicaFactory {
     /// A replica from a URL given on the command line.
     static func replica(url text: String, logger: Logger) throws -> Replica {
-        var bucket = WalshipConfiguration.Bucket(name: "command line", url: text)
-        if text.hasPrefix("s3://") {
-            guard let components = URLComponents(string: text) else {
-                throw WalshipError(.usage, "invalid replica URL '\(text)': use s3://bucket/prefix or file:///dir")
-            }
-            for item in components.queryItems ?? [] {
-                switch item.name {
-                case "endpoint": bucket.endpoint = item.value
-                case "region": bucket.region = item.value
-                case "path-style":
-                    guard let value = item.value.flatMap({ Bool($0) }) else {
-                        throw WalshipError(.usage, "invalid path-style in replica URL '\(text)': use true or false")
-                    }
-                    bucket.pathStyle = value
-                default:
-                    throw WalshipError(.usage, "unknown parameter '\(item.name)' in replica URL '\(text)'")
-                }
-            }
-            var plain = components
-            plain.query = nil
-            bucket.url = plain.string ?? text
-        }
-        return try replica(bucket: bucket, prefix: "")
+        try replica(bucket: WalshipConfiguration.Bucket(name: "command line", url: text), prefix: "")
     }
 
     /// Stores already made, by bucket name: the databases of one bucket share its store, so its
     /// curl workers (8 at most) cap the bucket's concurrent requests across all of them.
     private static let stores = Mutex<[String: S3ObjectStore]>([:])
 
-    /// A replica in a configured bucket, under the bucket URL's path plus `prefix`.
-    static func replica(bucket: WalshipConfiguration.Bucket, prefix: String) throws -> Replica {
+    /// A replica in a configured bucket, under the bucket URL's path plus `prefix`. The URL is
+    /// parsed once, strictly (`ReplicaURL`); its query parameters fill in the endpoint, region and
+    /// addressing the bucket does not set.
+    static func replica(bucket configured: WalshipConfiguration.Bucket, prefix: String) throws -> Replica {
         let environment = ProcessInfo.processInfo.environment
-        let text = bucket.url
-        if text.hasPrefix("file://") {
-            let path = String(text.dropFirst("file://".count))
-            guard path.hasPrefix("/") else {
-                throw WalshipError(.usage, "invalid replica URL '\(text)': use file:///absolute/path")
+        let url = try ReplicaURL.parse(configured.url)
+        var bucket = configured
+        bucket.endpoint = bucket.endpoint ?? url.endpoint
+        bucket.region = bucket.region ?? url.region
+        bucket.pathStyle = bucket.pathStyle ?? url.pathStyle
+        if url.scheme == .file {
+            let path = url.bucket
+            // Percent-escapes in file URLs were taken literally before: a directory named with
+            // the escape itself must not be swapped silently for the decoded one.
+            let literal = String(configured.url.dropFirst("file://".count))
+            if literal != path && FileSystem.isDirectory(literal) && !FileSystem.isDirectory(path) {
+                throw WalshipError(
+                    .usage,
+                    "replica URL '\(configured.url)' names '\(path)' (percent-escapes are decoded), but the replica is in '\(literal)': write '%' as %25 to keep using it"
+                )
             }
             let store = try FileObjectStore(root: path)
             return Replica(store: store, layout: ReplicaLayout(prefix: prefix))
         }
-        guard text.hasPrefix("s3://"), let components = URLComponents(string: text), let name = components.host,
-            !name.isEmpty
-        else {
-            throw WalshipError(.usage, "invalid replica URL '\(text)': use s3://bucket/prefix or file:///dir")
-        }
-        let base = components.path.split(separator: "/").joined(separator: "/")
-        let combined = [base, prefix].filter { !$0.isEmpty }.joined(separator: "/")
+        let name = url.bucket
+        let combined = [url.prefix, prefix].filter { !$0.isEmpty }.joined(separator: "/")
         if let store = stores.withLock({ $0[bucket.name] }) {
             return Replica(store: store, layout: ReplicaLayout(prefix: combined))
         }

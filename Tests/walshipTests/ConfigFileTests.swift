@@ -156,6 +156,94 @@ struct ConfigFileTests {
             toFile: directory.path + "/w.yml", atomically: true, encoding: .utf8)
         let output = try WalshipBinary.run(["replicate", "--config", directory.path + "/w.yml"])
         #expect(output.status == 2)
-        #expect(output.stderr.contains("must start with s3:// or file:///"))
+        #expect(output.stderr.contains("use s3://bucket/prefix or file:///absolute/dir"), "\(output.stderr)")
+    }
+
+    static func problems(_ text: String) -> String {
+        var decoder = ConfigFile(environment: [:])
+        do {
+            _ = try decoder.decode(text, path: "walship.yml")
+            return ""
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test(
+        "two databases that resolve to one replica are a configuration error naming both: the same file name in one bucket, or the same prefix by hand (issue 16)"
+    )
+    func twoDatabasesOneReplica() {
+        let sameName = Self.problems(
+            """
+            buckets:
+              s3:
+                url: s3://backups/prod
+            databases:
+              - path: /srv/a/app.db
+                bucket: s3
+              - path: /srv/b/app.db
+                bucket: s3
+            """)
+        #expect(sameName.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(sameName)")
+        let samePrefix = Self.problems(
+            """
+            buckets:
+              dir:
+                url: file:///var/backups/walship
+            databases:
+              - path: /srv/app.db
+                bucket: dir
+                prefix: shared
+              - path: /srv/jobs.db
+                bucket: dir
+                prefix: shared
+            """)
+        #expect(samePrefix.contains("'/srv/app.db' and '/srv/jobs.db' both replicate"), "\(samePrefix)")
+        // Different prefixes, or the same prefix in different buckets, are fine.
+        let distinct = Self.problems(
+            """
+            buckets:
+              one:
+                url: s3://backups/one
+              two:
+                url: s3://backups/two
+            databases:
+              - path: /srv/a/app.db
+                bucket: one
+              - path: /srv/b/app.db
+                bucket: two
+            """)
+        #expect(distinct.isEmpty, "\(distinct)")
+    }
+
+    @Test("a database entry whose path has the wrong type still has its other problems reported (issue 16)")
+    func wrongPathTypeReportsTheRest() {
+        let text = Self.problems(
+            """
+            buckets:
+              b:
+                url: file:///tmp/x
+            databases:
+              - path: [not, a, path]
+                bucket: nowhere
+                sync-interval: soon
+            """)
+        #expect(text.contains("path"), "\(text)")
+        #expect(text.contains("no bucket named 'nowhere'"), "\(text)")
+        #expect(text.contains("sync-interval"), "\(text)")
+    }
+
+    @Test("a bucket URL that cannot round-trip is a configuration problem with its reason (issue 14)")
+    func strictBucketURL() {
+        let text = Self.problems(
+            """
+            buckets:
+              b:
+                url: s3://backups/h/app#one
+            databases:
+              - path: /srv/app.db
+                bucket: b
+            """)
+        #expect(text.contains("fragment"), "\(text)")
     }
 }
