@@ -25,8 +25,8 @@ struct RestoreCommand: AsyncParsableCommand {
         help: "Target time: RFC 3339 (2026-11-25T10:31:07.25Z, +01:00 offsets) or relative (-15m).")
     var at: String?
 
-    @Option(name: .long, help: "Target txid.")
-    var txid: UInt64?
+    @Option(name: .long, parsing: .unconditional, help: "Target txid.")
+    var txid: String?
 
     @Option(name: .long, help: "Restore from this generation (required when the replica has a fork).")
     var generation: String?
@@ -79,7 +79,10 @@ struct RestoreCommand: AsyncParsableCommand {
         if let at {
             target = .time(try Timestamp.parse(at))
         } else if let txid {
-            target = .txid(txid)
+            guard let value = UInt64(txid) else {
+                throw WalshipError(.usage, "invalid --txid '\(txid)': a txid is a whole number from 0 up")
+            }
+            target = .txid(value)
         } else {
             target = .latest
         }

@@ -27,7 +27,10 @@ public enum ValueParsing {
             totalNanoseconds += value * unit.nanoseconds
             parts += 1
         }
-        guard parts > 0, totalNanoseconds.isFinite, totalNanoseconds < 1e19 else { throw durationError(text, name) }
+        guard parts > 0 else { throw durationError(text, name) }
+        guard totalNanoseconds.isFinite, totalNanoseconds < 9.2e18 else {
+            throw WalshipError(.usage, "invalid \(name) '\(text)': out of range (at most about 290 years)")
+        }
         return .nanoseconds(Int64(totalNanoseconds.rounded()))
     }
 

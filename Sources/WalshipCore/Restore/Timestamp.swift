@@ -4,7 +4,8 @@ import Foundation
 /// `2026-11-25T11:31:07+01:00`, or a time relative to now, `-15m`.
 public enum Timestamp {
     /// Parses a target time into Unix milliseconds. A value starting with '-' is a duration
-    /// before `now`.
+    /// before `now`. A time before 1970 (written out, or relative) is 0: before any restore
+    /// window, so the target is outside it (exit 6) whichever way it was written.
     public static func parse(_ text: String, now: Date = Date()) throws -> UInt64 {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.hasPrefix("-") {
@@ -13,10 +14,7 @@ public enum Timestamp {
             return UInt64(max(0, ms))
         }
         if let milliseconds = CivilTime.parseRFC3339(trimmed) {
-            guard milliseconds >= 0 else {
-                throw WalshipError(.usage, "invalid time '\(text)': times before 1970 are not restore targets")
-            }
-            return UInt64(milliseconds)
+            return UInt64(max(0, milliseconds))
         }
         throw WalshipError(
             .usage, "invalid time '\(text)': use RFC 3339 like 2026-11-25T10:31:07.25Z or +01:00 offsets, or -15m")
