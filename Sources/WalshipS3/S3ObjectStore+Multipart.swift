@@ -15,7 +15,9 @@ extension S3ObjectStore {
     /// Uploads a large body in parts, `uploadConcurrency` at a time. Each part is read from the
     /// file (or sliced from memory) as it is sent and carries its own SHA-256 and Content-MD5.
     /// Any failure aborts the upload so no parts are left behind.
-    func multipartUpload(_ key: String, body: ObjectBody, size: Int64, ifNoneMatch: Bool) async throws {
+    func multipartUpload(
+        _ key: String, body: ObjectBody, size: Int64, ifNoneMatch: Bool, uploadLog: (any MultipartUploadLog)? = nil
+    ) async throws {
         let partSize = Self.partSize(objectSize: size, configured: configuration.partSize)
         let partCount = Int((size + partSize - 1) / partSize)
         // Conditional writes of multipart uploads are checked at completion.
@@ -25,15 +27,16 @@ extension S3ObjectStore {
             body: .bytes([]), digest: PayloadDigest.of([UInt8]()))
         let uploadID = try S3Messages.parseUploadID(created.body, key: key)
         do {
+            try uploadLog?.started(key: key, uploadID: uploadID)
             let etags = try await uploadParts(
                 key, body: body, size: size, partSize: partSize, partCount: partCount, uploadID: uploadID)
             try await completeMultipartUpload(
                 key, uploadID: uploadID, etags: etags, size: size, conditional: conditional)
+            uploadLog?.finished(uploadID: uploadID)
         } catch {
             do {
-                _ = try await send(
-                    describe("AbortMultipartUpload", key), method: "DELETE", key: key, query: [("uploadId", uploadID)],
-                    acceptStatus: { (200..<300).contains($0) || $0 == 404 })
+                try await abortMultipartUpload(key: key, uploadID: uploadID)
+                uploadLog?.finished(uploadID: uploadID)
             } catch let abortError {
                 logger.warning(
                     "abort of a failed multipart upload failed; a lifecycle rule for incomplete uploads cleans it up",
@@ -41,6 +44,13 @@ extension S3ObjectStore {
             }
             throw error
         }
+    }
+
+    /// Aborts an upload (DELETE with its upload id); one that is gone already is not an error.
+    public func abortMultipartUpload(key: String, uploadID: String) async throws {
+        _ = try await send(
+            describe("AbortMultipartUpload", key), method: "DELETE", key: key, query: [("uploadId", uploadID)],
+            acceptStatus: { (200..<300).contains($0) || $0 == 404 })
     }
 
     private func uploadParts(

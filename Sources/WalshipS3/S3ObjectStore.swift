@@ -99,9 +99,15 @@ public final class S3ObjectStore: ObjectStore {
     // MARK: ObjectStore
 
     public func put(_ key: String, body: ObjectBody, ifNoneMatch: Bool) async throws {
+        try await put(key, body: body, ifNoneMatch: ifNoneMatch, uploadLog: nil)
+    }
+
+    public func put(
+        _ key: String, body: ObjectBody, ifNoneMatch: Bool, uploadLog: (any MultipartUploadLog)?
+    ) async throws {
         let size = try body.size()
         if size > configuration.partSize {
-            try await multipartUpload(key, body: body, size: size, ifNoneMatch: ifNoneMatch)
+            try await multipartUpload(key, body: body, size: size, ifNoneMatch: ifNoneMatch, uploadLog: uploadLog)
             return
         }
         let httpBody: HTTPRequestBody

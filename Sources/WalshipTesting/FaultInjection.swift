@@ -154,6 +154,18 @@ public struct FaultInjectingObjectStore: ObjectStore {
         try await base.put(key, body: body, ifNoneMatch: ifNoneMatch)
     }
 
+    public func put(
+        _ key: String, body: ObjectBody, ifNoneMatch: Bool, uploadLog: (any MultipartUploadLog)?
+    ) async throws {
+        try await before("put")
+        try await base.put(key, body: body, ifNoneMatch: ifNoneMatch, uploadLog: uploadLog)
+    }
+
+    public func abortMultipartUpload(key: String, uploadID: String) async throws {
+        try await before("abort")
+        try await base.abortMultipartUpload(key: key, uploadID: uploadID)
+    }
+
     public func get(_ key: String, range: Range<Int64>?) async throws -> [UInt8] {
         try await before("get")
         return try await base.get(key, range: range)

@@ -123,5 +123,49 @@ extension CLIIntegration {
                 try LedgerDatabase.verifiedTransactionCount(at: setup.directory.file("latest.db"))
                     == LedgerDatabase.verifiedTransactionCount(at: setup.database))
         }
+
+        @Test(
+            "a multipart upload left incomplete by a kill -9 during a snapshot is aborted at the next start, and only that one (issue 14)"
+        )
+        func incompleteUploadIsAborted() async throws {
+            let setup = try await Setup()
+            defer { setup.stop() }
+            // About 20 MB of incompressible rows: the snapshot goes up in two 16 MiB parts.
+            try LedgerDatabase.create(at: setup.database, rows: 20_000, payloadBytes: 1000)
+            // Someone else's upload under the same prefix, which walship must leave alone.
+            let boto = """
+                import boto3, sys
+                c = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2],
+                                 aws_secret_access_key=sys.argv[3], region_name="us-east-1")
+                if sys.argv[4] == "create":
+                    c.create_multipart_upload(Bucket="walship", Key="db/not-walship.bin")
+                else:
+                    print(sorted(u["Key"] for u in c.list_multipart_uploads(Bucket="walship").get("Uploads", [])))
+                """
+            try boto.write(toFile: setup.directory.file("uploads.py"), atomically: true, encoding: .utf8)
+            func uploads(_ action: String) throws -> String {
+                try CommandRunner.run(
+                    CommandRunner.which("python3") ?? "/usr/bin/python3",
+                    [
+                        setup.directory.file("uploads.py"), setup.server.endpoint, setup.server.accessKeyID,
+                        setup.server.secretAccessKey, action,
+                    ]
+                ).stdout
+            }
+            _ = try uploads("create")
+            try setup.proxy.holdNextPut(containing: "partNumber=2")
+            let first = try setup.agent("first.log")
+            #expect(setup.proxy.waitUntilHeld(timeout: 60) != nil, "\(first.log)")
+            first.killHard()
+            setup.proxy.discard()
+            let listed = try uploads("list")
+            #expect(listed.contains(".snapshot"), "the killed agent's upload is incomplete: \(listed)")
+            let second = try setup.agent("second.log")
+            #expect(second.waitForLog("aborted a multipart upload"), "\(second.log.suffix(3000))")
+            #expect(second.stop() == 0, "\(second.log.suffix(3000))")
+            let after = try uploads("list")
+            #expect(!after.contains(".snapshot"), "\(after)")
+            #expect(after.contains("db/not-walship.bin"), "another upload was aborted: \(after)")
+        }
     }
 }

@@ -80,8 +80,11 @@ public final class DatabaseReplicator: Sendable {
             into: stateDirectory, databaseDirectory: databaseDirectory, replica: replica.location, logger: logger)
         let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
         metrics.attach(spool)
+        let uploadLog = UploadLogFile(path: stateDirectory + "/uploads.json")
         let uploader = Uploader(
-            store: replica.store, layout: replica.layout, spool: spool, logger: logger, metrics: metrics)
+            store: replica.store, layout: replica.layout, spool: spool, logger: logger, metrics: metrics,
+            uploadLog: uploadLog)
+        _ = await uploadLog.abortLeftovers(in: replica.store, logger: logger)
 
         // Objects a previous run left in the spool go up first: they continue its position. They
         // belong to the replica that run replicated to, never to another one.

@@ -22,6 +22,8 @@ struct Uploader {
     let spool: Spool
     let logger: Logger
     var metrics: ReplicationMetrics?
+    /// Where multipart uploads are recorded until they finish.
+    var uploadLog: (any MultipartUploadLog)?
 
     /// What the store holds under a key that already existed.
     enum Existing: Equatable {
@@ -54,7 +56,7 @@ struct Uploader {
         }
         let key = layout.key(for: header)
         do {
-            try await store.put(key, body: .file(path: item.path), ifNoneMatch: true)
+            try await store.put(key, body: .file(path: item.path), ifNoneMatch: true, uploadLog: uploadLog)
         } catch let error as WalshipError where error.code == .objectExists {
             switch try await existing(key, matches: item) {
             case .same:

@@ -103,12 +103,38 @@ public protocol ObjectStore: Sendable {
 
     /// Whether `put(ifNoneMatch: true)` is enforced by the store.
     var supportsConditionalPut: Bool { get }
+
+    /// `put`, recording in `uploadLog` each multipart upload it starts until it is completed or
+    /// aborted (a store without multipart uploads records nothing).
+    func put(_ key: String, body: ObjectBody, ifNoneMatch: Bool, uploadLog: (any MultipartUploadLog)?) async throws
+
+    /// Aborts a multipart upload that a killed process left unfinished (recorded in its upload
+    /// log); an upload that no longer exists is not an error.
+    func abortMultipartUpload(key: String, uploadID: String) async throws
+}
+
+/// Where a store records the multipart uploads it starts, so that one left unfinished by a
+/// process killed mid-upload is aborted at the next start (its parts cost storage until then).
+/// Only the uploads recorded here are ever aborted, never others under the same prefix.
+public protocol MultipartUploadLog: Sendable {
+    /// Called after the upload is created, before any part is sent.
+    func started(key: String, uploadID: String) throws
+    /// Called once the upload is completed or aborted.
+    func finished(uploadID: String)
 }
 
 extension ObjectStore {
     public func put(_ key: String, body: ObjectBody) async throws {
         try await put(key, body: body, ifNoneMatch: false)
     }
+
+    public func put(
+        _ key: String, body: ObjectBody, ifNoneMatch: Bool, uploadLog: (any MultipartUploadLog)?
+    ) async throws {
+        try await put(key, body: body, ifNoneMatch: ifNoneMatch)
+    }
+
+    public func abortMultipartUpload(key: String, uploadID: String) async throws {}
 
     public func get(_ key: String) async throws -> [UInt8] {
         try await get(key, range: nil)
