@@ -80,6 +80,14 @@ public enum MetricsExposition {
             Double(v.uploadFailures)
         },
         one(
+            "walship_clock_backward_steps_total", "counter",
+            "Backward steps of the wall clock; commit times did not follow them (they keep advancing with elapsed time)."
+        ) { v, _ in Double(v.clockBackwardSteps) },
+        one(
+            "walship_clock_forward_steps_total", "counter",
+            "Forward steps of the wall clock that commit times followed."
+        ) { v, _ in Double(v.clockForwardSteps) },
+        one(
             "walship_object_conflicts_total", "counter",
             "Spooled objects whose key already held another object in the store (never overwritten); each ended its generation."
         ) { v, _ in Double(v.objectConflicts) },

@@ -32,7 +32,8 @@ public final class DatabaseReplicator: Sendable {
     public let stateDirectory: String
     public let settings: ReplicationSettings
     let logger: Logger
-    let now: @Sendable () -> UInt64
+    /// Where the commit clock reads time (tests substitute their own).
+    let clockSources: CommitClock.Sources
     /// Tests only: runs on the loop's thread after a catch-up read reached the published end,
     /// before the WAL header is checked again (to restart the WAL in exactly that window).
     let afterCatchUpRead: (@Sendable () -> Void)?
@@ -46,17 +47,17 @@ public final class DatabaseReplicator: Sendable {
 
     public convenience init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
-        settings: ReplicationSettings, logger: Logger,
-        now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+        settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system
     ) {
         self.init(
             databasePath: databasePath, replica: replica, stateDirectory: stateDirectory,
-            databaseDirectory: databaseDirectory, settings: settings, logger: logger, now: now, afterCatchUpRead: nil)
+            databaseDirectory: databaseDirectory, settings: settings, logger: logger, clockSources: clockSources,
+            afterCatchUpRead: nil)
     }
 
     init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
-        settings: ReplicationSettings, logger: Logger, now: @escaping @Sendable () -> UInt64,
+        settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system,
         afterCatchUpRead: (@Sendable () -> Void)?
     ) {
         self.databasePath = FileSystem.absolute(databasePath)
@@ -65,7 +66,7 @@ public final class DatabaseReplicator: Sendable {
         self.databaseDirectory = databaseDirectory ?? stateDirectory
         self.settings = settings
         self.logger = logger
-        self.now = now
+        self.clockSources = clockSources
         self.afterCatchUpRead = afterCatchUpRead
     }
 
@@ -133,6 +134,14 @@ public final class DatabaseReplicator: Sendable {
             }
         }
 
+        // Commit times: monotonic, anchored to the wall clock, never below the replica's.
+        let clock = CommitClock(persistingTo: stateDirectory + "/clock.json", sources: clockSources, logger: logger)
+        metrics.attach(clock)
+        clock.raiseFloor(
+            to: max(
+                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0,
+                spooled.map(\.lastMs).max() ?? 0))
+        let now: @Sendable () -> UInt64 = { clock.now() }
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
         let loop = ReplicationLoop(
             databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
@@ -168,7 +177,7 @@ public final class DatabaseReplicator: Sendable {
             do {
                 control = try ControlSocket.listen(at: stateDirectory + "/control.sock", logger: logger) { request in
                     guard request == "snapshot" else { return "error unknown request '\(request)'" }
-                    return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop)
+                    return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop, now: now)
                 }
             } catch {
                 logger.warning(
@@ -264,7 +273,9 @@ public final class DatabaseReplicator: Sendable {
     }
 
     /// Asks for a snapshot and waits until one taken after the request is uploaded.
-    private func answerSnapshotRequest(book: SnapshotBook, spool: Spool, stop: StopSignal) -> String {
+    private func answerSnapshotRequest(
+        book: SnapshotBook, spool: Spool, stop: StopSignal, now: @Sendable () -> UInt64
+    ) -> String {
         let since = now()
         let failuresBefore = book.demandOutcome.failures
         book.demand(atMs: since)

@@ -41,10 +41,15 @@ public final class ReplicationMetrics: Sendable {
         /// Total and longest time the agent's RESTART checkpoints held the write lock.
         public var writeLockSeconds: Double = 0
         public var longestWriteLockSeconds: Double = 0
+        /// Steps of the wall clock the commit clock saw: backward ones (not followed) and
+        /// forward ones (followed).
+        public var clockBackwardSteps: UInt64 = 0
+        public var clockForwardSteps: UInt64 = 0
     }
 
     private let values = Mutex(Values())
     private let spool = Mutex<Spool?>(nil)
+    private let clock = Mutex<CommitClock?>(nil)
 
     public init() {}
 
@@ -56,7 +61,14 @@ public final class ReplicationMetrics: Sendable {
             copy.spoolObjects = pending.count
             copy.spoolBytes = pending.reduce(0) { $0 + $1.size }
         }
+        if let clock = clock.withLock({ $0 }) {
+            (copy.clockBackwardSteps, copy.clockForwardSteps) = clock.steps
+        }
         return copy
+    }
+
+    func attach(_ clock: CommitClock) {
+        self.clock.withLock { $0 = clock }
     }
 
     func attach(_ spool: Spool) {

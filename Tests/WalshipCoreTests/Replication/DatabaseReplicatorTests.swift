@@ -168,7 +168,7 @@ struct DatabaseReplicatorTests {
             try await DatabaseReplicator(
                 databasePath: database, replica: replica, stateDirectory: directory.file("state"),
                 settings: ReplicationSettings(), logger: Logger(label: "test"),
-                now: { UInt64(Date().timeIntervalSince1970 * 1000) }, afterCatchUpRead: afterCatchUpRead
+                afterCatchUpRead: afterCatchUpRead
             ).run(once: true, stop: StopSignal())
         }
         try Self.appCommits(database, 2)
