@@ -42,6 +42,8 @@ public struct WalshipError: Error, Sendable, CustomStringConvertible {
         case encryptionKey
         /// A local file could not be read or written (permissions, disk full).
         case localIO
+        /// The replica's newest generation belongs to another database (its identity differs).
+        case replicaOfAnotherDatabase
         /// The operation was cancelled (a signal).
         case cancelled
 
@@ -61,6 +63,7 @@ public struct WalshipError: Error, Sendable, CustomStringConvertible {
             case .fork: 11
             case .encryptionKey: 12
             case .localIO: 13
+            case .replicaOfAnotherDatabase: 14
             case .cancelled: 130
             }
         }

@@ -57,6 +57,14 @@ struct BackupCommand: ParsableCommand {
         options.sleepBetweenSteps = try ValueParsing.duration(sleep, name: "--sleep")
         options.codec = gzip ? .gzip : (zstd ? .zstd : .none)
         options.force = force
+        if options.codec != .none,
+            [".db", ".sqlite", ".sqlite3", ".db3"].contains(where: { destination.lowercased().hasSuffix($0) })
+        {
+            let suffix = options.codec == .gzip ? ".gz" : ".zst"
+            logger.warning(
+                "the destination's name says database, but it will hold \(options.codec == .gzip ? "gzip" : "zstd") data: name it '\(destination)\(suffix)' (decompress with \(options.codec == .gzip ? "gzip -d" : "zstd -d") to get the database)",
+                metadata: ["output.path": "\(destination)"])
+        }
         Cancellation.installSignalHandlers()
 
         let display = ProgressDisplay(label: "backup", quiet: quiet)

@@ -55,6 +55,13 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Show no progress.")
     var quiet = false
 
+    @Option(
+        name: .long,
+        help:
+            "The state directory of the agent that will replicate OUT (default as for replicate): restore records there where OUT came from."
+    )
+    var stateDir: String?
+
     @Option(name: .long, help: .hidden)
     var encryptionKeyFile: String?
 
@@ -176,6 +183,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 "restored without the database checksum check: this restore point has no recorded checksum (written by walship 0.1, or sealed before the agent knew the generation's page hashes)",
                 metadata: ["restore.txid": "\(report.txid)"])
         }
+        recordWhereItCameFrom(report, replica: replica, logger: logger)
         logger.info(
             "restore complete",
             metadata: [
@@ -187,6 +195,34 @@ struct RestoreCommand: AsyncParsableCommand {
                 "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
                 "restore.checksum": "\(report.verifiedChecksum.map { Hex.pad($0, 16) } ?? "none")",
             ])
+    }
+}
+
+extension RestoreCommand {
+    /// Leaves a `RestoredMarker` in the state directory the agent for OUT will use (`--state-dir`,
+    /// the configuration's, or the default one when an agent already has it), so that it starts
+    /// a new generation linked to this restore point and may replicate to this replica again
+    /// (the replica's identity); a marker that cannot be written is a warning.
+    func recordWhereItCameFrom(_ report: Restorer.Report, replica: Replica, logger: Logger) {
+        do {
+            var option = stateDir
+            if option == nil, let config = replicaTarget.config {
+                option = try ConfigFile.load(path: config, environment: ProcessInfo.processInfo.environment)
+                    .stateDirectory
+            }
+            let directory = ReplicaFactory.stateDirectory(option: option, databasePath: output)
+            // Without a state directory named for it, only one an agent already uses for OUT.
+            guard option != nil || FileSystem.isDirectory(directory) else { return }
+            try RestoredMarker(
+                replica: replica.location, databaseID: report.databaseID.isKnown ? report.databaseID : nil,
+                generation: report.generation, txid: report.txid,
+                restoredMs: UInt64(Date().timeIntervalSince1970 * 1000)
+            ).save(in: directory)
+        } catch {
+            logger.warning(
+                "could not record where the restored database came from; an agent replicating it starts a new generation without that link",
+                metadata: ["error": "\(error)"])
+        }
     }
 }
 

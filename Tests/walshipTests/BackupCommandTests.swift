@@ -90,6 +90,40 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("b.db")) == 100)
         }
 
+        @Test("--gzip or --zstd into a destination named like a database warns and suggests the right name (issue 16)")
+        func compressedUnderADatabaseName() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
+            for (flag, suffix) in [("--gzip", ".gz"), ("--zstd", ".zst")] {
+                let output = try WalshipBinary.run([
+                    "backup", directory.file("app.db"), directory.file("b\(suffix).db"), flag,
+                ])
+                #expect(output.status == 0, "\(output.stderr)")
+                #expect(
+                    output.stderr.contains("name it '\(directory.file("b\(suffix).db"))\(suffix)'"), "\(output.stderr)")
+            }
+            let plain = try WalshipBinary.run(["backup", directory.file("app.db"), directory.file("c.db.gz"), "--gzip"])
+            #expect(!plain.stderr.contains("name it"), "\(plain.stderr)")
+        }
+
+        @Test(
+            "a rollback-journal database held by BEGIN EXCLUSIVE: the backup says a writer holds the lock (exit 3) (issue 16)"
+        )
+        func exclusiveWriter() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10, journalMode: "delete")
+            let writer = try Connection(path: directory.file("app.db"))
+            defer { writer.close() }
+            try writer.execute("BEGIN EXCLUSIVE")
+            let output = try WalshipBinary.run(["backup", directory.file("app.db"), directory.file("b.db")])
+            try writer.execute("ROLLBACK")
+            #expect(output.status == 3, "\(output.stderr)")
+            #expect(output.stderr.contains("locked by another connection"), "\(output.stderr)")
+            #expect(output.stderr.contains("EXCLUSIVE transaction"), "\(output.stderr)")
+        }
+
         @Test("a rollback-journal source gets the warning that the copy blocks the app's commits")
         func rollbackJournalWarning() throws {
             let directory = try TemporaryDirectory()

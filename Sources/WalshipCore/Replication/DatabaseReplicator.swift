@@ -115,6 +115,10 @@ public final class DatabaseReplicator: Sendable {
             _ = await uploader.drain(until: ContinuousClock.now + .seconds(60), stop: stop)
         }
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        let restored =
+            RestoredMarker.load(from: stateDirectory, replica: replica.location)
+            ?? RestoredMarker.load(from: databaseDirectory, replica: replica.location)
+        let identity = try await checkIdentity(inventory: inventory, restored: restored)
         let spooled = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
         var newestStored: ObjectHeader?
         if let saved, !spool.isAbandoned(saved.generation),
@@ -148,6 +152,8 @@ public final class DatabaseReplicator: Sendable {
             statePath: stateDirectory + "/state.json",
             logger: logger, metrics: metrics, now: now, requestSnapshot: { requestContinuation.yield($0) })
         loop.afterCatchUpRead = afterCatchUpRead
+        loop.databaseID = identity
+        loop.restored = restored
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         // A full disk at start is waited out like one later on (never an exit: the agent would
@@ -164,6 +170,11 @@ public final class DatabaseReplicator: Sendable {
                     metadata: ["db.path": "\(databasePath)", "state.path": "\(stateDirectory)", "error": "\(error)"])
                 await stop.sleep(for: .seconds(5))
                 if stop.isStopped { throw error }
+            }
+        }
+        if restored != nil && box.loop.restored == nil {
+            for directory in [stateDirectory, databaseDirectory] {
+                try? FileSystem.removeIfPresent(RestoredMarker.path(in: directory))
             }
         }
         let snapshotter = Snapshotter(
@@ -255,6 +266,37 @@ public final class DatabaseReplicator: Sendable {
             pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
             lastSnapshot: loop.snapshots.demandOutcome.header,
             generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
+    }
+
+    /// This database's identity (`DatabaseID`: from its path, or the one it was restored with),
+    /// after checking that the replica's newest generation has the same one: a replica that
+    /// belongs to another database is never written into (exit 14). Objects of format version 1
+    /// carry no identity and pass.
+    private func checkIdentity(inventory: ReplicaInventory, restored: RestoredMarker?) async throws -> DatabaseID {
+        // A restored database takes on the identity it came from, and keeps it in its state.
+        let saved = ReplicaState.load(from: stateDirectory + "/state.json").flatMap {
+            $0.replica == replica.location ? $0.databaseID : nil
+        }
+        let identity =
+            restored?.databaseID.flatMap { $0.isKnown ? $0 : nil } ?? saved
+            ?? DatabaseID.forDatabase(atPath: databasePath)
+        guard let newest = inventory.generations.last else { return identity }
+        let key =
+            inventory.segments(of: newest).max(by: { $0.lastTxid < $1.lastTxid })?.key
+            ?? inventory.snapshots(of: newest).max(by: { $0.takenMs < $1.takenMs })?.key
+        guard let key else { return identity }
+        let bytes: [UInt8]
+        do {
+            bytes = try await replica.store.get(key, range: 0..<Int64(ObjectHeader.maximumSize))
+        } catch let error as WalshipError where error.code == .objectNotFound {
+            return identity
+        }
+        guard let owner = try? ObjectHeader.decode(bytes, key: key).databaseID, owner.isKnown, owner != identity
+        else { return identity }
+        throw WalshipError(
+            .replicaOfAnotherDatabase,
+            "replica '\(replica.location)' belongs to another database: its newest generation \(newest) was replicated from a database with identity \(owner), and '\(databasePath)' has identity \(identity) (identities come from the database's path). Replicate this database to its own prefix; if it was restored from this replica, restore it with the same --state-dir (or --config) as the agent uses, which records where it came from"
+        )
     }
 
     /// The error for a file replica whose directory is missing although this replicator's state

@@ -26,6 +26,11 @@ final class ReplicationLoop {
     let snapshotGate = SnapshotGate()
     let now: @Sendable () -> UInt64
     let requestSnapshot: @Sendable (Snapshotter.Request) -> Void
+    /// The identity written into every object (`DatabaseID`).
+    var databaseID: DatabaseID = .unknown
+    /// Where the database was restored from, when `walship restore` wrote it: the next
+    /// generation is linked to that point.
+    var restored: RestoredMarker?
 
     var follower: WALFollower?
     var builder: SegmentBuilder?
@@ -99,6 +104,12 @@ final class ReplicationLoop {
             values.shippedTxid = newestStoredSegment?.lastTxid ?? 0
             values.shippedCommitMs = newestStoredSegment?.lastMs ?? 0
             values.pendingSinceMs = pendingSince
+        }
+        if let restored {
+            try startGeneration(
+                .restored,
+                "the database was restored from generation \(restored.generation) at txid \(restored.txid)")
+            return
         }
         guard let saved else {
             try startGeneration(
@@ -276,12 +287,17 @@ final class ReplicationLoop {
         snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
-        // Without local state, the lineage continues from the newest generation in the replica.
-        let predecessor = state?.generation ?? newestStoredGeneration
+        // Without local state, the lineage continues from the newest generation in the replica;
+        // a restored database's, from the point it was restored from.
+        var predecessor = state?.generation ?? newestStoredGeneration
         // The new generation's first state (its snapshot) gets a txid of its own: it may hold
         // commits made while nobody watched, so it must never share a txid with the
         // predecessor's last restore point.
-        let predecessorTxid = lastTxid
+        var predecessorTxid = lastTxid
+        if reason == .restored, let restored {
+            predecessor = restored.generation
+            predecessorTxid = restored.txid
+        }
         if predecessor != nil || lastTxid > 0 { lastTxid += 1 }
         let follower = WALFollower(
             databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
@@ -309,9 +325,11 @@ final class ReplicationLoop {
             generation: generation, reason: reason.rawValue, baseTxid: lastTxid, baseCursor: cursor,
             predecessorGeneration: predecessor, predecessorTxid: predecessorTxid, startedMs: startedMs,
             databaseIdentity: FileIdentity(path: databasePath), replica: replicaLocation,
-            databaseID: state?.databaseID ?? DatabaseID.make())
+            databaseID: databaseID)
         try newState.save(to: statePath)
         state = newState
+        // The link is in the state (and the snapshot): the marker has done its work.
+        if reason == .restored { restored = nil }
         progress.generation = generation
         table?.close()
         table = try PageHashTable.startPartial(
@@ -345,7 +363,7 @@ final class ReplicationLoop {
             Snapshotter.Request(
                 generation: state.generation, reason: ObjectHeader.GenerationReason(rawValue: state.reason) ?? .none,
                 predecessorGeneration: state.predecessorGeneration, predecessorTxid: state.predecessorTxid,
-                databaseID: state.databaseID ?? .unknown))
+                databaseID: databaseID))
     }
 
     /// Records a finished snapshot in the local state.
@@ -421,7 +439,7 @@ final class ReplicationLoop {
             databasePages: last.databasePages, walSalt1: cursor.salt1, walSalt2: cursor.salt2, walFrame: cursor.frame,
             walChecksum: cursor.checksum)
         var withIdentity = template
-        withIdentity.databaseID = state.databaseID ?? .unknown
+        withIdentity.databaseID = databaseID
         let path = spool.temporaryPath("segment")
         let header = try builder.seal(
             to: path, header: withIdentity, table: table, afterTransaction: { try self.completeTableIfDue(at: $0) })

@@ -11,10 +11,14 @@ public struct Lineage: Sendable {
     public struct Link: Sendable, Equatable {
         public var generation: GenerationID?
         public var txid: UInt64
+        /// Why the generation started; a database restored from the replica (`restored`) branches
+        /// off on purpose, which is not a fork.
+        public var reason: ObjectHeader.GenerationReason
 
-        public init(generation: GenerationID?, txid: UInt64) {
+        public init(generation: GenerationID?, txid: UInt64, reason: ObjectHeader.GenerationReason = .none) {
             self.generation = generation
             self.txid = txid
+            self.reason = reason
         }
     }
 
@@ -52,7 +56,9 @@ public struct Lineage: Sendable {
                         try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
                     let predecessor =
                         header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration)
-                    return (generation, Link(generation: predecessor, txid: header.predecessorTxid))
+                    return (
+                        generation, Link(generation: predecessor, txid: header.predecessorTxid, reason: header.reason)
+                    )
                 }
             }
             for _ in 0..<16 { schedule() }
@@ -67,11 +73,11 @@ public struct Lineage: Sendable {
     /// Groups of generations that are forks of each other, each sorted, oldest group first.
     public var forks: [[GenerationID]] {
         var children: [UInt64: [GenerationID]] = [:]
-        for (generation, link) in links {
+        for (generation, link) in links where link.reason != .restored {
             children[link.generation?.value ?? 0, default: []].append(generation)
         }
         var groups = children.values.filter { $0.count > 1 }.map(Set.init)
-        for (generation, link) in links {
+        for (generation, link) in links where link.reason != .restored {
             guard let predecessor = link.generation, let shipped = lastTxids[predecessor], shipped > link.txid else {
                 continue
             }

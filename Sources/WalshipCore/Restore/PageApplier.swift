@@ -23,6 +23,8 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
     /// `fromTxid` equals its `usableTxid` holds exactly that state). nil when the restore point
     /// has none (format version 1, or sealed before the agent knew its page hashes).
     private(set) var expectedChecksum: UInt64?
+    /// The database identity the snapshot carries (unknown for format version 1).
+    private(set) var databaseID: DatabaseID = .unknown
     private(set) var pageCount = 0
     private(set) var reachedTarget = false
     private var fromTxid: UInt64 = 0
@@ -60,6 +62,7 @@ final class PageApplier: @unchecked Sendable {  // Used by one restore, one obje
         appliedTxid = header.firstTxid
         usableTxid = header.lastTxid
         expectedChecksum = header.firstTxid == header.lastTxid ? header.databaseChecksum : nil
+        databaseID = header.databaseID
     }
 
     /// The page size of the result.

@@ -43,6 +43,8 @@ public struct Restorer: Sendable {
         /// The result's database checksum when it was compared with the one the agent recorded
         /// for the restore point (and matched); nil when the restore point has none.
         public var verifiedChecksum: UInt64?
+        /// The database identity of the restored replica (unknown for format version 1).
+        public var databaseID: DatabaseID
     }
 
     public let replica: Replica
@@ -241,7 +243,8 @@ public struct Restorer: Sendable {
             generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
             pageCount: applier.pageCount, downloadTime: downloadTime, decodeTime: decodeTime,
             applyTime: applyTime,
-            integrityCheckTime: clock.now - checkStart, verifiedChecksum: verifiedChecksum)
+            integrityCheckTime: clock.now - checkStart, verifiedChecksum: verifiedChecksum,
+            databaseID: applier.databaseID)
     }
 
     private enum Step: Sendable {

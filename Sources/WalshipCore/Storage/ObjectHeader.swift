@@ -1,3 +1,5 @@
+import Crypto
+
 /// The fixed header that starts every snapshot and segment object (docs/format.md has the byte
 /// tables): 256 bytes in format version 2, which walship writes, and 192 in version 1, which it
 /// still reads. All integers are big-endian. The header is closed by a CRC-32C of the bytes before
@@ -260,11 +262,14 @@ public struct ObjectHeader: Sendable, Equatable {
     }
 }
 
-/// The identity of the database a replica holds: 16 random bytes chosen when the replica's
-/// first generation starts, kept in the agent's state directory and in every object header
-/// (format version 2), never inside the database. A database restored from the replica carries
-/// it on (`walship restore` records it in the state directory); another database does not have
-/// it, so it can never write into this replica by accident (exit 14).
+/// The identity of the database a replica holds, in every object header (format version 2)
+/// and the agent's state directory, never inside the database: the first 16 bytes of the SHA-256
+/// of the database's absolute path, as the agent replicates it. So it survives a lost state
+/// directory and a restore in place (an init container restores to the path the agent then
+/// replicates), while another database, even with the same file name, has another one and can
+/// never write into this replica by accident (exit 14). A database restored to another path (a
+/// disaster drill) takes on the identity it was restored from: `walship restore` records it in
+/// that path's state directory (`RestoredMarker`). Objects of format version 1 carry none.
 public struct DatabaseID: Sendable, Hashable, Codable, CustomStringConvertible {
     public let bytes: [UInt8]
 
@@ -275,10 +280,12 @@ public struct DatabaseID: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Objects of format version 1 carry none.
     public static let unknown = DatabaseID(bytes: [UInt8](repeating: 0, count: 16))
 
-    /// A new random identity.
-    public static func make() -> DatabaseID {
-        var generator = SystemRandomNumberGenerator()
-        return DatabaseID(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    /// The identity of the database at `path` (absolute).
+    public static func forDatabase(atPath path: String) -> DatabaseID {
+        var hasher = SHA256()
+        hasher.update(data: Array("walship database identity\0".utf8))
+        hasher.update(data: Array(FileSystem.absolute(path).utf8))
+        return DatabaseID(bytes: Array(Array(hasher.finalize()).prefix(16)))
     }
 
     public init?(hex: String) {

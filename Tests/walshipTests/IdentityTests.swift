@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import WalshipTesting
+
+@testable import WalshipCore
+
+extension CLIIntegration {
+    /// Issue 16, item 1: which database a replica holds.
+    @Suite("database identity")
+    struct IdentityTests {
+        static func agent(_ database: String, _ directory: TemporaryDirectory, _ log: String) throws -> AgentProcess {
+            try AgentProcess(
+                [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"), "--once",
+                ], logPath: directory.file(log))
+        }
+
+        @Test(
+            "another database with the same file name is refused at start (exit 14) and the replica is left as it was"
+        )
+        func anotherDatabaseIsRefused() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(atPath: directory.file("a"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: directory.file("b"), withIntermediateDirectories: true)
+            try LedgerDatabase.create(at: directory.file("a/app.db"), rows: 10)
+            try LedgerDatabase.create(at: directory.file("b/app.db"), rows: 3)
+            #expect(try Self.agent(directory.file("a/app.db"), directory, "a.log").wait() == 0)
+            let before = try FileManager.default.subpathsOfDirectory(atPath: directory.file("replica")).sorted()
+            let other = try Self.agent(directory.file("b/app.db"), directory, "b.log")
+            #expect(other.wait() == 14, "\(other.log)")
+            #expect(other.log.contains("belongs to another database"), "\(other.log)")
+            #expect(try FileManager.default.subpathsOfDirectory(atPath: directory.file("replica")).sorted() == before)
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 10, "\(latest.stderr)")
+        }
+
+        @Test(
+            "a database restored to another path (a disaster drill) replicates to its replica again: a new generation linked to the restore point, not a fork"
+        )
+        func restoredElsewhereReplicatesAgain() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
+            let app = try Connection(path: directory.file("app.db"))
+            #expect(try Self.agent(directory.file("app.db"), directory, "1.log").wait() == 0)
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            app.close()
+            #expect(try Self.agent(directory.file("app.db"), directory, "2.log").wait() == 0)
+            // The drill: restore an earlier point elsewhere, and replicate that database instead.
+            let drill = directory.file("drill/app.db")
+            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
+            let restored = try WalshipBinary.run([
+                "restore", ReplicateCommandTests.replicaURL(directory), "-o", drill, "--txid", "0", "--state-dir",
+                directory.file("state"), "--quiet",
+            ])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            let drillApp = try Connection(path: drill)
+            try LedgerDatabase.commitNext(on: drillApp)
+            drillApp.close()
+            let agent = try Self.agent(drill, directory, "3.log")
+            #expect(agent.wait() == 0, "\(agent.log)")
+            #expect(agent.log.contains("database restored from this replica"), "\(agent.log)")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+            #expect((object["forks"] as? [Any])?.isEmpty == true, "\(list.stdout)")
+            #expect((object["generations"] as? [Any])?.count == 2, "\(list.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 11)
+            // A second start of the drill database continues its generation (the marker is used once).
+            let again = try Self.agent(drill, directory, "4.log")
+            #expect(again.wait() == 0, "\(again.log)")
+            #expect(!again.log.contains("new generation"), "\(again.log)")
+        }
+    }
+}
