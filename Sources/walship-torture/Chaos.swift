@@ -34,6 +34,14 @@ final class AgentController {
         process = try AgentProcess(arguments, logPath: "\(logPath).\(starts.count)", environment: environment)
     }
 
+    /// The current start's log so far.
+    var currentLog: String { process?.log ?? "" }
+
+    /// Waits until the current start's log contains `text`; returns whether it did.
+    func waitForLog(_ text: String, timeout: TimeInterval) -> Bool {
+        process?.waitForLog(text, timeout: timeout) ?? false
+    }
+
     /// Lines of every start's log that contain one of `texts` (at most 10).
     func logProblems(_ texts: [String]) -> [String] {
         var found: [String] = []

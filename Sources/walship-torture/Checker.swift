@@ -38,13 +38,21 @@ struct Checker {
     private var recordedChecksums: [String: [UInt64: UInt64]] = [:]
     private(set) var checksumsVerified = 0
 
+    /// A second agent continued a copy of the first one's state for a while (a rolling deploy):
+    /// the generations it forked are checked for validity only (every restore is a state the
+    /// application had, or a refusal with exit 11), not for a one-to-one txid mapping.
+    let forkEvent: Bool
+    /// Generations that are part of a fork (two lineages, or overlapping segments).
+    private var forked: Set<GenerationID> = []
+
     /// The commits each `k` may stand for: the one that set it and any VACUUMs right after.
     private var commitsOfK: [Int64: ClosedRange<Int>] = [:]
 
     init(
         oracle: [OracleCommit], stops: [(ms: UInt64, how: AgentController.Stop)], starts: [UInt64], replicaURL: String,
-        environment: [String: String], directory: TemporaryDirectory, seed: UInt64
+        environment: [String: String], directory: TemporaryDirectory, seed: UInt64, forkEvent: Bool = false
     ) {
+        self.forkEvent = forkEvent
         self.oracle = oracle
         self.stops = stops
         self.starts = starts
@@ -153,12 +161,50 @@ struct Checker {
         return low
     }
 
+    /// A forked generation: restores at its first, last and a few random txids (with
+    /// `--generation`) either give a state the application had or refuse with exit 11.
+    mutating func checkForked(_ generation: GenerationID, inventory: ReplicaInventory) throws {
+        guard let span = RestorePlanner(inventory: inventory).span(of: generation) else { return }
+        var samples = [span.firstTxid, span.lastTxid]
+        for _ in 0..<4 { samples.append(UInt64.random(in: span.firstTxid...span.lastTxid, using: &random)) }
+        for txid in samples {
+            let restored = try restore(["--txid", String(txid), "--generation", "\(generation)"])
+            txidRestores += 1
+            switch restored.status {
+            case 0: _ = commits(of: restored, "txid \(txid) of forked generation \(generation)")
+            case 11: break
+            default:
+                fail(
+                    "restore --txid \(txid) of forked generation \(generation) exited \(restored.status): \(restored.stderr.suffix(300))"
+                )
+            }
+        }
+    }
+
     mutating func run() async throws {
         let replica = try ReplicaFactoryForChecks.replica(url: replicaURL, environment: environment)
         let audit = try await ReplicaAudit.run(replica: replica)
-        for problem in audit.problems { fail("audit: \(problem)") }
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        let spans = RestorePlanner(inventory: inventory).spans
+        if forkEvent {
+            let planner = RestorePlanner(inventory: inventory)
+            let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
+            forked = Set(lineage.forks.flatMap { $0 })
+            forked.formUnion(inventory.generations.filter { planner.overlap(in: $0) != nil })
+        }
+        // Two agents on one lineage break its chains and reuse its txids: expected in the
+        // generations they forked, and only there.
+        for problem in audit.problems {
+            let inForked = forked.contains { problem.contains("\($0)") }
+            if forkEvent && (inForked || problem.contains("not strictly increasing")) { continue }
+            fail("audit: \(problem)")
+        }
+        let allSpans = RestorePlanner(inventory: inventory).spans
+        let spans = allSpans.filter { !forked.contains($0.generation) }
+        // Commits shipped in forked generations are restorable there only with --generation.
+        let forkedWindows = allSpans.filter { forked.contains($0.generation) }.map {
+            ($0.firstMs - min($0.firstMs, Self.stopTolerance))...($0.lastMs + Self.stopTolerance)
+        }
+        for generation in forked { try checkForked(generation, inventory: inventory) }
         guard !spans.isEmpty else {
             fail("the replica has no restore point")
             return
@@ -231,9 +277,13 @@ struct Checker {
                 observedBy[next.generation]?[next.txids.lowerBound]?.commitMs
                 ?? spans.first { $0.generation == next.generation }!.firstMs
             for commit in (lastKept + 1)..<max(lastKept + 1, firstKept) {
-                let excused = stops.contains { stop in
-                    stop.ms <= nextMs && oracle[commit].endMs + Self.stopTolerance >= stop.ms
-                }
+                let excused =
+                    stops.contains { stop in
+                        stop.ms <= nextMs && oracle[commit].endMs + Self.stopTolerance >= stop.ms
+                    }
+                    || forkedWindows.contains { window in
+                        window.contains(oracle[commit].endMs)
+                    }
                 if !excused {
                     fail("commit \(commit) (k=\(oracle[commit].k)) is not restorable, and no downtime explains it")
                     break
@@ -255,6 +305,11 @@ struct Checker {
             switch restored.status {
             case 0:
                 guard let range = commits(of: restored, what), let txid = restored.txid else { continue }
+                // A point of a forked generation: valid (a state the application had) is all.
+                if let generation = restored.generation.flatMap({ GenerationID(hex: $0) }), forked.contains(generation)
+                {
+                    continue
+                }
                 guard let span = candidates.last ?? (target > latest ? spans.last : nil) else {
                     fail("\(what) restored txid \(txid) though no generation has a restore point by then")
                     continue
@@ -279,7 +334,9 @@ struct Checker {
                 if target >= earliest { fail("\(what) exited 6 inside the window: \(restored.stderr.suffix(300))") }
             case 7:
                 let inGap = zip(spans, spans.dropFirst()).contains { $0.lastMs < target && target < $1.firstMs }
-                if !inGap { fail("\(what) exited 7 outside any gap: \(restored.stderr.suffix(300))") }
+                if !inGap && forked.isEmpty { fail("\(what) exited 7 outside any gap: \(restored.stderr.suffix(300))") }
+            case 11 where !forked.isEmpty:
+                break  // A target in (or reaching across) a forked part of the lineage.
             default:
                 fail("\(what) exited \(restored.status): \(restored.stderr.suffix(400))")
             }
@@ -298,10 +355,12 @@ struct Checker {
         let list = try WalshipBinary.run(["list", replicaURL, "--json"], environment: environment)
         let object = try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
         let listed = (object?["generations"] as? [[String: Any]])?.filter { $0["first_txid"] is NSNumber }.count ?? -1
-        if list.status != 0 || listed != spans.count {
+        if list.status != 0 || listed != spans.count + forked.count {
             fail("walship list shows \(listed) generations with restore points, the replica has \(spans.count)")
         }
-        if let forks = object?["forks"] as? [Any], !forks.isEmpty { fail("walship list reports a fork: \(forks)") }
+        if let forks = object?["forks"] as? [Any], !forks.isEmpty, !forkEvent {
+            fail("walship list reports a fork: \(forks)")
+        }
     }
 }
 

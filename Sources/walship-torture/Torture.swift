@@ -81,10 +81,14 @@ struct Torture: AsyncParsableCommand {
 
         let database = directory.file("app.db")
         let workload = try Workload(path: database, connections: 3)
+        // The agent's wall clock can be stepped (file replicas only: a large step breaks SigV4).
+        let clock = store == "file" ? try WallClockShift(directory: directory) : nil
+        agentEnvironment.merge(clock?.environment ?? [:]) { $1 }
         let agent = AgentController(
             arguments: [
                 "replicate", database, replicaURL, "--state-dir", directory.file("state"), "--sync-interval", "200ms",
-                "--snapshot-interval", "15s", "--wal-max-frames", "300", "--log-level", "info",
+                "--snapshot-interval", "15s", "--wal-max-frames", "300", "--log-level",
+                ProcessInfo.processInfo.environment["TORTURE_AGENT_LOG_LEVEL"] ?? "info",
             ], environment: agentEnvironment, logPath: directory.file("agent.log"))
         try agent.start()
 
@@ -95,6 +99,14 @@ struct Torture: AsyncParsableCommand {
         let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         let limit = ops ?? (minutes == nil ? 3000 : Int.max)
         var op = 0
+        // Scheduled events, at fixed points of each period of operations (the whole run when
+        // --ops is given): a saved copy of the database put back over it in place, a second agent
+        // continuing a copy of the first one's state for a while, and (file replicas) a step of
+        // the agent's wall clock one hour back.
+        let period = max(400, ops ?? 4000)
+        var secondAgent: AgentController?
+        var clockStepped = false
+        var forkEvent = false
         say("walship-torture: seed \(seed), work directory \(directory.path)")
         while op < limit, deadline.map({ Date() < $0 }) ?? true {
             op += 1
@@ -102,6 +114,62 @@ struct Torture: AsyncParsableCommand {
             if !agent.isRunning && op >= restartAt {
                 try agent.start()
                 events["agent starts", default: 0] += 1
+            }
+            switch op % period {
+            case period / 4:
+                try workload.saveCopy(to: directory.file("saved-copy.db"))
+            case let point
+            where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning
+                && workload.canOverwrite(with: directory.file("saved-copy.db")):
+                // (A copy larger than the database now would make SQLite itself report corruption:
+                // the wal-index still claims the smaller size. The event waits for one that fits.)
+                try workload.overwriteInPlace(with: directory.file("saved-copy.db"))
+                try? FileManager.default.removeItem(atPath: directory.file("saved-copy.db"))
+                events["database overwritten in place", default: 0] += 1
+                // Noticed as drift, or (an agent just starting) shipped as a transaction read from
+                // the file: either way the replica holds what the application has.
+                // The application waits for the new generation's first snapshot, so the state it
+                // now has is a restore point of its own (points start at that snapshot).
+                let noticed = (0..<300).contains { _ in
+                    let log = agent.currentLog
+                    if let drift = log.range(of: "the database file changed behind SQLite"),
+                        log[drift.upperBound...].contains("snapshot taken")
+                    {
+                        return true
+                    }
+                    if log.contains("shipped as one transaction read from the database file") { return true }
+                    usleep(100_000)
+                    return false
+                }
+                if !noticed {
+                    appErrors.append("op \(op): the agent did not notice the database overwritten in place")
+                }
+            case period * 3 / 5 where agent.isRunning && secondAgent == nil:
+                // A rolling deploy: a second agent with a copy of the first one's state.
+                _ = try CommandRunner.run("/bin/cp", ["-a", directory.file("state"), directory.file("state-b")])
+                var arguments = agent.arguments
+                arguments[arguments.firstIndex(of: directory.file("state"))!] = directory.file("state-b")
+                let second = AgentController(
+                    arguments: arguments, environment: agentEnvironment, logPath: directory.file("agent-b.log"))
+                try second.start()
+                secondAgent = second
+                forkEvent = true
+                events["second agent on a copied state", default: 0] += 1
+            case period * 7 / 10 where secondAgent != nil:
+                secondAgent?.stop(.term)
+                secondAgent = nil
+                try? FileManager.default.removeItem(atPath: directory.file("state-b"))
+                if agent.isRunning {
+                    agent.stop(.kill)
+                    events["agent kill -9", default: 0] += 1
+                }
+                restartAt = op + 1
+            case period * 4 / 5 where clock != nil && !clockStepped:
+                try clock?.set(milliseconds: -3_600_000)
+                clockStepped = true
+                events["agent wall clock stepped back 1 h", default: 0] += 1
+            default:
+                break
             }
             let roll = Int.random(in: 0..<1000, using: &random)
             do {
@@ -174,9 +242,10 @@ struct Torture: AsyncParsableCommand {
             appErrors.append(problem)
         }
 
+        secondAgent?.stop(.term)
         var checker = Checker(
             oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: replicaURL,
-            environment: checkEnvironment, directory: directory, seed: seed)
+            environment: checkEnvironment, directory: directory, seed: seed, forkEvent: forkEvent)
         try await checker.run()
         workload.close()
         try workload.writeOracle(to: directory.file("oracle.tsv"))

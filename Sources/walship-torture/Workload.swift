@@ -2,6 +2,10 @@ import Foundation
 import WalshipCore
 import WalshipTesting
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One state of the application database: every commit the app made, in order. Commit index 0
 /// is the state before the agent first started.
 struct OracleCommit {
@@ -166,6 +170,70 @@ final class Workload {
     }
 
     var pendingK: Int64 { nextK }
+
+    /// Closes every connection, checkpoints the whole WAL into the database file (the agent's
+    /// readers move within a poll interval), runs `body` with no connection of this process open
+    /// (closing a descriptor of the file would drop their locks), and opens the connections again.
+    private func withWALCheckpointed(_ body: () throws -> Void) throws {
+        for connection in connections { connection.close() }
+        connections = []
+        defer { connections = (try? (0..<3).map { _ in try Self.open(path) }) ?? [] }
+        let connection = try Self.open(path)
+        try connection.setBusyTimeout(milliseconds: 1000)
+        // A connection knows it is in WAL mode only once it has read the database.
+        _ = try connection.scalarInt("SELECT count(*) FROM sqlite_master")
+        var lastError = ""
+        var done = false
+        for _ in 0..<100 where !done {
+            do {
+                let result = try connection.checkpoint(.truncate)
+                done = result.walFrames == 0
+                lastError = "\(result)"
+            } catch {
+                lastError = "\(error)"
+            }
+            if !done { usleep(20_000) }
+        }
+        connection.close()
+        guard done else { throw WalshipError(.internal, "the TRUNCATE checkpoint never succeeded: \(lastError)") }
+        try body()
+    }
+
+    /// Saves a copy of the database file with every commit in it (for `overwriteInPlace`).
+    func saveCopy(to copy: String) throws {
+        try withWALCheckpointed {
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+        }
+        count("copies saved")
+    }
+
+    /// Whether a saved copy exists and is no larger than the database now.
+    func canOverwrite(with copy: String) -> Bool {
+        guard let copySize = FileSystem.size(copy), let pages = try? connections.first?.scalarInt("PRAGMA page_count"),
+            let pageSize = try? connections.first?.pageSize()
+        else { return false }
+        return copySize <= pages * Int64(pageSize)
+    }
+
+    /// Overwrites the database file in place (same inode, as `cp old.db app.db` does) with a
+    /// copy saved earlier, whose `meta.k` is first set to a fresh value: the application's state
+    /// goes back behind SQLite's back, and the oracle records it as a new state.
+    func overwriteInPlace(with copy: String) throws {
+        let k = nextK
+        let editor = try Connection(path: copy)
+        try editor.execute("UPDATE meta SET k = \(k)")
+        editor.close()  // The last connection: the copy's WAL goes into the file.
+        let start = Self.nowMs()
+        try withWALCheckpointed {
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: copy)))
+            let file = try LocalFile(path: path, flags: O_WRONLY | O_TRUNC)
+            try file.write(bytes)
+            try file.sync()
+            try file.close()
+        }
+        try record(k: k, connection: connections[0], startMs: start, endMs: Self.nowMs())
+    }
 
     /// The oracle as text, one commit per line: index, k, start ms, end ms, content hash.
     func writeOracle(to path: String) throws {

@@ -21,6 +21,12 @@ public enum PageChecksum {
         return masked.withUnsafeBytes { XXH64.hash($0, seed: 1) }
     }
 
+    /// The hash of an all-zero page `number` (0 for the lock page, which never counts).
+    public static func zeroPageHash(_ number: UInt32, pageSize: Int) -> UInt64 {
+        guard number != lockPage(pageSize: pageSize) else { return 0 }
+        return [UInt8](repeating: 0, count: pageSize).withUnsafeBytes { hash(page: $0, number: number) }
+    }
+
     /// SQLite's lock page for `pageSize`: the page that holds byte offset 0x40000000. It is never
     /// written (its content is undefined) and so never part of a checksum.
     public static func lockPage(pageSize: Int) -> UInt32 {

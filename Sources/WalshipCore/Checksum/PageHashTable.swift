@@ -146,8 +146,12 @@ final class PageHashTable {
             return nil
         }
         if databasePages > pageCount {
-            // Pages that joined the database: each was written by this transaction.
+            // Pages that joined the database: normally each was written by this transaction. One
+            // that was not is all zeros (SQLite reads a page past the end of the file as zeros:
+            // it happens when a file overwritten in place is shorter than the size the wal-index
+            // still claims), and a restore extends its file with zeros there too.
             for number in (pageCount + 1)...databasePages where number != lockPage {
+                if changed[number] == nil { set(number, PageChecksum.zeroPageHash(number, pageSize: pageSize)) }
                 checksum ^= try hash(ofPage: number)
             }
         } else if databasePages < pageCount {
@@ -190,7 +194,10 @@ final class PageHashTable {
                 let page = number + UInt32(index)
                 var value = load(ours, index)
                 if !written.contains(page) {
-                    value = page <= copyPages && theirs.count >= (index + 1) * 8 ? load(theirs, index) : 0
+                    // Past the copy's end and never written: zeros, as a restore leaves it.
+                    value =
+                        page <= copyPages && theirs.count >= (index + 1) * 8
+                        ? load(theirs, index) : PageChecksum.zeroPageHash(page, pageSize: pageSize)
                     store(&ours, index, value)
                 }
                 if page != lockPage { total ^= value }

@@ -21,24 +21,28 @@ import Synchronization
 public final class CommitClock: Sendable {
     /// Where the clock reads time; tests substitute their own.
     public struct Sources: Sendable {
-        /// The wall clock, Unix milliseconds.
-        public var wallMilliseconds: @Sendable () -> Int64
+        /// The wall clock, Unix nanoseconds.
+        public var wallNanoseconds: @Sendable () -> Int64
         /// A clock that only moves forward, nanoseconds (CLOCK_BOOTTIME: it also counts suspend).
         public var monotonicNanoseconds: @Sendable () -> UInt64
         /// What identifies this boot (the monotonic clock restarts with each).
         public var bootID: @Sendable () -> String?
 
         public init(
-            wallMilliseconds: @escaping @Sendable () -> Int64, monotonicNanoseconds: @escaping @Sendable () -> UInt64,
+            wallNanoseconds: @escaping @Sendable () -> Int64, monotonicNanoseconds: @escaping @Sendable () -> UInt64,
             bootID: @escaping @Sendable () -> String?
         ) {
-            self.wallMilliseconds = wallMilliseconds
+            self.wallNanoseconds = wallNanoseconds
             self.monotonicNanoseconds = monotonicNanoseconds
             self.bootID = bootID
         }
 
         public static let system = Sources(
-            wallMilliseconds: { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) },
+            wallNanoseconds: {
+                var time = timespec()
+                clock_gettime(CLOCK_REALTIME, &time)
+                return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+            },
             monotonicNanoseconds: {
                 var time = timespec()
                 clock_gettime(CLOCK_BOOTTIME, &time)
@@ -54,11 +58,13 @@ public final class CommitClock: Sendable {
     struct Anchor: Codable, Equatable {
         var bootID: String
         var monotonicNanoseconds: UInt64
-        var milliseconds: Int64
+        var wallNanoseconds: Int64
     }
 
+    /// Times are kept in nanoseconds and cut to milliseconds only when handed out, so a commit
+    /// time is never before the wall time (in milliseconds) it was read at.
     private struct State {
-        var anchorMs: Int64
+        var anchorWallNs: Int64
         var anchorNs: UInt64
         var lastMs: UInt64 = 0
         /// Set while the wall clock is behind (logged once per step).
@@ -67,8 +73,8 @@ public final class CommitClock: Sendable {
         var forwardSteps: UInt64 = 0
     }
 
-    /// A wall clock this far from the monotonic clock's time is a step, not drift.
-    public static let stepTolerance: Int64 = 1000
+    /// A wall clock this far (1 s, in nanoseconds) from the monotonic clock's time is a step.
+    public static let stepTolerance: Int64 = 1_000_000_000
 
     private let sources: Sources
     private let path: String?
@@ -80,22 +86,22 @@ public final class CommitClock: Sendable {
         self.sources = sources
         self.path = path
         self.logger = logger
-        let wall = sources.wallMilliseconds()
+        let wall = sources.wallNanoseconds()
         let monotonic = sources.monotonicNanoseconds()
-        var initial = State(anchorMs: wall, anchorNs: monotonic)
+        var initial = State(anchorWallNs: wall, anchorNs: monotonic)
         if let path, let data = try? FileSystem.contents(of: path),
             let saved = try? JSONDecoder().decode(Anchor.self, from: Data(data)),
             let boot = sources.bootID(), saved.bootID == boot, saved.monotonicNanoseconds <= monotonic
         {
-            let continued = saved.milliseconds + Int64((monotonic - saved.monotonicNanoseconds) / 1_000_000)
+            let continued = saved.wallNanoseconds + Int64(monotonic - saved.monotonicNanoseconds)
             if wall < continued - Self.stepTolerance {
                 // Stepped back while the agent was down: continue from before the step.
-                initial = State(anchorMs: saved.milliseconds, anchorNs: saved.monotonicNanoseconds)
+                initial = State(anchorWallNs: saved.wallNanoseconds, anchorNs: saved.monotonicNanoseconds)
                 initial.wallBehind = true
                 initial.backwardSteps = 1
                 logger.warning(
                     "the wall clock is behind the time walship kept across its restart; commit times continue from before the step",
-                    metadata: ["clock.behind_ms": "\(continued - wall)"])
+                    metadata: ["clock.behind_ms": "\((continued - wall) / 1_000_000)"])
             }
         }
         state = Mutex(initial)
@@ -104,18 +110,22 @@ public final class CommitClock: Sendable {
 
     /// The time for a commit read now (Unix ms): never before the previous one.
     public func now() -> UInt64 {
-        let wall = sources.wallMilliseconds()
+        let wall = sources.wallNanoseconds()
         let monotonic = sources.monotonicNanoseconds()
         var event: (forward: Bool, difference: Int64)?
         let result = state.withLock { state -> UInt64 in
-            let elapsed = Int64((monotonic &- state.anchorNs) / 1_000_000)
-            var candidate = state.anchorMs + elapsed
+            var candidate = state.anchorWallNs + Int64(monotonic &- state.anchorNs)
             if wall > candidate + Self.stepTolerance {
                 event = (true, wall - candidate)
-                state.anchorMs = wall
-                state.anchorNs = monotonic
                 state.forwardSteps += 1
+            }
+            if wall >= candidate {
+                // The wall clock leads (a forward step, or within the tolerance): it is followed,
+                // so a commit time is never before the wall time it was read at, and the anchor
+                // moves with it, so a later lag is measured from here.
                 state.wallBehind = false
+                state.anchorWallNs = wall
+                state.anchorNs = monotonic
                 candidate = wall
             } else if wall < candidate - Self.stepTolerance {
                 if !state.wallBehind {
@@ -126,19 +136,19 @@ public final class CommitClock: Sendable {
             } else {
                 state.wallBehind = false
             }
-            state.lastMs = max(state.lastMs, UInt64(max(0, candidate)))
+            state.lastMs = max(state.lastMs, UInt64(max(0, candidate / 1_000_000)))
             return state.lastMs
         }
         if let event {
             if event.forward {
                 logger.info(
                     "the wall clock stepped forward; commit times follow it",
-                    metadata: ["clock.step_ms": "\(event.difference)"])
+                    metadata: ["clock.step_ms": "\(event.difference / 1_000_000)"])
                 persist()
             } else {
                 logger.warning(
                     "the wall clock stepped back; commit times keep advancing from before the step (not followed)",
-                    metadata: ["clock.step_ms": "\(event.difference)"])
+                    metadata: ["clock.step_ms": "\(event.difference / 1_000_000)"])
             }
         }
         return result
@@ -147,12 +157,13 @@ public final class CommitClock: Sendable {
     /// Keeps times at or after `milliseconds` (the replica's newest commit time): a clock behind
     /// it is re-anchored there.
     public func raiseFloor(to milliseconds: UInt64) {
+        let floor = Int64(clamping: milliseconds) * 1_000_000
         let raised = state.withLock { state -> Bool in
             state.lastMs = max(state.lastMs, milliseconds)
             let monotonic = sources.monotonicNanoseconds()
-            let candidate = state.anchorMs + Int64((monotonic &- state.anchorNs) / 1_000_000)
-            guard candidate < Int64(clamping: milliseconds) else { return false }
-            state.anchorMs = Int64(clamping: milliseconds)
+            let candidate = state.anchorWallNs + Int64(monotonic &- state.anchorNs)
+            guard candidate < floor else { return false }
+            state.anchorWallNs = floor
             state.anchorNs = monotonic
             return true
         }
@@ -165,7 +176,7 @@ public final class CommitClock: Sendable {
     private func persist() {
         guard let path, let boot = sources.bootID() else { return }
         let anchor = state.withLock {
-            Anchor(bootID: boot, monotonicNanoseconds: $0.anchorNs, milliseconds: $0.anchorMs)
+            Anchor(bootID: boot, monotonicNanoseconds: $0.anchorNs, wallNanoseconds: $0.anchorWallNs)
         }
         guard let data = try? JSONEncoder().encode(anchor) else { return }
         try? FileSystem.writeAtomically(Array(data), to: path, mode: 0o600)

@@ -149,10 +149,8 @@ extension ReplicationLoop {
         let now = ContinuousClock.now
         if let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
         lastDriftCheck = now
-        guard
-            case .drift(let why) = try follower.checkDrift(
-                table: table, scanFrom: &driftScanFrom, budgetBytes: Self.driftScanBytes)
-        else { return false }
+        let result = try follower.checkDrift(table: table, scanFrom: &driftScanFrom, budgetBytes: Self.driftScanBytes)
+        guard case .drift(let why) = result else { return false }
         logger.error(
             "the database file changed behind SQLite; the generation ends here and a new one starts with a snapshot",
             metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])

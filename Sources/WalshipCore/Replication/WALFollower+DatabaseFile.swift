@@ -113,9 +113,13 @@ extension WALFollower {
         guard !connections.isEmpty, let before = shm.readHeader(), let backfill = shm.readBackfill() else {
             return .inconclusive
         }
-        // Everything published has been read, or a restart is pending after a complete backfill.
+        // Everything published has been read, or a restart is pending after a complete backfill
+        // of a WAL this follower read to its end (the wal-index keeps the last frame's checksum).
         let sameWAL = cursor.hasSalts(before.salt1, before.salt2) && before.maxFrame == cursor.frame
-        guard sameWAL || before.maxFrame == 0 else { return .inconclusive }
+        let restartAfterOurEnd = before.maxFrame == 0 && before.frameChecksum == cursor.checksum
+        guard sameWAL || restartAfterOurEnd else {
+            return .inconclusive
+        }
         let fullyBackfilled = before.maxFrame == 0 || backfill >= before.maxFrame
         guard fullyBackfilled || walPageFramesComplete else { return .inconclusive }
         func superseded(_ page: UInt32) -> Bool {
@@ -148,18 +152,6 @@ extension WALFollower {
         }
         if problem == nil, try differs(1) {
             problem = "page 1 of the database file differs from the shipped state after txid \(table.txid)"
-        }
-        if problem == nil && fullyBackfilled && !superseded(1) && fileSize >= Int64(pageSize) {
-            // Page 1's hash leaves out the in-header database size (a backup copy rewrites it), so
-            // it is compared on its own: valid when the change counter equals version-valid-for.
-            _ = try connection.readDatabaseFile(into: buffer, at: 0)
-            let field = { (offset: Int) in
-                UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            }
-            if field(24) == field(92) && field(28) != pages {
-                problem =
-                    "the database file's header says \(field(28)) pages, but the shipped state after txid \(table.txid) has \(pages)"
-            }
         }
         if problem == nil && pages > 1 {
             var checked = 0

@@ -14,7 +14,7 @@ struct CommitClockTests {
 
         var sources: CommitClock.Sources {
             CommitClock.Sources(
-                wallMilliseconds: { self.state.withLock { $0.wallMs } },
+                wallNanoseconds: { self.state.withLock { $0.wallMs * 1_000_000 } },
                 monotonicNanoseconds: { self.state.withLock { $0.monotonicMs * 1_000_000 } },
                 bootID: { self.state.withLock { $0.boot } })
         }
@@ -64,11 +64,16 @@ struct CommitClockTests {
         time.stepWall(600_000)
         #expect(Int64(clock.now()) == time.wall)
         #expect(clock.steps.forward == 1)
-        // Drift within the tolerance is not a step: the monotonic time is kept.
+        // Within the tolerance: a wall clock that leads is followed (a commit time is never
+        // before the wall time it was read at); one that lags is not, and neither is a step.
         let steady = clock.now()
         time.pass(100)
         time.stepWall(300)
-        #expect(clock.now() == steady + 100)
+        #expect(clock.now() == steady + 400)
+        time.pass(100)
+        time.stepWall(-600)
+        #expect(clock.now() == steady + 500)
+        #expect(clock.steps.backward == 0 && clock.steps.forward == 1)
     }
 
     @Test(
