@@ -295,18 +295,20 @@ extension CLIIntegration {
                 try LedgerDatabase.verifiedTransactionCount(at: directory.file("before.db")) == Int64(10 + branch - 1))
         }
 
-        @Test("two agents on one replica are a fork: list shows it, restore exits 11 unless --generation picks one")
+        @Test(
+            "two agents on one database and replica (each with its own state directory) are a fork: list shows it, restore exits 11 unless --generation picks one"
+        )
         func twoAgentsAreAFork() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
-            try FileManager.default.copyItem(atPath: database, toPath: directory.file("other.db"))
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
+            // A second agent on the same database, without the first one's state (a second pod).
             let second = try AgentProcess(
                 [
-                    "replicate", directory.file("other.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
                     directory.file("state2"), "--once",
                 ], logPath: directory.file("agent2.log"))
             #expect(second.wait() == 0, "\(second.log.suffix(2000))")
@@ -328,7 +330,7 @@ extension CLIIntegration {
             let counts = try listed.ids.map {
                 try LedgerDatabase.verifiedTransactionCount(at: directory.file("\($0).db"))
             }
-            #expect(counts.sorted() == [10, 16], "\(counts)")
+            #expect(counts.sorted() == [13, 16], "\(counts)")
         }
     }
 }
