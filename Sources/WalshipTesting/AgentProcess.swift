@@ -26,6 +26,12 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
         try process.run()
     }
 
+    /// An agent outlives its test only by mistake (a thrown error between start and stop): it is
+    /// killed, so no agent keeps replicating into a deleted work directory.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
 
