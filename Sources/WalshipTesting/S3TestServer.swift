@@ -84,21 +84,12 @@ public final class S3TestServer: @unchecked Sendable {
             // CSV-quoted, so the secret stays out of `ps`.
             environment["RCLONE_AUTH_KEY"] = "\"\(accessKeyID),\(secret)\""
             process.environment = environment
-            _ = FileManager.default.createFile(atPath: directory.file("rclone.log"), contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("rclone.log")))
-            process.standardOutput = log
-            process.standardError = log
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let server = S3TestServer(
-                kind: .rclone, endpoint: "http://127.0.0.1:\(port)", accessKeyID: accessKeyID,
-                secretAccessKey: secret, directory: directory, process: process)
             do {
-                try await server.waitUntilReady(bucket: buckets.first)
-                return server
+                return try await launch(
+                    process, kind: .rclone, endpoint: "http://127.0.0.1:\(port)", accessKeyID: accessKeyID,
+                    secret: secret, directory: directory, bucket: buckets.first, timeout: .seconds(10))
             } catch {
                 lastError = error
-                server.stop()
             }
         }
         let reason = lastError.map { "\($0)" } ?? "unknown"
@@ -139,25 +130,41 @@ public final class S3TestServer: @unchecked Sendable {
                     "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
                     "-s3.config=\(directory.file("s3.json"))", "-bucket=\(buckets.joined(separator: ","))",
                 ] + ports.sorted { $0.key < $1.key }.map { "-\($0.key)=\($0.value)" }
-            _ = FileManager.default.createFile(atPath: directory.file("server.log"), contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("server.log")))
-            process.standardOutput = log
-            process.standardError = log
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let server = S3TestServer(
-                kind: .seaweedfs, endpoint: "http://127.0.0.1:\(ports["s3.port"]!)", accessKeyID: accessKeyID,
-                secretAccessKey: secret, directory: directory, process: process)
             do {
-                try await server.waitUntilReady(bucket: buckets.first, timeout: .seconds(30))
-                return server
+                return try await launch(
+                    process, kind: .seaweedfs, endpoint: "http://127.0.0.1:\(ports["s3.port"]!)",
+                    accessKeyID: accessKeyID, secret: secret, directory: directory, bucket: buckets.first,
+                    timeout: .seconds(30))
             } catch {
                 lastError = error
-                server.stop()
             }
         }
         let reason = lastError.map { "\($0)" } ?? "unknown"
         throw WalshipError(.internal, "SeaweedFS (weed mini) did not start: \(reason)")
+    }
+
+    /// Runs `process` with its output in `<directory>/server.log` and waits until a signed request
+    /// answers (at most `timeout`); a server that does not answer is stopped.
+    private static func launch(
+        _ process: Process, kind: Kind, endpoint: String, accessKeyID: String, secret: String,
+        directory: TemporaryDirectory, bucket: String?, timeout: Duration
+    ) async throws -> S3TestServer {
+        _ = FileManager.default.createFile(atPath: directory.file("server.log"), contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("server.log")))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let server = S3TestServer(
+            kind: kind, endpoint: endpoint, accessKeyID: accessKeyID, secretAccessKey: secret, directory: directory,
+            process: process)
+        do {
+            try await server.waitUntilReady(bucket: bucket, timeout: timeout)
+            return server
+        } catch {
+            server.stop()
+            throw error
+        }
     }
 
     /// Polls with a signed request until the server answers (at most `timeout`).
@@ -196,7 +203,7 @@ public final class S3TestServer: @unchecked Sendable {
     }
 
     /// The server's log file.
-    public var logPath: String { directory.file(kind == .rclone ? "rclone.log" : "server.log") }
+    public var logPath: String { directory.file("server.log") }
 
     /// Creates a bucket: a directory under the data root (rclone), or a signed CreateBucket
     /// request (SeaweedFS, through curl's own SigV4 signer).

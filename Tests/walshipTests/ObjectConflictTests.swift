@@ -66,9 +66,15 @@ extension CLIIntegration {
                 return String(held.split(separator: "?")[0].dropFirst("/walship/".count))
             }
 
-            func restoreLatest(_ name: String) throws -> CommandRunner.Output {
-                try WalshipBinary.run(
-                    ["restore", "s3://walship/db", "-o", directory.file(name), "--quiet"], environment: environment)
+            /// Restores the latest point and expects it to hold every transaction the database has.
+            func expectLatestRestoresDatabase() throws {
+                let restored = try WalshipBinary.run(
+                    ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"],
+                    environment: environment)
+                #expect(restored.status == 0, "\(restored.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db"))
+                        == LedgerDatabase.verifiedTransactionCount(at: database))
             }
         }
 
@@ -88,11 +94,7 @@ extension CLIIntegration {
             for _ in 0..<5 { try LedgerDatabase.commitNext(on: setup.app) }
             #expect(second.stop() == 0, "\(second.log.suffix(3000))")
             #expect(!second.log.contains("new generation"), "\(second.log.suffix(3000))")
-            let restored = try setup.restoreLatest("latest.db")
-            #expect(restored.status == 0, "\(restored.stderr)")
-            #expect(
-                try LedgerDatabase.verifiedTransactionCount(at: setup.directory.file("latest.db"))
-                    == LedgerDatabase.verifiedTransactionCount(at: setup.database))
+            try setup.expectLatestRestoresDatabase()
         }
 
         @Test(
@@ -117,11 +119,7 @@ extension CLIIntegration {
             #expect(second.stop() == 0, "the agent could not ship everything: \(second.log.suffix(3000))")
             // The other object is still there, untouched.
             #expect(try await store.get(key) == Array("not this agent's segment".utf8))
-            let restored = try setup.restoreLatest("latest.db")
-            #expect(restored.status == 0, "\(restored.stderr)")
-            #expect(
-                try LedgerDatabase.verifiedTransactionCount(at: setup.directory.file("latest.db"))
-                    == LedgerDatabase.verifiedTransactionCount(at: setup.database))
+            try setup.expectLatestRestoresDatabase()
         }
 
         @Test(
