@@ -35,6 +35,17 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
 
+    /// CPU time the agent has used so far (user + system, from `/proc/<pid>/stat`).
+    public var cpuSeconds: Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return 0 }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// SIGTERM, then waits (at most `timeout`) and returns the exit status.
     @discardableResult
     public func stop(timeout: TimeInterval = 30) -> Int32 {

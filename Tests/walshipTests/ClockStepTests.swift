@@ -61,3 +61,49 @@ extension CLIIntegration {
         }
     }
 }
+
+extension CLIIntegration.ClockStepTests {
+    @Test(
+        "a wall clock step during the agent's poll pause neither stalls it (a step back) nor makes it spin (a step forward): pauses run on the monotonic clock"
+    )
+    func stepDuringPause() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("app.db")
+        try LedgerDatabase.create(at: database, rows: 0)
+        let app = try Connection(path: database)
+        defer { app.close() }
+        let shift = try WallClockShift(directory: directory)
+        let agent = try AgentProcess(
+            [
+                "replicate", database, CLIIntegration.ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"),
+            ], logPath: directory.file("agent.log"), environment: shift.environment)
+        #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+        // The shim moves what the agent reads from the wall clock, not the kernel's timers: an
+        // offset ahead is what a wait on a wall-clock deadline sees when the clock steps back.
+        try shift.set(milliseconds: 600_000)
+        for _ in 0..<10 {
+            try LedgerDatabase.commitNext(on: app)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .seconds(1))
+        // A step the other way: a wall-clock deadline would be in the past at once.
+        try shift.set(milliseconds: -600_000)
+        try await Task.sleep(for: .milliseconds(500))
+        let before = agent.cpuSeconds
+        try await Task.sleep(for: .seconds(3))
+        let idle = agent.cpuSeconds - before
+        // Idle polling every 100 ms costs a few hundredths of a second here; spinning, a whole one.
+        #expect(idle < 0.5, "the idle agent used \(idle) CPU seconds in 3 s: \(agent.log.suffix(2000))")
+        let started = ContinuousClock.now
+        let status = agent.stop(timeout: 120)
+        let took = ContinuousClock.now - started
+        #expect(status == 0, "\(agent.log.suffix(3000))")
+        // A stop takes well under a second; a pause on a wall-clock deadline took 10 minutes.
+        #expect(took < .seconds(15), "the stop took \(took)")
+        let restored = try CLIIntegration.ReplicateCommandTests.restore(directory, [], to: "latest.db")
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 10)
+    }
+}

@@ -82,7 +82,7 @@ final class SharedMemoryIndex {
 /// transactions quickly (`pause` returns early when one starts).
 final class SharedMemoryFile: @unchecked Sendable {  // Mutable fields are guarded by `condition`.
     private let key: String
-    private let condition = NSCondition()
+    private let condition = MonotonicCondition()
     private var users = 1
     private var checkpoints = 0
     /// Open descriptors and the `-shm` file each refers to. Normally one; a `-shm` replaced
@@ -167,9 +167,8 @@ final class SharedMemoryFile: @unchecked Sendable {  // Mutable fields are guard
 
     /// Sleeps for `duration`, or until a checkpoint of this database starts in this process.
     func pause(_ duration: Duration) {
-        let deadline = Date(timeIntervalSinceNow: Double(duration.milliseconds) / 1000)
         condition.lock()
         defer { condition.unlock() }
-        while checkpoints == 0 && condition.wait(until: deadline) {}
+        condition.wait(for: duration) { checkpoints == 0 }
     }
 }
