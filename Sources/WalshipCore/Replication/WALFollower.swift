@@ -180,16 +180,26 @@ final class WALFollower {
         return true
     }
 
-    /// Starts a bounded checkpoint when the published WAL is longer than `walMaxFrames`.
-    /// Returns whether a checkpoint is running (the caller then polls and rotates quickly, so
-    /// the checkpoint finds the agent's reader on the newest snapshot).
+    /// Starts a bounded checkpoint when the published WAL is longer than `walMaxFrames` and not
+    /// yet all copied into the database file. Returns whether a checkpoint is running (the
+    /// caller then polls and rotates quickly, so the checkpoint finds the agent's reader on the
+    /// newest snapshot).
+    ///
+    /// A WAL that is all backfilled needs no checkpoint: SQLite keeps its length until the next
+    /// writer restarts it, and the agent's next read transaction reads from the database file,
+    /// out of that writer's way. (Asking again anyway ran RESTART checkpoints back to back,
+    /// each taking the writer lock, for as long as the application did not write.)
     func checkpointIfNeeded(walMaxFrames: UInt32) -> Bool {
         guard let checkpointer else { return false }
         // Another replicator of this database in this process (another bucket) may be the one
         // checkpointing: its RESTART waits for this reader too, and a second one would only
         // find the writer lock taken.
         let siblingRunning = !checkpointer.isBusy && shm.shared?.checkpointRunning == true
-        if lastMaxFrame > walMaxFrames && !siblingRunning { checkpointer.request() }
+        if lastMaxFrame > walMaxFrames && !siblingRunning && !checkpointer.isBusy
+            && (shm.readBackfill() ?? 0) < lastMaxFrame
+        {
+            checkpointer.request()
+        }
         return checkpointer.isBusy || siblingRunning
     }
 
