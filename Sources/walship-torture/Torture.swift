@@ -123,6 +123,8 @@ struct Torture: AsyncParsableCommand {
                 && workload.canOverwrite(with: directory.file("saved-copy.db")):
                 // (A copy larger than the database now would make SQLite itself report corruption:
                 // the wal-index still claims the smaller size. The event waits for one that fits.)
+                // Only what the agent logs from here on can be about this overwrite.
+                let logBefore = agent.currentLog.utf8.count
                 try workload.overwriteInPlace(with: directory.file("saved-copy.db"))
                 try? FileManager.default.removeItem(atPath: directory.file("saved-copy.db"))
                 events["database overwritten in place", default: 0] += 1
@@ -131,7 +133,7 @@ struct Torture: AsyncParsableCommand {
                 // The application waits for the new generation's first snapshot, so the state it
                 // now has is a restore point of its own (points start at that snapshot).
                 let noticed = (0..<300).contains { _ in
-                    let log = agent.currentLog
+                    let log = String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self)
                     if let drift = log.range(of: "the database file changed behind SQLite"),
                         log[drift.upperBound...].contains("snapshot taken")
                     {

@@ -75,5 +75,58 @@ extension CLIIntegration {
             #expect(again.wait() == 0, "\(again.log)")
             #expect(!again.log.contains("new generation"), "\(again.log)")
         }
+
+        @Test(
+            "a drill copy replicated while the original's agent runs on is a fork: latest and --txid refuse (exit 11) instead of returning the drill's data, --generation picks either"
+        )
+        func drillWhileOriginalRunsIsAFork() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
+            let app = try Connection(path: directory.file("app.db"))
+            defer { app.close() }
+            let production = try AgentProcess(
+                [
+                    "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"),
+                ], logPath: directory.file("production.log"))
+            #expect(production.waitForLog("page hashes complete"), "\(production.log)")
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            // The drill: restore an earlier point elsewhere and replicate it, with its own state.
+            let drill = directory.file("drill/app.db")
+            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
+            let restored = try WalshipBinary.run([
+                "restore", ReplicateCommandTests.replicaURL(directory), "-o", drill, "--txid", "0", "--state-dir",
+                directory.file("drill-state"), "--quiet",
+            ])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            let drillApp = try Connection(path: drill)
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: drillApp) }
+            drillApp.close()
+            let drillAgent = try AgentProcess(
+                [
+                    "replicate", drill, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("drill-state"), "--once",
+                ], logPath: directory.file("drill.log"))
+            #expect(drillAgent.wait() == 0, "\(drillAgent.log)")
+            // The original goes on, into the txids the drill's generation uses.
+            for _ in 0..<6 { try LedgerDatabase.commitNext(on: app) }
+            #expect(production.stop() == 0, "\(production.log)")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+            let forks = try #require(object["forks"] as? [[String]], "\(list.stdout)")
+            #expect(forks.count == 1 && forks.first?.count == 2, "\(list.stdout)")
+            for target in [[], ["--txid", "3"]] {
+                let refused = try ReplicateCommandTests.restore(directory, target, to: "refused.db")
+                #expect(refused.status == 11, "restore \(target): \(refused.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: directory.file("refused.db")))
+            }
+            let productionGeneration = try #require(
+                production.log.firstMatch(of: /generation=([0-9a-f]{16})/).map { String($0.1) })
+            let chosen = try ReplicateCommandTests.restore(
+                directory, ["--generation", productionGeneration], to: "production.db")
+            #expect(chosen.status == 0, "\(chosen.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("production.db")) == 20)
+        }
     }
 }

@@ -5,7 +5,13 @@
 /// without its state while another runs. It shows in two ways:
 /// - generations that name the same predecessor (or several that name none);
 /// - a generation whose predecessor kept shipping transactions after the branch point
-///   (`predecessorTxid`): in one lineage a generation ends before its successor starts.
+///   (`predecessorTxid`): in one lineage a generation ends before its successor starts;
+/// - two generations that shipped the same txids at the same time: an older generation with an
+///   object taken after a newer one was created, at or past that newer one's first txid. That
+///   is how a database restored from the replica and replicated while the original still runs
+///   (a drill), or the later generations of an agent racing another one, show. A restored
+///   generation whose predecessor's later points all came before it (a rollback: the original
+///   was stopped and restored over) is not a fork: its points supersede those.
 /// Restore refuses a forked generation unless `--generation` picks one.
 public struct Lineage: Sendable {
     public struct Link: Sendable, Equatable {
@@ -22,24 +28,52 @@ public struct Lineage: Sendable {
         }
     }
 
+    /// One object of a generation: when it was taken (a segment's last commit time, a
+    /// snapshot's time) and the highest txid it covers.
+    public struct Activity: Sendable, Equatable {
+        public var ms: UInt64
+        public var txid: UInt64
+
+        public init(ms: UInt64, txid: UInt64) {
+            self.ms = ms
+            self.txid = txid
+        }
+    }
+
     public var links: [GenerationID: Link]
     /// The highest txid each generation shipped (segments and snapshots).
     public var lastTxids: [GenerationID: UInt64]
+    /// Each generation's first txid (its first restore point, or its first segment's).
+    public var firstTxids: [GenerationID: UInt64]
+    /// Each generation's objects as (time, highest txid).
+    public var activity: [GenerationID: [Activity]]
 
-    public init(links: [GenerationID: Link], lastTxids: [GenerationID: UInt64] = [:]) {
+    public init(
+        links: [GenerationID: Link], lastTxids: [GenerationID: UInt64] = [:], firstTxids: [GenerationID: UInt64] = [:],
+        activity: [GenerationID: [Activity]] = [:]
+    ) {
         self.links = links
         self.lastTxids = lastTxids
+        self.firstTxids = firstTxids
+        self.activity = activity
     }
 
     /// Reads the first snapshot header of every generation, 16 ranged GETs at a time (a replica
     /// can hold hundreds of generations, and restore pays for this before it starts).
     public static func load(store: any ObjectStore, inventory: ReplicaInventory) async throws -> Lineage {
         var lastTxids: [GenerationID: UInt64] = [:]
+        var firstTxids: [GenerationID: UInt64] = [:]
+        var activity: [GenerationID: [Activity]] = [:]
         var firsts: [(GenerationID, String)] = []
         for generation in inventory.generations {
-            let segmentMax = inventory.segments(of: generation).map(\.lastTxid).max() ?? 0
-            let snapshotMax = inventory.snapshots(of: generation).map(\.usableTxid).max() ?? 0
-            lastTxids[generation] = max(segmentMax, snapshotMax)
+            let segments = inventory.segments(of: generation)
+            let snapshots = inventory.snapshots(of: generation)
+            lastTxids[generation] = max(segments.map(\.lastTxid).max() ?? 0, snapshots.map(\.usableTxid).max() ?? 0)
+            firstTxids[generation] = min(
+                segments.map(\.firstTxid).min() ?? .max, snapshots.map(\.usableTxid).min() ?? .max)
+            activity[generation] =
+                segments.map { Activity(ms: $0.lastMs, txid: $0.lastTxid) }
+                + snapshots.map { Activity(ms: $0.takenMs, txid: $0.usableTxid) }
             if let first = inventory.snapshots(of: generation).min(by: { $0.takenMs < $1.takenMs }) {
                 firsts.append((generation, first.key))
             }
@@ -67,7 +101,7 @@ public struct Lineage: Sendable {
                 schedule()
             }
         }
-        return Lineage(links: links, lastTxids: lastTxids)
+        return Lineage(links: links, lastTxids: lastTxids, firstTxids: firstTxids, activity: activity)
     }
 
     /// Groups of generations that are forks of each other, each sorted, oldest group first.
@@ -83,6 +117,7 @@ public struct Lineage: Sendable {
             }
             groups.append([predecessor, generation])
         }
+        groups += concurrentPairs.map { Set([$0.0, $0.1]) }
         // Merge groups that share a generation.
         var merged: [Set<GenerationID>] = []
         for group in groups {
@@ -95,6 +130,47 @@ public struct Lineage: Sendable {
             merged.append(group)
         }
         return merged.map { $0.sorted() }.sorted { $0[0] < $1[0] }
+    }
+
+    /// Pairs (older, newer) of generations that shipped the same txids at the same time: the
+    /// older one has an object taken after the newer one was created, at or past the newer
+    /// one's first txid. (One agent creates a generation after its predecessor's last commit,
+    /// on one clock, and starts it past every txid it saw: only another agent writes such an
+    /// object.)
+    var concurrentPairs: [(GenerationID, GenerationID)] {
+        // Per generation: its objects newest first, with the highest txid of each one and all
+        // newer ones, so "the highest txid shipped after time t" is one binary search.
+        let latestFirst: [GenerationID: [Activity]] = activity.mapValues { objects in
+            var sorted = objects.sorted { $0.ms > $1.ms }
+            var highest: UInt64 = 0
+            for index in sorted.indices {
+                highest = max(highest, sorted[index].txid)
+                sorted[index].txid = highest
+            }
+            return sorted
+        }
+        func highestTxid(of generation: GenerationID, after ms: UInt64) -> UInt64? {
+            guard let objects = latestFirst[generation] else { return nil }
+            // The last index whose object is newer than `ms` (objects are newest first).
+            var low = 0
+            var high = objects.count
+            while low < high {
+                let middle = (low + high) / 2
+                if objects[middle].ms > ms { low = middle + 1 } else { high = middle }
+            }
+            return low == 0 ? nil : objects[low - 1].txid
+        }
+        let generations = latestFirst.keys.sorted()
+        var pairs: [(GenerationID, GenerationID)] = []
+        for (index, newer) in generations.enumerated() {
+            guard let first = firstTxids[newer], first != .max else { continue }
+            for older in generations[..<index] {
+                if let shipped = highestTxid(of: older, after: newer.createdMilliseconds), shipped >= first {
+                    pairs.append((older, newer))
+                }
+            }
+        }
+        return pairs
     }
 
     /// The fork group a generation belongs to, if any.
