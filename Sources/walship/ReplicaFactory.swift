@@ -99,15 +99,26 @@ enum ReplicaFactory {
     }
 
     /// `--state-dir`, else `$XDG_STATE_HOME/walship`, else `~/.local/state/walship`; one
-    /// subdirectory per database, named after the file and a hash of its absolute path.
+    /// subdirectory per database, named after the file and a hash of its canonical path (so
+    /// two spellings of one database share one state and one lock). A state directory that
+    /// walship 0.1 named after the path as given (before symbolic links were resolved) is kept.
     static func stateDirectory(option: String?, databasePath: String) -> String {
         let environment = ProcessInfo.processInfo.environment
         let base =
             option ?? environment["XDG_STATE_HOME"].map { "\($0)/walship" }
             ?? "\(environment["HOME"] ?? "/tmp")/.local/state/walship"
-        let absolute = FileSystem.absolute(databasePath)
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in absolute.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return "\(FileSystem.absolute(base))/\(FileSystem.fileName(of: absolute))-\(String(hash, radix: 16).prefix(8))"
+        func directory(for path: String) -> String {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            return "\(FileSystem.absolute(base))/\(FileSystem.fileName(of: path))-\(String(hash, radix: 16).prefix(8))"
+        }
+        let canonical = directory(for: FileSystem.canonical(databasePath))
+        let legacy = directory(for: FileSystem.absolute(databasePath))
+        if legacy != canonical && !FileManager.default.fileExists(atPath: canonical)
+            && FileManager.default.fileExists(atPath: legacy)
+        {
+            return legacy
+        }
+        return canonical
     }
 }

@@ -128,5 +128,29 @@ extension CLIIntegration {
             #expect(chosen.status == 0, "\(chosen.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("production.db")) == 20)
         }
+
+        @Test(
+            "one database reached through a symlinked directory or a relative path is the same database: same state, same generation"
+        )
+        func symlinkedPathIsTheSameDatabase() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(atPath: directory.file("data"), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(
+                atPath: directory.file("link"), withDestinationPath: directory.file("data"))
+            try LedgerDatabase.create(at: directory.file("data/app.db"), rows: 10)
+            #expect(try Self.agent(directory.file("data/app.db"), directory, "1.log").wait() == 0)
+            let app = try Connection(path: directory.file("data/app.db"))
+            try LedgerDatabase.commitNext(on: app)
+            app.close()
+            let linked = try Self.agent(directory.file("link/app.db"), directory, "2.log")
+            #expect(linked.wait() == 0, "\(linked.log)")
+            #expect(!linked.log.contains("new generation"), "\(linked.log)")
+            let states = try FileManager.default.contentsOfDirectory(atPath: directory.file("state"))
+            #expect(states.count == 1, "\(states)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 11)
+        }
     }
 }

@@ -280,11 +280,12 @@ public struct DatabaseID: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Objects of format version 1 carry none.
     public static let unknown = DatabaseID(bytes: [UInt8](repeating: 0, count: 16))
 
-    /// The identity of the database at `path` (absolute).
+    /// The identity of the database at `path`: its canonical path (symbolic links resolved, so
+    /// a symlinked data directory is the same database).
     public static func forDatabase(atPath path: String) -> DatabaseID {
         var hasher = SHA256()
         hasher.update(data: Array("walship database identity\0".utf8))
-        hasher.update(data: Array(FileSystem.absolute(path).utf8))
+        hasher.update(data: Array(FileSystem.canonical(path).utf8))
         return DatabaseID(bytes: Array(Array(hasher.finalize()).prefix(16)))
     }
 

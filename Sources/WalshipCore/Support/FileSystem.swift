@@ -72,6 +72,24 @@ public enum FileSystem {
         return "/" + parts.joined(separator: "/")
     }
 
+    /// `path` with every symbolic link resolved (`realpath`), so one file has one name however
+    /// it is reached (a symlinked data directory, a relative path). A file that does not exist
+    /// yet is named through its resolved directory; without that either, the lexical absolute
+    /// path.
+    public static func canonical(_ path: String) -> String {
+        let absolute = absolute(path)
+        func resolved(_ path: String) -> String? {
+            guard let pointer = realpath(path, nil) else { return nil }
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }
+        if let whole = resolved(absolute) { return whole }
+        if let parent = resolved(directory(of: absolute)) {
+            return (parent == "/" ? "" : parent) + "/" + fileName(of: absolute)
+        }
+        return absolute
+    }
+
     /// A path beside `path` for a temporary file: same directory (so a rename is atomic), hidden,
     /// and unique to this process and call.
     public static func temporarySibling(of path: String, purpose: String) -> String {
