@@ -96,6 +96,14 @@ public struct WalshipError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// Whether SQLite reported the database malformed or not a database (SQLITE_CORRUPT,
+    /// SQLITE_NOTADB): the file itself is broken, as SQLite sees it now.
+    public var isMalformedDatabase: Bool {
+        if let cause = cause as? WalshipError { return cause.isMalformedDatabase }
+        if let cause = cause as? SQLiteError { return cause.isCorrupt || cause.isNotADatabase }
+        return false
+    }
+
     public var description: String {
         guard let cause else { return message }
         let causeText = String(describing: cause)

@@ -90,6 +90,54 @@ extension CLIIntegration {
             #expect(latest.status == 0, "\(latest.stderr)")
             #expect(try Self.rows(directory.file("latest.db")).count == 2)
         }
+
+        @Test(
+            "an older, larger copy put back in place makes SQLite report the database malformed: the agent keeps running, and starts a new generation once SQLite reads it again"
+        )
+        func malformedAfterOverwriteIsWaitedOut() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try Self.sqlite(
+                database,
+                "PRAGMA journal_mode=WAL;CREATE TABLE t(id INTEGER PRIMARY KEY,v BLOB);CREATE TABLE meta(tag);INSERT INTO meta VALUES('orig')"
+            )
+            let app = try Connection(path: database)
+            try app.execute("PRAGMA busy_timeout=5000")
+            let agent = try ReplicateCommandTests.agent(directory, extra: ["--sync-interval", "200ms"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            try app.execute(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<300) INSERT INTO t(v) SELECT randomblob(3000) FROM s"
+            )
+            // The checkpoint copied everything into the file (busy = 0), so the copy holds 300 rows.
+            #expect(try app.scalarInt("PRAGMA wal_checkpoint(TRUNCATE)") == 0)
+            try FileManager.default.copyItem(atPath: database, toPath: directory.file("older.db"))
+            // The application shrinks its database; SQLite's wal-index now holds the small size.
+            try app.execute("DELETE FROM t WHERE id > 60")
+            try app.execute("VACUUM")
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try app.scalarInt("PRAGMA wal_checkpoint(TRUNCATE)") == 0)
+            let copy = try #require(FileManager.default.contents(atPath: directory.file("older.db")))
+            // No truncation first: the copy is larger, so the file is never seen shorter.
+            let file = try LocalFile(path: database, flags: O_WRONLY)
+            try file.write(Array(copy))
+            try file.close()
+            #expect(agent.waitForLog("the database file changed behind SQLite"), "\(agent.log.suffix(3000))")
+            #expect(agent.waitForLog("SQLite reports the database malformed"), "\(agent.log.suffix(3000))")
+            try await Task.sleep(for: .seconds(2))
+            #expect(agent.isRunning, "the agent exited: \(agent.log.suffix(3000))")
+            // The application restarts: the next connection rebuilds the wal-index from the file.
+            app.close()
+            #expect(
+                agent.waitForLog("the database is readable again", timeout: 60), "\(agent.log.suffix(3000))")
+            #expect(
+                agent.waitForLog("snapshot taken", after: "the database is readable again"), "\(agent.log.suffix(3000))"
+            )
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try Self.rows(directory.file("latest.db")).count == 300)
+        }
     }
 }
 

@@ -157,7 +157,9 @@ public final class DatabaseReplicator: Sendable {
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         // A full disk at start is waited out like one later on (never an exit: the agent would
-        // only be restarted into the same full disk), without holding the WAL meanwhile.
+        // only be restarted into the same full disk), without holding the WAL meanwhile; so is a
+        // database SQLite reports malformed (with --once: exit 3).
+        var reportedMalformed = false
         while true {
             do {
                 try await Blocking.run { try box.loop.start(start) }
@@ -168,6 +170,16 @@ public final class DatabaseReplicator: Sendable {
                 logger.error(
                     "no space left for the state directory at start; waiting for space",
                     metadata: ["db.path": "\(databasePath)", "state.path": "\(stateDirectory)", "error": "\(error)"])
+                await stop.sleep(for: .seconds(5))
+                if stop.isStopped { throw error }
+            } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
+                box.loop.endReadChain(discardingOpenSegment: true)
+                if !reportedMalformed {
+                    logger.error(
+                        "SQLite reports the database malformed at start: nothing ships until it reads it again (the agent retries every 5 s)",
+                        metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+                    reportedMalformed = true
+                }
                 await stop.sleep(for: .seconds(5))
                 if stop.isStopped { throw error }
             }
@@ -357,6 +369,10 @@ public final class DatabaseReplicator: Sendable {
         var snapshotDeadline: ContinuousClock.Instant?
         var readToTheEnd = false
         var diskFull = false
+        // Set while SQLite reports the database malformed (a file changed behind it, e.g. an
+        // older, larger copy put back in place while its wal-index still holds the old size):
+        // when to try again to start a generation.
+        var malformedRetry: ContinuousClock.Instant?
         while true {
             if stop.isStopped && !readToTheEnd && loop.isFollowing && !stop.isImmediate {
                 // A graceful stop first reads what was published before it (a commit made just
@@ -391,6 +407,16 @@ public final class DatabaseReplicator: Sendable {
             }
             let again: Bool
             do {
+                if let retry = malformedRetry {
+                    guard ContinuousClock.now >= retry else {
+                        OnlineBackup.sleep(settings.walPollInterval)
+                        continue
+                    }
+                    malformedRetry = ContinuousClock.now + .seconds(5)
+                    try loop.startGeneration(.databaseChanged, "SQLite reads the database again")
+                    malformedRetry = nil
+                    logger.info("the database is readable again", metadata: ["db.path": "\(databasePath)"])
+                }
                 if !loop.isFollowing {
                     guard try resumeAfterFullSpool(loop, spool: spool, diskFull: diskFull) else {
                         OnlineBackup.sleep(settings.walPollInterval)
@@ -408,6 +434,18 @@ public final class DatabaseReplicator: Sendable {
                 loop.endReadChain(discardingOpenSegment: true)
                 metrics.record { $0.spoolFullEvents += 1 }
                 diskFull = true
+                continue
+            } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
+                // Never an exit: a supervisor would restart the agent into the same file (and
+                // with --exec the application with it). Nothing can ship from a database SQLite
+                // cannot read; once it can again, a new generation starts with a snapshot.
+                if malformedRetry == nil {
+                    logger.error(
+                        "SQLite reports the database malformed: nothing ships until it reads it again (the agent retries every 5 s; a new generation then starts)",
+                        metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+                    loop.endReadChain()
+                }
+                malformedRetry = ContinuousClock.now + .seconds(5)
                 continue
             }
             if spool.isFull && loop.isFollowing {
