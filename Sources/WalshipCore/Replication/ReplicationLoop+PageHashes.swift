@@ -55,16 +55,6 @@ extension ReplicationLoop {
 /// last connection checkpointed and removed it), the database file itself says whether the
 /// generation can go on.
 extension ReplicationLoop {
-    enum ContentContinuity: Equatable {
-        /// The generation goes on (the file was exactly the last shipped state, or its changes
-        /// were shipped as one transaction read from the file).
-        case continued
-        /// The file changed in a way that is not a valid database: a new generation.
-        case changed(String)
-        /// Nothing could be proven (no complete page hashes, frames not yet in the file).
-        case unproven
-    }
-
     /// Reads the database file once (through SQLite, under the follower's read transaction, and
     /// only when every published WAL frame is in the file) and compares it with the page hashes
     /// of the last shipped state, `resumeTxid`. Equal: the generation continues with no
@@ -73,7 +63,7 @@ extension ReplicationLoop {
     /// changes made while walship was not running (an application's last commits after the
     /// agent stopped, a cron job's sqlite3 session) cost their pages, not a full snapshot.
     /// Anything else is a new generation.
-    func continueByContent(resumeTxid: UInt64) throws -> ContentContinuity {
+    func continueByContent(resumeTxid: UInt64) throws -> ContinuityDecision.ContentEvidence {
         guard let follower, let table, table.isComplete, table.txid == resumeTxid, let state else { return .unproven }
         let fileBuilder = try SegmentBuilder(directory: spool.directory, pageSize: follower.databasePageSize)
         let started = ContinuousClock.now

@@ -83,16 +83,17 @@ final class ReplicationLoop {
 
     // MARK: Start
 
-    /// Continues the saved generation when continuity can be proven, else starts a new one.
+    /// Continues the saved generation when continuity can be proven, else starts a new one
+    /// (`ContinuityDecision` holds the rules; this gathers the facts and acts on them).
     func start(_ start: Start) throws {
-        let saved = ReplicaState.load(from: statePath).flatMap { state in
-            // The replica changed under this state directory (a new URL): the state says nothing
-            // about the new one.
-            state.replica == nil || state.replica == replicaLocation ? state : nil
-        }
+        let stateFile = ReplicaState.load(from: statePath)
+        let facts = ContinuityDecision.Facts(
+            saved: stateFile, replicaLocation: replicaLocation, restored: restored, inventory: start.inventory,
+            spooled: start.spooled, newestStoredSegment: start.newestStoredSegment,
+            savedGenerationAbandoned: stateFile.map { spool.isAbandoned($0.generation) } ?? false,
+            databaseFile: FileIdentity(path: databasePath))
         newestStoredGeneration = start.inventory.generations.last
-        let spooledMax = start.spooled.map(\.lastTxid).max() ?? 0
-        lastTxid = max(start.inventory.maxTxid, spooledMax, saved?.baseTxid ?? 0)
+        lastTxid = facts.lastTxid
         // Commit times never go back across the replica, even from a host whose clock is behind:
         // restore by time picks the newest generation that started at or before the target.
         let storedMs = max(
@@ -105,50 +106,13 @@ final class ReplicationLoop {
             values.shippedCommitMs = newestStoredSegment?.lastMs ?? 0
             values.pendingSinceMs = pendingSince
         }
-        if let restored {
-            try startGeneration(
-                .restored,
-                "the database was restored from generation \(restored.generation) at txid \(restored.txid)")
-            return
+        let resume: ContinuityDecision.Resume
+        switch ContinuityDecision.beforeReading(facts) {
+        case .resume(let position): resume = position
+        case .newGeneration(let reason, let why): return try startGeneration(reason, why)
+        case .checkContent, .continueGeneration: preconditionFailure("beforeReading decides resume or new generation")
         }
-        guard let saved else {
-            try startGeneration(
-                start.inventory.isEmpty ? .firstStart : .continuityLost, "no local state for this replica")
-            return
-        }
-        if spool.isAbandoned(saved.generation) {
-            try startGeneration(
-                .objectConflict, "an object of this agent's generation conflicts with one in the store")
-            return
-        }
-        if let branch = RestorePlanner(inventory: start.inventory).overlap(in: saved.generation) {
-            // Two agents continued this generation (a copied state directory, two pods of a
-            // rolling deploy): its restore points from the branch on are ambiguous, and going on
-            // would only add to them.
-            try startGeneration(
-                .forked,
-                "generation \(saved.generation) was continued by two agents from txid \(branch) (a copied state directory, or two pods at once)"
-            )
-            return
-        }
-        if let newestStored = newestStoredGeneration, newestStored > saved.generation {
-            try startGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
-            return
-        }
-        // The newest segment of the saved generation, in the spool or the bucket.
-        let candidates =
-            start.spooled.filter { $0.kind == .segment && $0.generation == saved.generation.value }
-            + [start.newestStoredSegment].compactMap { $0 }
-        let newest = candidates.max { $0.lastTxid < $1.lastTxid }
-        let resumeTxid = newest?.lastTxid ?? saved.baseTxid
-        guard resumeTxid == lastTxid else {
-            try startGeneration(.continuityLost, "objects with later txids than this agent's position exist")
-            return
-        }
-        guard FileIdentity(path: databasePath) == saved.databaseIdentity else {
-            try startGeneration(.databaseReplaced, "the database file is not the one this generation replicated")
-            return
-        }
+        let (saved, newest, resumeTxid) = (resume.state, resume.newestSegment, resume.txid)
         // The page hashes of the state the generation resumes from (partial when a previous run
         // could not leave them: a snapshot then completes them).
         let pageSize = Int(newest?.pageSize ?? UInt32(saved.baseCursor.pageSize))
@@ -184,38 +148,28 @@ final class ReplicationLoop {
         state = saved
         progress.generation = saved.generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
-        if follower.databasePageSize != cursor.pageSize {
-            try startGeneration(
-                .pageSizeChanged,
-                "the page size changed from \(cursor.pageSize) to \(follower.databasePageSize) while walship was not watching"
-            )
-            return
-        }
         let resumed = (txid: lastTxid, commitMs: lastCommitMs, shipped: shippedTransactions)
-        guard follower.walStillHolds(cursor), try catchUp() else {
+        var decision = try ContinuityDecision.afterWAL(
+            recordedPageSize: cursor.pageSize, databasePageSize: follower.databasePageSize
+        ) { try follower.walStillHolds(cursor) && catchUp() ? .bridges : .broken }
+        if decision == .checkContent {
             // Nothing read after the break is trusted when continuity cannot be proven: it must
             // not be shipped in the saved generation (found by walship-torture, seed 22: it
             // was, and the new generation then reused its txids).
             builder?.close()
             builder = nil
             (lastTxid, lastCommitMs, shippedTransactions) = resumed
-            switch try continueByContent(resumeTxid: resumeTxid) {
-            case .continued:
-                break
-            case .changed(let why):
-                try startGeneration(.databaseChanged, why)
-                return
-            case .unproven:
-                try startGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
-                return
-            }
-            finishContinuing(saved, start)
-            return
+            decision = ContinuityDecision.byContent(try continueByContent(resumeTxid: resumeTxid))
+        } else if decision == .continueGeneration {
+            logger.info(
+                "continuing generation",
+                metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
         }
-        logger.info(
-            "continuing generation",
-            metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
-        finishContinuing(saved, start)
+        switch decision {
+        case .newGeneration(let reason, let why): try startGeneration(reason, why)
+        case .continueGeneration: finishContinuing(saved, start)
+        case .resume, .checkContent: preconditionFailure("afterWAL and byContent decide")
+        }
     }
 
     /// The snapshot bookkeeping of a continued generation.
