@@ -127,6 +127,16 @@ extension CLIIntegration {
                 directory, ["--generation", productionGeneration], to: "production.db")
             #expect(chosen.status == 0, "\(chosen.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("production.db")) == 20)
+            // Production's agent restarts: it leaves the forked generation for a new one, and the
+            // latest restore is production's database again.
+            let restarted = try Self.agent(directory.file("app.db"), directory, "production-2.log")
+            #expect(restarted.wait() == 0, "\(restarted.log)")
+            #expect(restarted.log.contains("shipped the same txids at the same time"), "\(restarted.log)")
+            try LedgerDatabase.commitNext(on: app)
+            #expect(try Self.agent(directory.file("app.db"), directory, "production-3.log").wait() == 0)
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 21)
         }
 
         @Test(

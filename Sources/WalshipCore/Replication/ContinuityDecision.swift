@@ -85,6 +85,18 @@ enum ContinuityDecision: Equatable {
                 "generation \(saved.generation) was continued by two agents from txid \(branch) (a copied state directory, or two pods at once)"
             )
         }
+        if let pair = Lineage(inventory: facts.inventory).concurrentPairs.first(where: {
+            $0.0 == saved.generation || $0.1 == saved.generation
+        }) {
+            // Another agent shipped the same txids at the same time in another generation (a
+            // racing agent that moved on to a generation of its own, a restored copy replicated
+            // while the original ran): the two are a fork, and going on would extend it.
+            let other = pair.0 == saved.generation ? pair.1 : pair.0
+            return .newGeneration(
+                .forked,
+                "generations \(saved.generation) and \(other) shipped the same txids at the same time (two agents at once, or a restored copy replicated while the original ran)"
+            )
+        }
         if let newestStored = facts.inventory.generations.last, newestStored > saved.generation {
             return .newGeneration(.continuityLost, "the replica has a newer generation than this agent's state")
         }
@@ -109,6 +121,32 @@ enum ContinuityDecision: Equatable {
         case bridges
         /// Anything else: the WAL was restarted, deleted, shortened, or changed during catch-up.
         case broken
+    }
+
+    /// Whether the WAL still holds the position the agent shipped last (`WALFollower.walStillHolds`
+    /// reads `header` and, past frame 0, the header of the frame at `position.frame`, nil when the
+    /// WAL is shorter): the same salts and page size, and at that frame a commit frame with the
+    /// same salts and cumulative checksum (at frame 0, the header's checksum). Equal salts with
+    /// another checksum mean the WAL was rewritten from a restart the agent never saw.
+    static func walHolds(
+        _ position: WALCursor, header: WALFormat.Header?, frameAtPosition: WALFormat.FrameHeader?
+    ) -> Bool {
+        guard position != .noWAL(pageSize: position.pageSize), let header,
+            header.salt1 == position.salt1, header.salt2 == position.salt2, header.pageSize == position.pageSize
+        else { return false }
+        if position.frame == 0 { return header.checksum == position.checksum }
+        guard let frame = frameAtPosition else { return false }
+        return frame.salt1 == position.salt1 && frame.salt2 == position.salt2 && frame.checksum == position.checksum
+            && frame.isCommit
+    }
+
+    /// Whether a catch-up read bridges the break: the WAL header read after it still shows the
+    /// salts the read ended with. The first read transaction after a break may sit on slot 0,
+    /// which does not stop a restart; no WAL at both ends proves nothing about what happened in
+    /// between.
+    static func catchUpBridges(endedWith salts: (UInt32, UInt32), headerAfter: WALFormat.Header?) -> Bool {
+        guard let headerAfter else { return false }
+        return (headerAfter.salt1, headerAfter.salt2) == salts
     }
 
     /// The next step once the WAL was read: a new generation when the page size changed while the

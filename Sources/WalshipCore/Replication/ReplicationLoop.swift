@@ -194,8 +194,7 @@ final class ReplicationLoop {
             case .idle, .accepted(_, true):
                 let salts = (follower.cursor.salt1, follower.cursor.salt2)
                 afterCatchUpRead?()
-                // No WAL at both ends proves nothing about what happened in between.
-                guard let header = follower.readWALHeader(), (header.salt1, header.salt2) == salts else {
+                guard ContinuityDecision.catchUpBridges(endedWith: salts, headerAfter: follower.readWALHeader()) else {
                     return false
                 }
                 syncFromFollower()

@@ -274,19 +274,16 @@ final class WALFollower {
     /// A WAL that is missing or empty, or a position recorded when there was none, proves nothing:
     /// the application may have written, checkpointed and deleted a whole WAL in between.
     func walStillHolds(_ position: WALCursor) -> Bool {
-        guard position != .noWAL(pageSize: position.pageSize), let header = readWALHeader() else { return false }
-        guard header.salt1 == position.salt1, header.salt2 == position.salt2, header.pageSize == position.pageSize
-        else { return false }
-        if position.frame == 0 { return header.checksum == position.checksum }
-        guard let file = try? walFile(),
+        var frame: WALFormat.FrameHeader?
+        if position.frame > 0, let file = try? walFile(),
             let bytes = try? file.read(
                 count: WALFormat.frameHeaderSize, at: WALFormat.frameOffset(position.frame, pageSize: position.pageSize)
             ),
             bytes.count == WALFormat.frameHeaderSize
-        else { return false }
-        let frame = bytes.withUnsafeBytes { WALFormat.FrameHeader.parse($0) }
-        return frame.salt1 == position.salt1 && frame.salt2 == position.salt2 && frame.checksum == position.checksum
-            && frame.isCommit
+        {
+            frame = bytes.withUnsafeBytes { WALFormat.FrameHeader.parse($0) }
+        }
+        return ContinuityDecision.walHolds(position, header: readWALHeader(), frameAtPosition: frame)
     }
 
     // MARK: Polling

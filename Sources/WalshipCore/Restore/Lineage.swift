@@ -58,13 +58,10 @@ public struct Lineage: Sendable {
         self.activity = activity
     }
 
-    /// Reads the first snapshot header of every generation, 16 ranged GETs at a time (a replica
-    /// can hold hundreds of generations, and restore pays for this before it starts).
-    public static func load(store: any ObjectStore, inventory: ReplicaInventory) async throws -> Lineage {
-        var lastTxids: [GenerationID: UInt64] = [:]
-        var firstTxids: [GenerationID: UInt64] = [:]
-        var activity: [GenerationID: [Activity]] = [:]
-        var firsts: [(GenerationID, String)] = []
+    /// What one LIST shows of each generation (txids and times), without the predecessor links:
+    /// enough for `concurrentPairs`, which is how the agent checks its generation at start.
+    public init(inventory: ReplicaInventory) {
+        self.init(links: [:])
         for generation in inventory.generations {
             let segments = inventory.segments(of: generation)
             let snapshots = inventory.snapshots(of: generation)
@@ -74,6 +71,15 @@ public struct Lineage: Sendable {
             activity[generation] =
                 segments.map { Activity(ms: $0.lastMs, txid: $0.lastTxid) }
                 + snapshots.map { Activity(ms: $0.takenMs, txid: $0.usableTxid) }
+        }
+    }
+
+    /// Reads the first snapshot header of every generation, 16 ranged GETs at a time (a replica
+    /// can hold hundreds of generations, and restore pays for this before it starts).
+    public static func load(store: any ObjectStore, inventory: ReplicaInventory) async throws -> Lineage {
+        var lineage = Lineage(inventory: inventory)
+        var firsts: [(GenerationID, String)] = []
+        for generation in inventory.generations {
             if let first = inventory.snapshots(of: generation).min(by: { $0.takenMs < $1.takenMs }) {
                 firsts.append((generation, first.key))
             }
@@ -101,7 +107,8 @@ public struct Lineage: Sendable {
                 schedule()
             }
         }
-        return Lineage(links: links, lastTxids: lastTxids, firstTxids: firstTxids, activity: activity)
+        lineage.links = links
+        return lineage
     }
 
     /// Groups of generations that are forks of each other, each sorted, oldest group first.

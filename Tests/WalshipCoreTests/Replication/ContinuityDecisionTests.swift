@@ -8,9 +8,10 @@ import Testing
 @Suite("Continuity decision")
 struct ContinuityDecisionTests {
     static let layout = ReplicaLayout(prefix: "")
-    static let older = GenerationID(0x100 << 20)
-    static let saved = GenerationID(0x200 << 20)
-    static let newer = GenerationID(0x300 << 20)
+    /// Generations created at 1000, 5000 and 7000 ms.
+    static let older = GenerationID(1000 << 20)
+    static let saved = GenerationID(5000 << 20)
+    static let newer = GenerationID(7000 << 20)
     static let file = FileIdentity(device: 1, inode: 42)
     static let location = "s3://bucket/app"
 
@@ -41,8 +42,8 @@ struct ContinuityDecisionTests {
 
     /// A replica holding the saved generation's snapshot at txid 11 and segments 11-20 and 21-30.
     static let inventory = ReplicaInventory(
-        snapshots: [snapshot(older, usable: 1), snapshot(saved, usable: 11)],
-        segments: [segment(older, 1, 10), segment(saved, 11, 20), segment(saved, 21, 30)])
+        snapshots: [snapshot(older, usable: 1, ms: 1000), snapshot(saved, usable: 11)],
+        segments: [segment(older, 1, 10, ms: 2000), segment(saved, 11, 20), segment(saved, 21, 30)])
 
     /// The facts of an agent that stopped cleanly after shipping through txid 30.
     static func facts(_ change: (inout ContinuityDecision.Facts) -> Void = { _ in }) -> ContinuityDecision.Facts {
@@ -91,6 +92,8 @@ struct ContinuityDecisionTests {
             ("restored from this replica", .restored),
             ("the uploader abandoned the generation (object conflict)", .objectConflict),
             ("two agents continued the generation (overlapping segments)", .forked),
+            ("another generation shipped the same txids at the same time", .forked),
+            ("a newer generation shipped the same txids at the same time", .forked),
             ("the replica has a newer generation", .continuityLost),
             ("the store holds txids past this agent's position", .continuityLost),
             ("the spool holds txids past the store's newest segment of another generation", .continuityLost),
@@ -117,6 +120,16 @@ struct ContinuityDecisionTests {
             facts = Self.facts { $0.savedGenerationAbandoned = true }
         case "two agents continued the generation (overlapping segments)":
             facts = Self.facts { $0.inventory.segments.append(Self.segment(Self.saved, 25, 27, ms: 6100)) }
+        case "another generation shipped the same txids at the same time":
+            // The older generation's agent went on after this one started, at this one's txids.
+            facts = Self.facts { $0.inventory.segments.append(Self.segment(Self.older, 11, 14, ms: 6500)) }
+        case "a newer generation shipped the same txids at the same time":
+            // This agent went on after another one started a newer generation at these txids.
+            facts = Self.facts {
+                $0.inventory.snapshots.append(Self.snapshot(Self.newer, usable: 25, ms: 7000))
+                $0.inventory.segments.append(Self.segment(Self.saved, 31, 32, ms: 7500))
+                $0.newestStoredSegment = Self.header(Self.saved, 31, 32)
+            }
         case "the replica has a newer generation":
             facts = Self.facts { $0.inventory.snapshots.append(Self.snapshot(Self.newer, usable: 31, ms: 7000)) }
         case "the store holds txids past this agent's position":
@@ -202,5 +215,56 @@ struct ContinuityDecisionTests {
             ContinuityDecision.byContent(.changed("page 3 differs"))
                 == .newGeneration(.databaseChanged, "page 3 differs"))
         #expect(Self.reason(ContinuityDecision.byContent(.unproven)) == .continuityLost)
+    }
+
+    // MARK: The WAL position
+
+    static let walHeader = WALFormat.Header(
+        bigEndianChecksum: false, version: 3_007_000, pageSize: 4096, checkpointSequence: 3, salt1: 0xAAAA,
+        salt2: 0xBBBB, checksum: .init(1, 2))
+    /// Shipped through frame 12 of that WAL.
+    static let position = WALCursor(
+        salt1: 0xAAAA, salt2: 0xBBBB, frame: 12, checksum: .init(77, 88), pageSize: 4096, bigEndianChecksum: false)
+    static let commitFrame = WALFormat.FrameHeader(
+        pageNumber: 1, databaseSize: 9, salt1: 0xAAAA, salt2: 0xBBBB, checksum: .init(77, 88))
+
+    @Test("the WAL holds the shipped position: same salts and page size, a commit frame with the same checksum there")
+    func walHoldsPosition() {
+        #expect(ContinuityDecision.walHolds(Self.position, header: Self.walHeader, frameAtPosition: Self.commitFrame))
+        var atStart = WALCursor(header: Self.walHeader)
+        #expect(ContinuityDecision.walHolds(atStart, header: Self.walHeader, frameAtPosition: nil))
+        atStart.checksum = .init(9, 9)
+        #expect(!ContinuityDecision.walHolds(atStart, header: Self.walHeader, frameAtPosition: nil))
+    }
+
+    @Test(
+        "the WAL no longer holds the shipped position",
+        arguments: [
+            "no WAL now", "no WAL when shipped", "other salts (restarted)", "another page size",
+            "a shorter WAL under the same salts", "same salts, another checksum (rewritten after a restart)",
+            "the frame there is not a commit", "the frame there has other salts",
+        ])
+    func walLost(_ row: String) {
+        var position = Self.position
+        var header: WALFormat.Header? = Self.walHeader
+        var frame: WALFormat.FrameHeader? = Self.commitFrame
+        switch row {
+        case "no WAL now": header = nil
+        case "no WAL when shipped": position = .noWAL(pageSize: 4096)
+        case "other salts (restarted)": header?.salt1 += 1
+        case "another page size": header?.pageSize = 8192
+        case "a shorter WAL under the same salts": frame = nil
+        case "same salts, another checksum (rewritten after a restart)": frame?.checksum = .init(77, 89)
+        case "the frame there is not a commit": frame?.databaseSize = 0
+        default: frame?.salt2 += 1
+        }
+        #expect(!ContinuityDecision.walHolds(position, header: header, frameAtPosition: frame), "\(row)")
+    }
+
+    @Test("a catch-up bridges the break only when the WAL header after it shows the salts it ended with")
+    func catchUpFinalCheck() {
+        #expect(ContinuityDecision.catchUpBridges(endedWith: (0xAAAA, 0xBBBB), headerAfter: Self.walHeader))
+        #expect(!ContinuityDecision.catchUpBridges(endedWith: (0xAAAA, 0xBBBC), headerAfter: Self.walHeader))
+        #expect(!ContinuityDecision.catchUpBridges(endedWith: (0xAAAA, 0xBBBB), headerAfter: nil))
     }
 }
