@@ -111,121 +111,160 @@ public struct RestorePlanner: Sendable {
     /// target in one fails.)
     public func span(of generation: GenerationID) -> GenerationSpan? {
         let reaches = reaches(of: generation)
-        guard let first = reaches.min(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else { return nil }
+        guard let first = reaches.min(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }),
+            let furthest = reaches.map(\.lastTxid).max(), let earliest = reaches.map(\.snapshot.takenMs).min(),
+            let latest = reaches.map(\.lastMs).max()
+        else { return nil }
         return GenerationSpan(
-            generation: generation, firstTxid: first.snapshot.usableTxid,
-            lastTxid: reaches.map(\.lastTxid).max()!, firstMs: reaches.map(\.snapshot.takenMs).min()!,
-            lastMs: reaches.map(\.lastMs).max()!)
+            generation: generation, firstTxid: first.snapshot.usableTxid, lastTxid: furthest, firstMs: earliest,
+            lastMs: latest)
     }
 
     /// Every generation with restore points, oldest first.
     public var spans: [GenerationSpan] { inventory.generations.compactMap(span(of:)) }
 
+    /// The candidates a target is looked up in (the spans of `options.generation`, or all), and
+    /// the restore window for messages.
+    private struct Scope {
+        var candidates: [GenerationSpan]
+        var window: String
+        var options: Options
+    }
+
     public func plan(_ target: Target, options: Options = Options()) throws -> Plan {
         let spans = self.spans
-        guard !spans.isEmpty else {
+        guard let first = spans.first, let last = spans.last else {
             throw WalshipError(.replicaEmpty, "the replica has no restore point (no generation with a snapshot)")
         }
         let candidates = options.generation.map { chosen in spans.filter { $0.generation == chosen } } ?? spans
-        guard !candidates.isEmpty else {
-            throw WalshipError(.usage, "generation '\(options.generation!)' has no restore point in this replica")
+        guard let newest = candidates.last else {
+            throw WalshipError(
+                .usage,
+                "generation '\(options.generation.map { "\($0)" } ?? "")' has no restore point in this replica")
         }
-        let window =
-            "restore window: txid \(spans.first!.firstTxid) at \(Self.format(spans.first!.firstMs)) to txid \(spans.last!.lastTxid) at \(Self.format(spans.last!.lastMs))"
+        let scope = Scope(
+            candidates: candidates,
+            window:
+                "restore window: txid \(first.firstTxid) at \(Self.format(first.firstMs)) to txid \(last.lastTxid) at \(Self.format(last.lastMs))",
+            options: options)
         switch target {
-        case .latest:
-            let span = candidates.last!
-            // A newer generation without restore points whose segments resume after a hole:
-            // its first segments were lost (not still uploading: uploads go in txid order).
-            if options.generation == nil, !options.nearestBefore,
-                let newest = inventory.generations.last, newest > span.generation,
-                let snapshot = inventory.snapshots(of: newest).min(by: { $0.fromTxid < $1.fromTxid }),
-                let error = missingSegments(
-                    after: Reach(snapshot: snapshot, lastTxid: snapshot.fromTxid, lastMs: snapshot.takenMs))
-            {
+        case .latest: return try planLatest(newest, options: options)
+        case .txid(let txid): return try plan(txid: txid, scope)
+        case .time(let ms): return try plan(ms: ms, scope)
+        }
+    }
+
+    /// The furthest point of the newest candidate generation, unless segments after it were lost.
+    private func planLatest(_ span: GenerationSpan, options: Options) throws -> Plan {
+        // A newer generation without restore points whose segments resume after a hole: its
+        // first segments were lost (not still uploading: uploads go in txid order).
+        if options.generation == nil, !options.nearestBefore,
+            let newest = inventory.generations.last, newest > span.generation,
+            let snapshot = inventory.snapshots(of: newest).min(by: { $0.fromTxid < $1.fromTxid }),
+            let error = missingSegments(
+                after: Reach(snapshot: snapshot, lastTxid: snapshot.fromTxid, lastMs: snapshot.takenMs))
+        {
+            throw error
+        }
+        let reach = try furthestReach(of: span)
+        if let error = missingSegments(after: reach), !options.nearestBefore { throw error }
+        return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
+    }
+
+    /// Exactly `txid`: from the newest snapshot at or before it in the generation that holds it.
+    private func plan(txid: UInt64, _ scope: Scope) throws -> Plan {
+        guard let span = scope.candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
+            return try planOutsideSpans(txid: txid, scope)
+        }
+        let reaches = reaches(of: span.generation)
+        let usable = reaches.filter { $0.snapshot.usableTxid <= txid && txid <= $0.lastTxid }
+        if let reach = usable.max(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) {
+            return build(reach: reach, lastTxid: txid, untilMs: nil, clamped: false)
+        }
+        // In a hole that a later snapshot bridges.
+        let before = reaches.filter { $0.lastTxid < txid }.max { $0.lastTxid < $1.lastTxid }
+        if scope.options.nearestBefore, let before {
+            return build(reach: before, lastTxid: before.lastTxid, untilMs: nil, clamped: false)
+        }
+        let low = (before?.lastTxid ?? 0) + 1
+        let resume = reaches.map(\.snapshot.usableTxid).filter { $0 > txid }.min() ?? txid + 1
+        let nextSegment = inventory.segments(of: span.generation).map(\.firstTxid).filter { $0 > low }.min()
+        let high = min(resume, nextSegment ?? resume) - 1
+        throw WalshipError(
+            .objectCorrupt,
+            "txid \(txid) of generation \(span.generation) cannot be reached: the objects holding txids \(low) to \(high) are missing from the replica, and restore points resume at txid \(resume) from a later snapshot"
+                + (before.map {
+                    "; the last restore point before them is txid \($0.lastTxid): pass --nearest-before to restore it"
+                } ?? ""))
+    }
+
+    /// A txid no generation's restore points hold: lost segments, a gap between generations, or
+    /// outside the window.
+    private func planOutsideSpans(txid: UInt64, _ scope: Scope) throws -> Plan {
+        // Within a generation's segments but past what its snapshots reach: lost objects, which
+        // explain the failure better than a gap between generations would.
+        for span in scope.candidates.reversed() {
+            let segments = inventory.segments(of: span.generation)
+            guard let low = segments.map(\.firstTxid).min(), let high = segments.map(\.lastTxid).max(),
+                low <= txid, txid <= high
+            else { continue }
+            let reach = try furthestReach(of: span)
+            if txid > reach.lastTxid, let error = missingSegments(after: reach) {
+                if scope.options.nearestBefore {
+                    return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
+                }
                 throw error
             }
-            let reach = reaches(of: span.generation).max {
-                ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid)
-            }!
-            if let error = missingSegments(after: reach), !options.nearestBefore { throw error }
-            return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
-        case .txid(let txid):
-            guard let span = candidates.last(where: { $0.firstTxid <= txid && txid <= $0.lastTxid }) else {
-                // Within a generation's segments but past what its snapshots reach: lost
-                // objects, which explain the failure better than a gap between generations
-                // would (found by review).
-                for span in candidates.reversed() {
-                    let segments = inventory.segments(of: span.generation)
-                    guard let low = segments.map(\.firstTxid).min(), let high = segments.map(\.lastTxid).max(),
-                        low <= txid, txid <= high
-                    else { continue }
-                    let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
-                    if txid > reach.lastTxid, let error = missingSegments(after: reach) {
-                        if options.nearestBefore { return try latest(of: span) }
-                        throw error
-                    }
-                }
-                if let before = candidates.last(where: { $0.lastTxid < txid }),
-                    let after = candidates.first(where: { $0.firstTxid > txid })
-                {
-                    if options.nearestBefore { return try latest(of: before) }
-                    throw gapError(before: before, after: after, what: "txid \(txid)")
-                }
-                throw WalshipError(.targetOutsideWindow, "txid \(txid) is outside the \(window)")
+        }
+        if let before = scope.candidates.last(where: { $0.lastTxid < txid }),
+            let after = scope.candidates.first(where: { $0.firstTxid > txid })
+        {
+            if scope.options.nearestBefore {
+                let reach = try furthestReach(of: before)
+                return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
             }
-            let reaches = reaches(of: span.generation)
-            let usable = reaches.filter { $0.snapshot.usableTxid <= txid && txid <= $0.lastTxid }
-            guard let reach = usable.max(by: { $0.snapshot.usableTxid < $1.snapshot.usableTxid }) else {
-                // In a hole that a later snapshot bridges.
-                let before = reaches.filter { $0.lastTxid < txid }.max { $0.lastTxid < $1.lastTxid }
-                if options.nearestBefore, let before {
-                    return build(reach: before, lastTxid: before.lastTxid, untilMs: nil, clamped: false)
-                }
-                let low = (before?.lastTxid ?? 0) + 1
-                let resume = reaches.map(\.snapshot.usableTxid).filter { $0 > txid }.min() ?? txid + 1
-                let nextSegment = inventory.segments(of: span.generation).map(\.firstTxid).filter { $0 > low }.min()
-                let high = min(resume, nextSegment ?? resume) - 1
-                throw WalshipError(
-                    .objectCorrupt,
-                    "txid \(txid) of generation \(span.generation) cannot be reached: the objects holding txids \(low) to \(high) are missing from the replica, and restore points resume at txid \(resume) from a later snapshot"
-                        + (before.map {
-                            "; the last restore point before them is txid \($0.lastTxid): pass --nearest-before to restore it"
-                        } ?? "")
-                )
-            }
-            return build(reach: reach, lastTxid: txid, untilMs: nil, clamped: false)
-        case .time(let ms):
-            guard let span = candidates.last(where: { $0.firstMs <= ms }) else {
-                throw WalshipError(.targetOutsideWindow, "\(Self.format(ms)) is outside the \(window)")
-            }
-            let reaches = reaches(of: span.generation)
-            let reach = reaches.filter { $0.snapshot.takenMs <= ms }
-                .max { ($0.snapshot.takenMs, $0.snapshot.usableTxid) < ($1.snapshot.takenMs, $1.snapshot.usableTxid) }!
-            if ms > reach.lastMs {
-                // Past what this snapshot reaches: the latest point if nothing follows, else a hole
-                // (inside the generation) or a gap (before the next generation).
-                let laterInGeneration = reaches.contains { $0.lastTxid > reach.lastTxid }
-                let next = candidates.first { $0.generation > span.generation }
-                if !laterInGeneration, let error = missingSegments(after: reach), !options.nearestBefore {
-                    throw error
-                }
-                if laterInGeneration || next != nil {
-                    if options.nearestBefore {
-                        return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
-                    }
-                    if let next, !laterInGeneration {
-                        throw gapError(before: span, after: next, what: Self.format(ms))
-                    }
-                    throw WalshipError(
-                        .targetInGap,
-                        "\(Self.format(ms)) falls in a hole of generation \(span.generation): restore points stop at txid \(reach.lastTxid) at \(Self.format(reach.lastMs)) and resume later (segments missing); pass --nearest-before to restore the earlier point"
-                    )
-                }
-                return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: true)
-            }
+            throw gapError(before: before, after: after, what: "txid \(txid)")
+        }
+        throw WalshipError(.targetOutsideWindow, "txid \(txid) is outside the \(scope.window)")
+    }
+
+    /// The last transaction committed at or before `ms`, from the newest snapshot taken at or
+    /// before it in the newest generation that has one.
+    private func plan(ms: UInt64, _ scope: Scope) throws -> Plan {
+        guard let span = scope.candidates.last(where: { $0.firstMs <= ms }) else {
+            throw WalshipError(.targetOutsideWindow, "\(Self.format(ms)) is outside the \(scope.window)")
+        }
+        let reaches = reaches(of: span.generation)
+        guard
+            let reach = reaches.filter({ $0.snapshot.takenMs <= ms }).max(by: {
+                ($0.snapshot.takenMs, $0.snapshot.usableTxid) < ($1.snapshot.takenMs, $1.snapshot.usableTxid)
+            })
+        else {
+            throw WalshipError(.internal, "generation \(span.generation) has no snapshot taken by \(Self.format(ms))")
+        }
+        guard ms > reach.lastMs else {
             return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: false)
         }
+        // Past what this snapshot reaches: the latest point if nothing follows, else a hole
+        // (inside the generation) or a gap (before the next generation).
+        let laterInGeneration = reaches.contains { $0.lastTxid > reach.lastTxid }
+        let next = scope.candidates.first { $0.generation > span.generation }
+        if !laterInGeneration, let error = missingSegments(after: reach), !scope.options.nearestBefore {
+            throw error
+        }
+        guard laterInGeneration || next != nil else {
+            return build(reach: reach, lastTxid: reach.lastTxid, untilMs: ms, clamped: true)
+        }
+        if scope.options.nearestBefore {
+            return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
+        }
+        if let next, !laterInGeneration {
+            throw gapError(before: span, after: next, what: Self.format(ms))
+        }
+        throw WalshipError(
+            .targetInGap,
+            "\(Self.format(ms)) falls in a hole of generation \(span.generation): restore points stop at txid \(reach.lastTxid) at \(Self.format(reach.lastMs)) and resume later (segments missing); pass --nearest-before to restore the earlier point"
+        )
     }
 
     /// A generation's segments after a hole that no snapshot bridges: objects were lost (uploads
@@ -234,18 +273,25 @@ public struct RestorePlanner: Sendable {
     /// latest would silently drop them (found by review).
     private func missingSegments(after reach: Reach) -> WalshipError? {
         let generation = reach.snapshot.generation
-        guard let beyond = inventory.segments(of: generation).first(where: { $0.firstTxid > reach.lastTxid + 1 })
+        let segments = inventory.segments(of: generation)
+        guard let beyond = segments.first(where: { $0.firstTxid > reach.lastTxid + 1 }),
+            let lastTxid = segments.map(\.lastTxid).max()
         else { return nil }
-        let lastTxid = inventory.segments(of: generation).map(\.lastTxid).max()!
         return WalshipError(
             .objectNotFound,
             "generation \(generation) has segments through txid \(lastTxid), but the objects holding txids \(reach.lastTxid + 1) to \(beyond.firstTxid - 1) are missing from the replica; the last restore point before them is txid \(reach.lastTxid) at \(Self.format(reach.lastMs)): pass --txid \(reach.lastTxid) or --nearest-before to restore it"
         )
     }
 
-    private func latest(of span: GenerationSpan) throws -> Plan {
-        let reach = reaches(of: span.generation).max { $0.lastTxid < $1.lastTxid }!
-        return build(reach: reach, lastTxid: reach.lastTxid, untilMs: nil, clamped: false)
+    /// The reach that goes furthest in a generation with restore points (ties: the newer
+    /// snapshot, which has less to apply).
+    private func furthestReach(of span: GenerationSpan) throws -> Reach {
+        guard
+            let reach = reaches(of: span.generation).max(by: {
+                ($0.lastTxid, $0.snapshot.usableTxid) < ($1.lastTxid, $1.snapshot.usableTxid)
+            })
+        else { throw WalshipError(.internal, "generation \(span.generation) has no restore point") }
+        return reach
     }
 
     private func gapError(before: GenerationSpan, after: GenerationSpan, what: String) -> WalshipError {
