@@ -87,56 +87,15 @@ public final class DatabaseReplicator: Sendable {
             uploadLog: uploadLog)
         _ = await uploadLog.abortLeftovers(in: replica.store, logger: logger)
 
-        // Objects a previous run left in the spool go up first: they continue its position. They
-        // belong to the replica that run replicated to, never to another one.
         let saved = ReplicaState.load(from: stateDirectory + "/state.json")
-        // A file replica's directory is created at the first start only. Missing after this agent
-        // has replicated there, it is most likely an unmounted volume: writing a fresh replica
-        // onto the disk beneath would look like backups while they are not where they belong.
-        if let store = replica.store as? FileObjectStore, !FileSystem.isDirectory(store.root) {
-            if let error = missingReplicaDirectory() { throw error }
-            try FileSystem.createDirectories(store.root)
-        }
-        if !spool.pending.isEmpty, let previous = saved?.replica, previous != replica.location {
-            throw WalshipError(
-                .usage,
-                "'\(stateDirectory)/spool' holds \(spool.pending.count) objects not yet uploaded to \(previous), not \(replica.location): replicate to \(previous) until they are uploaded, or remove that spool directory to give them up"
-            )
-        }
-        if !spool.pending.isEmpty {
-            // The metrics show what waits while it drains (the store may still be down).
-            let left = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
-            metrics.record { values in
-                values.observedTxid = left.map(\.lastTxid).max() ?? 0
-                values.observedCommitMs = left.map(\.lastMs).max() ?? 0
-                values.pendingSinceMs = left.filter { $0.kind == .segment }.map(\.firstMs).min()
-            }
-            logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
-            _ = await uploader.drain(until: ContinuousClock.now + .seconds(60), stop: stop)
-        }
+        try await uploadLeftovers(spool: spool, uploader: uploader, saved: saved, stop: stop)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let restored =
             RestoredMarker.load(from: stateDirectory, replica: replica.location)
             ?? RestoredMarker.load(from: databaseDirectory, replica: replica.location)
         let identity = try await checkIdentity(inventory: inventory, restored: restored)
         let spooled = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
-        var newestStored: ObjectHeader?
-        if let saved, !spool.isAbandoned(saved.generation),
-            let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid })
-        {
-            do {
-                let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.maximumSize))
-                newestStored = try ObjectHeader.decode(bytes, key: entry.key)
-            } catch let error as WalshipError where error.code == .objectCorrupt || error.code == .objectNotFound {
-                // The generation's newest object cannot be continued from: it ends here (the start
-                // below sees the abandoned generation and starts a new one).
-                logger.error(
-                    "the newest object of this agent's generation is unreadable; ending the generation",
-                    metadata: ["object.key": "\(entry.key)", "error": "\(error)"])
-                try spool.abandon(saved.generation)
-                metrics.record { $0.objectConflicts += 1 }
-            }
-        }
+        let newestStored = try await newestSegmentHeader(of: saved, inventory: inventory, spool: spool)
 
         // Commit times: monotonic, anchored to the wall clock, never below the replica's.
         let clock = CommitClock(persistingTo: stateDirectory + "/clock.json", sources: clockSources, logger: logger)
@@ -156,34 +115,7 @@ public final class DatabaseReplicator: Sendable {
         loop.restored = restored
         let box = LoopBox(loop)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
-        // A full disk at start is waited out like one later on (never an exit: the agent would
-        // only be restarted into the same full disk), without holding the WAL meanwhile; so is a
-        // database SQLite reports malformed (with --once: exit 3).
-        var reportedMalformed = false
-        while true {
-            do {
-                try await Blocking.run { try box.loop.start(start) }
-                break
-            } catch let error as WalshipError where error.isDiskFull && !stop.isStopped {
-                box.loop.endReadChain(discardingOpenSegment: true)
-                metrics.record { $0.spoolFullEvents += 1 }
-                logger.error(
-                    "no space left for the state directory at start; waiting for space",
-                    metadata: ["db.path": "\(databasePath)", "state.path": "\(stateDirectory)", "error": "\(error)"])
-                await stop.sleep(for: .seconds(5))
-                if stop.isStopped { throw error }
-            } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
-                box.loop.endReadChain(discardingOpenSegment: true)
-                if !reportedMalformed {
-                    logger.error(
-                        "SQLite reports the database malformed at start: nothing ships until it reads it again (the agent retries every 5 s)",
-                        metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
-                    reportedMalformed = true
-                }
-                await stop.sleep(for: .seconds(5))
-                if stop.isStopped { throw error }
-            }
-        }
+        try await startLoop(box, start, once: once, stop: stop)
         if restored != nil && box.loop.restored == nil {
             for directory in [stateDirectory, databaseDirectory] {
                 try? FileSystem.removeIfPresent(RestoredMarker.path(in: directory))
@@ -192,26 +124,31 @@ public final class DatabaseReplicator: Sendable {
         let snapshotter = Snapshotter(
             databasePath: databasePath, progress: loop.progress, spool: spool, codec: settings.compression,
             stepPages: settings.snapshotStepPages, pollInterval: settings.walPollInterval, logger: logger, now: now)
-        let loopDone = StopSignal()
         if snapshotNow { loop.snapshots.demand(atMs: now()) }
         // `walship snapshot` reaches a running agent here.
-        var control: ControlSocket?
-        if !once {
-            do {
-                control = try ControlSocket.listen(at: stateDirectory + "/control.sock", logger: logger) { request in
-                    guard request == "snapshot" else { return "error unknown request '\(request)'" }
-                    return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop, now: now)
-                }
-            } catch {
-                logger.warning(
-                    "no control socket: walship snapshot cannot reach this agent",
-                    metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
-            }
-        }
+        let control = once ? nil : openControlSocket(box, spool: spool, stop: stop, now: now)
         defer { control?.close() }
 
+        try await runTasks(
+            box, snapshotter: snapshotter, requests: requests, requestContinuation: requestContinuation,
+            uploader: uploader, spool: spool, once: once, stop: stop)
+        await finalDrain(uploader, spool: spool, once: once, stop: stop)
+        return Report(
+            transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
+            pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
+            lastSnapshot: loop.snapshots.demandOutcome.header,
+            generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
+    }
+
+    /// The agent's three jobs until the WAL loop ends: snapshots (one at a time, on their own
+    /// thread), the WAL loop, and uploads while it runs.
+    private func runTasks(
+        _ box: LoopBox, snapshotter: Snapshotter, requests: AsyncStream<Snapshotter.Request>,
+        requestContinuation: AsyncStream<Snapshotter.Request>.Continuation, uploader: Uploader, spool: Spool,
+        once: Bool, stop: StopSignal
+    ) async throws {
+        let loopDone = StopSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // Snapshots, one at a time, on their own thread.
             group.addTask {
                 for await request in requests {
                     do {
@@ -258,9 +195,114 @@ public final class DatabaseReplicator: Sendable {
             }
             try await group.waitForAll()
         }
-        // Ship what is committed, for at most shutdown-timeout. --once uploads for as long as it
-        // takes (it is the job) while the store makes progress, and gives up once every attempt
-        // has failed for shutdown-timeout.
+    }
+
+    /// Objects a previous run left in the spool go up first: they continue its position. They
+    /// belong to the replica that run replicated to, never to another one.
+    private func uploadLeftovers(spool: Spool, uploader: Uploader, saved: ReplicaState?, stop: StopSignal) async throws
+    {
+        // A file replica's directory is created at the first start only. Missing after this agent
+        // has replicated there, it is most likely an unmounted volume: writing a fresh replica
+        // onto the disk beneath would look like backups while they are not where they belong.
+        if let store = replica.store as? FileObjectStore, !FileSystem.isDirectory(store.root) {
+            if let error = missingReplicaDirectory() { throw error }
+            try FileSystem.createDirectories(store.root)
+        }
+        guard !spool.pending.isEmpty else { return }
+        if let previous = saved?.replica, previous != replica.location {
+            throw WalshipError(
+                .usage,
+                "'\(stateDirectory)/spool' holds \(spool.pending.count) objects not yet uploaded to \(previous), not \(replica.location): replicate to \(previous) until they are uploaded, or remove that spool directory to give them up"
+            )
+        }
+        // The metrics show what waits while it drains (the store may still be down).
+        let left = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
+        metrics.record { values in
+            values.observedTxid = left.map(\.lastTxid).max() ?? 0
+            values.observedCommitMs = left.map(\.lastMs).max() ?? 0
+            values.pendingSinceMs = left.filter { $0.kind == .segment }.map(\.firstMs).min()
+        }
+        logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
+        _ = await uploader.drain(until: ContinuousClock.now + .seconds(60), stop: stop)
+    }
+
+    /// The header of the saved generation's newest segment in the store (one ranged GET): the
+    /// WAL position to continue from. An unreadable one ends the generation (the start then
+    /// sees it abandoned).
+    private func newestSegmentHeader(
+        of saved: ReplicaState?, inventory: ReplicaInventory, spool: Spool
+    ) async throws -> ObjectHeader? {
+        guard let saved, !spool.isAbandoned(saved.generation),
+            let entry = inventory.segments(of: saved.generation).max(by: { $0.lastTxid < $1.lastTxid })
+        else { return nil }
+        do {
+            let bytes = try await replica.store.get(entry.key, range: 0..<Int64(ObjectHeader.maximumSize))
+            return try ObjectHeader.decode(bytes, key: entry.key)
+        } catch let error as WalshipError where error.code == .objectCorrupt || error.code == .objectNotFound {
+            logger.error(
+                "the newest object of this agent's generation is unreadable; ending the generation",
+                metadata: ["object.key": "\(entry.key)", "error": "\(error)"])
+            try spool.abandon(saved.generation)
+            metrics.record { $0.objectConflicts += 1 }
+            return nil
+        }
+    }
+
+    /// Starts the loop (continue or a new generation). A full disk at start is waited out like
+    /// one later on (never an exit: the agent would only be restarted into the same full disk),
+    /// without holding the WAL meanwhile; so is a database SQLite reports malformed (with
+    /// --once: exit 3).
+    private func startLoop(_ box: LoopBox, _ start: ReplicationLoop.Start, once: Bool, stop: StopSignal) async throws {
+        var reportedMalformed = false
+        while true {
+            let waitingOn: WalshipError
+            do {
+                try await Blocking.run { try box.loop.start(start) }
+                return
+            } catch let error as WalshipError where error.isDiskFull && !stop.isStopped {
+                waitingOn = error
+                box.loop.endReadChain(discardingOpenSegment: true)
+                metrics.record { $0.spoolFullEvents += 1 }
+                logger.error(
+                    "no space left for the state directory at start; waiting for space",
+                    metadata: ["db.path": "\(databasePath)", "state.path": "\(stateDirectory)", "error": "\(error)"])
+            } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
+                waitingOn = error
+                box.loop.endReadChain(discardingOpenSegment: true)
+                if !reportedMalformed {
+                    logger.error(
+                        "SQLite reports the database malformed at start: nothing ships until it reads it again (the agent retries every 5 s)",
+                        metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+                    reportedMalformed = true
+                }
+            }
+            await stop.sleep(for: .seconds(5))
+            if stop.isStopped { throw waitingOn }
+        }
+    }
+
+    /// The control socket `walship snapshot` reaches a running agent through; without one the
+    /// agent still runs (warned).
+    private func openControlSocket(
+        _ box: LoopBox, spool: Spool, stop: StopSignal, now: @escaping @Sendable () -> UInt64
+    ) -> ControlSocket? {
+        do {
+            return try ControlSocket.listen(at: stateDirectory + "/control.sock", logger: logger) { request in
+                guard request == "snapshot" else { return "error unknown request '\(request)'" }
+                return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop, now: now)
+            }
+        } catch {
+            logger.warning(
+                "no control socket: walship snapshot cannot reach this agent",
+                metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Ships what is committed, for at most shutdown-timeout. --once uploads for as long as it
+    /// takes (it is the job) while the store makes progress, and gives up once every attempt
+    /// has failed for shutdown-timeout.
+    private func finalDrain(_ uploader: Uploader, spool: Spool, once: Bool, stop: StopSignal) async {
         let deadline = once ? nil : ContinuousClock.now + settings.shutdownTimeout
         let drained =
             stop.isImmediate
@@ -273,11 +315,6 @@ public final class DatabaseReplicator: Sendable {
                 "stopped with objects not uploaded; they stay in the spool for the next run",
                 metadata: ["spool.objects": "\(spool.pending.count)", "spool.bytes": "\(spool.bytes)"])
         }
-        return Report(
-            transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
-            pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
-            lastSnapshot: loop.snapshots.demandOutcome.header,
-            generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
     }
 
     /// This database's identity (`DatabaseID`: from its path, or the one it was restored with),
