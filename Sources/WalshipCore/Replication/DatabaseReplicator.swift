@@ -397,44 +397,29 @@ public final class DatabaseReplicator: Sendable {
             "ok generation=\(GenerationID(header.generation)) txid=\(header.lastTxid) taken_at=\(Timestamp.format(milliseconds: header.firstMs)) bytes=\(header.payloadSize)"
     }
 
+    /// What the WAL loop carries from one iteration to the next.
+    private struct LoopProgress {
+        /// When a stop gives up waiting for the new generation's first snapshot.
+        var snapshotDeadline: ContinuousClock.Instant?
+        /// A graceful stop has read the WAL to its published end.
+        var readToTheEnd = false
+        /// The read chain ended because the spool's disk filled.
+        var diskFull = false
+        /// Set while SQLite reports the database malformed (a file changed behind it, e.g. an
+        /// older, larger copy put back in place while its wal-index still holds the old size):
+        /// when to try again to start a generation.
+        var malformedRetry: ContinuousClock.Instant?
+    }
+
     /// The WAL loop on its thread: poll every `wal-poll-interval`; on a full spool end the read
     /// chain until the store catches up, then start a new generation.
     private func runLoop(
         _ loop: ReplicationLoop, spool: Spool, once: Bool, stop: StopSignal, loopDone: StopSignal
     ) throws {
         defer { loop.finish() }
-        var snapshotDeadline: ContinuousClock.Instant?
-        var readToTheEnd = false
-        var diskFull = false
-        // Set while SQLite reports the database malformed (a file changed behind it, e.g. an
-        // older, larger copy put back in place while its wal-index still holds the old size):
-        // when to try again to start a generation.
-        var malformedRetry: ContinuousClock.Instant?
+        var progress = LoopProgress()
         while true {
-            if stop.isStopped && !readToTheEnd && loop.isFollowing && !stop.isImmediate {
-                // A graceful stop first reads what was published before it (a commit made just
-                // before SIGTERM is shipped, not left for a next start that may never come).
-                readToTheEnd = true
-                var reads = 0
-                while try loop.iterate(), !stop.isImmediate, reads < 1000 { reads += 1 }
-            }
-            if stop.isStopped {
-                // A generation without its first snapshot has no restore point at all: a stop
-                // first lets that snapshot finish, for at most shutdown-timeout.
-                guard !stop.isImmediate, loop.isFollowing, loop.generation != nil, !loop.snapshots.hasSnapshot
-                else { break }
-                if snapshotDeadline == nil {
-                    snapshotDeadline = ContinuousClock.now + settings.shutdownTimeout
-                    logger.info(
-                        "stopping once the new generation's first snapshot is taken",
-                        metadata: ["db.path": "\(databasePath)"])
-                }
-                if ContinuousClock.now > snapshotDeadline! {
-                    // Give up: cancel the snapshot (the report then says the generation has none).
-                    loopDone.stopNow()
-                    break
-                }
-            }
+            if stop.isStopped, try stopsNow(loop, &progress, stop: stop, loopDone: loopDone) { break }
             let started = ContinuousClock.now
             if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
                 return
@@ -442,49 +427,7 @@ public final class DatabaseReplicator: Sendable {
             if once && loop.snapshots.isDemanded && loop.snapshots.demandOutcome.failures > 0 {
                 throw WalshipError(.internal, "the snapshot of '\(databasePath)' failed (see the log above)")
             }
-            let again: Bool
-            do {
-                if let retry = malformedRetry {
-                    guard ContinuousClock.now >= retry else {
-                        OnlineBackup.sleep(settings.walPollInterval)
-                        continue
-                    }
-                    malformedRetry = ContinuousClock.now + .seconds(5)
-                    try loop.startGeneration(.databaseChanged, "SQLite reads the database again")
-                    malformedRetry = nil
-                    logger.info("the database is readable again", metadata: ["db.path": "\(databasePath)"])
-                }
-                if !loop.isFollowing {
-                    guard try resumeAfterFullSpool(loop, spool: spool, diskFull: diskFull) else {
-                        OnlineBackup.sleep(settings.walPollInterval)
-                        continue
-                    }
-                    diskFull = false
-                }
-                again = try loop.iterate()
-            } catch let error as WalshipError where error.isDiskFull {
-                // No space for the spool is a full spool: let go of the WAL (the application must
-                // never wait for walship's disk), and start a new generation once space returns.
-                logger.error(
-                    "no space left for the spool: ending the read chain until space returns; a new generation follows",
-                    metadata: ["db.path": "\(databasePath)", "spool.path": "\(spool.directory)", "error": "\(error)"])
-                loop.endReadChain(discardingOpenSegment: true)
-                metrics.record { $0.spoolFullEvents += 1 }
-                diskFull = true
-                continue
-            } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
-                // Never an exit: a supervisor would restart the agent into the same file (and
-                // with --exec the application with it). Nothing can ship from a database SQLite
-                // cannot read; once it can again, a new generation starts with a snapshot.
-                if malformedRetry == nil {
-                    logger.error(
-                        "SQLite reports the database malformed: nothing ships until it reads it again (the agent retries every 5 s; a new generation then starts)",
-                        metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
-                    loop.endReadChain()
-                }
-                malformedRetry = ContinuousClock.now + .seconds(5)
-                continue
-            }
+            guard let again = try step(loop, spool: spool, &progress, once: once, stop: stop) else { continue }
             if spool.isFull && loop.isFollowing {
                 logger.error(
                     "spool full: ending the read chain until the store recovers; a new generation follows",
@@ -498,6 +441,83 @@ public final class DatabaseReplicator: Sendable {
                 let elapsed = ContinuousClock.now - started
                 if elapsed < interval { loop.pause(interval - elapsed) }
             }
+        }
+    }
+
+    /// After a stop request: whether the loop ends now. A graceful stop first reads what was
+    /// published before it (a commit made just before SIGTERM is shipped, not left for a next
+    /// start that may never come), and lets a new generation's first snapshot finish, for at most
+    /// shutdown-timeout: a generation without it has no restore point at all.
+    private func stopsNow(
+        _ loop: ReplicationLoop, _ progress: inout LoopProgress, stop: StopSignal, loopDone: StopSignal
+    ) throws -> Bool {
+        if !progress.readToTheEnd && loop.isFollowing && !stop.isImmediate {
+            progress.readToTheEnd = true
+            var reads = 0
+            while try loop.iterate(), !stop.isImmediate, reads < 1000 { reads += 1 }
+        }
+        guard !stop.isImmediate, loop.isFollowing, loop.generation != nil, !loop.snapshots.hasSnapshot else {
+            return true
+        }
+        let deadline = progress.snapshotDeadline ?? ContinuousClock.now + settings.shutdownTimeout
+        if progress.snapshotDeadline == nil {
+            progress.snapshotDeadline = deadline
+            logger.info(
+                "stopping once the new generation's first snapshot is taken", metadata: ["db.path": "\(databasePath)"])
+        }
+        guard ContinuousClock.now > deadline else { return false }
+        // Give up: cancel the snapshot (the report then says the generation has none).
+        loopDone.stopNow()
+        return true
+    }
+
+    /// One iteration: read the WAL (after restarting the read chain when it was ended), or wait
+    /// out a full disk or a malformed database. Whether there is more to read at once, or nil
+    /// when the loop should go round again without pausing.
+    private func step(
+        _ loop: ReplicationLoop, spool: Spool, _ progress: inout LoopProgress, once: Bool, stop: StopSignal
+    ) throws -> Bool? {
+        do {
+            if let retry = progress.malformedRetry {
+                guard ContinuousClock.now >= retry else {
+                    OnlineBackup.sleep(settings.walPollInterval)
+                    return nil
+                }
+                progress.malformedRetry = ContinuousClock.now + .seconds(5)
+                try loop.startGeneration(.databaseChanged, "SQLite reads the database again")
+                progress.malformedRetry = nil
+                logger.info("the database is readable again", metadata: ["db.path": "\(databasePath)"])
+            }
+            if !loop.isFollowing {
+                guard try resumeAfterFullSpool(loop, spool: spool, diskFull: progress.diskFull) else {
+                    OnlineBackup.sleep(settings.walPollInterval)
+                    return nil
+                }
+                progress.diskFull = false
+            }
+            return try loop.iterate()
+        } catch let error as WalshipError where error.isDiskFull {
+            // No space for the spool is a full spool: let go of the WAL (the application must
+            // never wait for walship's disk), and start a new generation once space returns.
+            logger.error(
+                "no space left for the spool: ending the read chain until space returns; a new generation follows",
+                metadata: ["db.path": "\(databasePath)", "spool.path": "\(spool.directory)", "error": "\(error)"])
+            loop.endReadChain(discardingOpenSegment: true)
+            metrics.record { $0.spoolFullEvents += 1 }
+            progress.diskFull = true
+            return nil
+        } catch let error as WalshipError where error.isMalformedDatabase && !once && !stop.isStopped {
+            // Never an exit: a supervisor would restart the agent into the same file (and with
+            // --exec the application with it). Nothing can ship from a database SQLite cannot
+            // read; once it can again, a new generation starts with a snapshot.
+            if progress.malformedRetry == nil {
+                logger.error(
+                    "SQLite reports the database malformed: nothing ships until it reads it again (the agent retries every 5 s; a new generation then starts)",
+                    metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
+                loop.endReadChain()
+            }
+            progress.malformedRetry = ContinuousClock.now + .seconds(5)
+            return nil
         }
     }
 
