@@ -112,6 +112,35 @@ final class ReplicationLoop {
         case .newGeneration(let reason, let why): return try startGeneration(reason, why)
         case .checkContent, .continueGeneration: preconditionFailure("beforeReading decides resume or new generation")
         }
+        let (saved, resumeTxid) = (resume.state, resume.txid)
+        let (follower, cursor) = try openResumed(resume)
+        let resumed = (txid: lastTxid, commitMs: lastCommitMs, shipped: shippedTransactions)
+        var decision = try ContinuityDecision.afterWAL(
+            recordedPageSize: cursor.pageSize, databasePageSize: follower.databasePageSize
+        ) { try follower.walStillHolds(cursor) && catchUp() ? .bridges : .broken }
+        if decision == .checkContent {
+            // Nothing read after the break is trusted when continuity cannot be proven: it must
+            // not be shipped in the saved generation (found by walship-torture, seed 22: it
+            // was, and the new generation then reused its txids).
+            builder?.close()
+            builder = nil
+            (lastTxid, lastCommitMs, shippedTransactions) = resumed
+            decision = ContinuityDecision.byContent(try continueByContent(resumeTxid: resumeTxid))
+        } else if decision == .continueGeneration {
+            logger.info(
+                "continuing generation",
+                metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
+        }
+        switch decision {
+        case .newGeneration(let reason, let why): try startGeneration(reason, why)
+        case .continueGeneration: finishContinuing(saved, start)
+        case .resume, .checkContent: preconditionFailure("afterWAL and byContent decide")
+        }
+    }
+
+    /// Opens the saved generation at the position `beforeReading` chose: its page hashes, the
+    /// WAL cursor of its newest segment, a follower and a segment builder. Nothing is read yet.
+    private func openResumed(_ resume: ContinuityDecision.Resume) throws -> (WALFollower, WALCursor) {
         let (saved, newest, resumeTxid) = (resume.state, resume.newestSegment, resume.txid)
         // The page hashes of the state the generation resumes from (partial when a previous run
         // could not leave them: a snapshot then completes them).
@@ -148,28 +177,7 @@ final class ReplicationLoop {
         state = saved
         progress.generation = saved.generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
-        let resumed = (txid: lastTxid, commitMs: lastCommitMs, shipped: shippedTransactions)
-        var decision = try ContinuityDecision.afterWAL(
-            recordedPageSize: cursor.pageSize, databasePageSize: follower.databasePageSize
-        ) { try follower.walStillHolds(cursor) && catchUp() ? .bridges : .broken }
-        if decision == .checkContent {
-            // Nothing read after the break is trusted when continuity cannot be proven: it must
-            // not be shipped in the saved generation (found by walship-torture, seed 22: it
-            // was, and the new generation then reused its txids).
-            builder?.close()
-            builder = nil
-            (lastTxid, lastCommitMs, shippedTransactions) = resumed
-            decision = ContinuityDecision.byContent(try continueByContent(resumeTxid: resumeTxid))
-        } else if decision == .continueGeneration {
-            logger.info(
-                "continuing generation",
-                metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
-        }
-        switch decision {
-        case .newGeneration(let reason, let why): try startGeneration(reason, why)
-        case .continueGeneration: finishContinuing(saved, start)
-        case .resume, .checkContent: preconditionFailure("afterWAL and byContent decide")
-        }
+        return (follower, cursor)
     }
 
     /// The snapshot bookkeeping of a continued generation.
