@@ -40,5 +40,48 @@ extension CLIIntegration {
             #expect(restored.status == 0, "\(restored.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 2)
         }
+
+        @Test(
+            "an application read transaction that keeps RESTART from finishing makes the agent wait between attempts (250 ms doubling to 5 s), not retry back to back holding the writer lock; once it ends, the WAL restarts"
+        )
+        func busyRestartBacksOff() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 0)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            try app.execute("PRAGMA wal_autocheckpoint=0")
+            try app.setBusyTimeout(milliseconds: 10_000)
+            let agent = try CLIIntegration.ReplicateCommandTests.agent(
+                directory, extra: ["--wal-max-frames", "100", "--log-level", "debug"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
+            // A reader of the application holds a snapshot; the WAL then grows past 100 frames.
+            let reader = try Connection(path: database)
+            defer { reader.close() }
+            try reader.execute("BEGIN")
+            _ = try reader.scalarInt("SELECT count(*) FROM ledger")
+            for _ in 0..<150 { try LedgerDatabase.commitNext(on: app) }
+            #expect(agent.waitForLog("restart checkpoint busy"), "\(agent.log.suffix(3000))")
+            try await Task.sleep(for: .seconds(4))
+            // With the backoff, attempts start at 0, 0.3, 0.85, 1.9 and 3.95 s: at most 5 in 4 s
+            // (back to back, one every 50 ms: about 80).
+            let busy = agent.log.components(separatedBy: "restart checkpoint busy").count - 1
+            #expect(busy <= 25, "\(busy) busy RESTART checkpoints in 4 s")
+            // The application's writer is not held up meanwhile.
+            let clock = ContinuousClock()
+            let started = clock.now
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
+            #expect(clock.now - started < .seconds(5), "20 commits took \(clock.now - started)")
+            // The reader ends: a RESTART succeeds within the longest wait (5 s, with margin).
+            try reader.execute("COMMIT")
+            #expect(agent.waitForLog("restart checkpoint lock_ms", timeout: 30), "\(agent.log.suffix(3000))")
+            try LedgerDatabase.commitNext(on: app)
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let restored = try CLIIntegration.ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(restored.status == 0, "\(restored.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 191)
+        }
     }
 }

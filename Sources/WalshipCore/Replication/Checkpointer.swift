@@ -23,6 +23,16 @@ final class Checkpointer: @unchecked Sendable {
     private var finished = false
     private let running = Atomic<Bool>(false)
     private let metrics: ReplicationMetrics?
+    /// After a RESTART that a reader kept waiting for its whole busy timeout (an application's
+    /// long read transaction: the agent's own moves out of the way within milliseconds),
+    /// requests are ignored until then: 250 ms, doubling to 5 s, until one succeeds. Back to
+    /// back, busy RESTARTs would hold the application's writer lock almost all the time. Under
+    /// `lock`.
+    private var notBefore: ContinuousClock.Instant?
+    /// The current wait after a busy RESTART (checkpoint thread only).
+    private var backoff: Duration = .zero
+    static let firstBackoff: Duration = .milliseconds(250)
+    static let longestBackoff: Duration = .seconds(5)
 
     init(
         databasePath: String, busyTimeout: Duration, restart: Bool, shared: SharedMemoryFile?,
@@ -42,9 +52,14 @@ final class Checkpointer: @unchecked Sendable {
     /// Whether a checkpoint is being run or waits to run.
     var isBusy: Bool { running.load(ordering: .relaxed) }
 
-    /// Asks for one checkpoint; ignored while one is pending or running.
+    /// Asks for one checkpoint; ignored while one is pending or running, and while it waits
+    /// after a busy RESTART.
     func request() {
         lock.lock()
+        if let notBefore, ContinuousClock.now < notBefore {
+            lock.unlock()
+            return
+        }
         if !requested && !running.load(ordering: .relaxed) {
             requested = true
             running.store(true, ordering: .relaxed)
@@ -84,15 +99,22 @@ final class Checkpointer: @unchecked Sendable {
             shared?.checkpointStarted()
             defer { shared?.checkpointEnded() }
             do {
-                if connection == nil {
-                    let opened = try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 0)
+                let current: Connection
+                if let connection {
+                    current = connection
+                } else {
+                    current = try Connection.openObserver(path: databasePath, busyTimeoutMilliseconds: 0)
                     // A connection opens the WAL at its first read; before that a checkpoint
                     // reports the database as not in WAL mode and does nothing.
-                    _ = try opened.checkedJournalMode()
-                    _ = try opened.scalarInt("SELECT count(*) FROM sqlite_schema")
-                    connection = opened
+                    _ = try current.checkedJournalMode()
+                    _ = try current.scalarInt("SELECT count(*) FROM sqlite_schema")
+                    connection = current
                 }
-                try runCheckpoint(on: connection!)
+                let busy = try runCheckpoint(on: current)
+                backoff = busy ? min(max(backoff * 2, Self.firstBackoff), Self.longestBackoff) : .zero
+                lock.lock()
+                notBefore = busy ? ContinuousClock.now + backoff : nil
+                lock.unlock()
             } catch {
                 logger.debug("checkpoint failed", metadata: ["error": "\(error)"])
             }
@@ -100,7 +122,9 @@ final class Checkpointer: @unchecked Sendable {
         }
     }
 
-    private func runCheckpoint(on connection: Connection) throws {
+    /// Runs PASSIVE, then RESTART; returns whether the RESTART found a reader in its way for its
+    /// whole busy timeout.
+    private func runCheckpoint(on connection: Connection) throws -> Bool {
         try connection.setBusyTimeout(milliseconds: 0)
         do {
             let passive = try connection.checkpoint(.passive)
@@ -110,7 +134,7 @@ final class Checkpointer: @unchecked Sendable {
         } catch {
             logger.debug("passive checkpoint failed", metadata: ["error": "\(error)"])
         }
-        guard restart else { return }
+        guard restart else { return false }
         try connection.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
         let clock = ContinuousClock()
         let started = clock.now
@@ -124,9 +148,16 @@ final class Checkpointer: @unchecked Sendable {
                 values.writeLockSeconds += seconds
                 values.longestWriteLockSeconds = max(values.longestWriteLockSeconds, seconds)
             }
+            return false
         } catch let error as SQLiteError where error.isBusy {
-            logger.debug("restart checkpoint busy", metadata: ["waited_ms": "\((clock.now - started).milliseconds)"])
+            logger.debug(
+                "restart checkpoint busy",
+                metadata: [
+                    "waited_ms": "\((clock.now - started).milliseconds)",
+                    "next_in_ms": "\(min(max(backoff * 2, Self.firstBackoff), Self.longestBackoff).milliseconds)",
+                ])
             metrics?.record { $0.checkpointBusy += 1 }
+            return true
         }
     }
 }
