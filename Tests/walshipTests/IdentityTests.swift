@@ -156,11 +156,23 @@ extension CLIIntegration {
             let linked = try Self.agent(directory.file("link/app.db"), directory, "2.log")
             #expect(linked.wait() == 0, "\(linked.log)")
             #expect(!linked.log.contains("new generation"), "\(linked.log)")
+            // `..` after a symbolic link leads where the kernel says: `hop/../app.db` with
+            // `hop -> data/inner` is data/app.db (folded by hand it would be ./app.db).
+            try FileManager.default.createDirectory(
+                atPath: directory.file("data/inner"), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(
+                atPath: directory.file("hop"), withDestinationPath: directory.file("data/inner"))
+            let again = try Connection(path: directory.file("hop/../app.db"))
+            try LedgerDatabase.commitNext(on: again)
+            again.close()
+            let hopped = try Self.agent(directory.file("hop/../app.db"), directory, "3.log")
+            #expect(hopped.wait() == 0, "\(hopped.log)")
+            #expect(!hopped.log.contains("new generation"), "\(hopped.log)")
             let states = try FileManager.default.contentsOfDirectory(atPath: directory.file("state"))
             #expect(states.count == 1, "\(states)")
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 11)
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 12)
         }
     }
 }

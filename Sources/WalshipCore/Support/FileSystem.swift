@@ -50,7 +50,8 @@ public enum FileSystem {
         return String(path[path.index(after: slash)...])
     }
 
-    /// An absolute, lexically normalized form of `path` (no symlinks resolved).
+    /// `path` made absolute (from the working directory), without `.` and empty components; no
+    /// symbolic link resolved, and `..` kept (see `canonical`).
     public static func absolute(_ path: String) -> String {
         var full = path
         if !path.hasPrefix("/") {
@@ -60,15 +61,10 @@ public enum FileSystem {
                 full = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
             }
         }
-        var parts: [Substring] = []
-        for part in full.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." {
-                if !parts.isEmpty { parts.removeLast() }
-                continue
-            }
-            parts.append(part)
-        }
+        // `..` is kept: after a symbolic link it leads into the link's target's parent, which
+        // only the kernel knows (`a/link/../app.db` is not `a/app.db` when `link` points
+        // elsewhere). `canonical` resolves it.
+        let parts = full.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
         return "/" + parts.joined(separator: "/")
     }
 

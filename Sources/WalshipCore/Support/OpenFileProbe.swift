@@ -41,7 +41,7 @@ public enum OpenFileProbe {
     static func processesWithOpen(_ paths: [String]) -> Set<pid_t> {
         var targets = Set<String>()
         for path in paths where FileSystem.exists(path) {
-            targets.insert(FileSystem.absolute(path))
+            targets.insert(FileSystem.canonical(path))
         }
         guard !targets.isEmpty else { return [] }
         var found = Set<pid_t>()
