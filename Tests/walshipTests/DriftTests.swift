@@ -137,6 +137,15 @@ extension CLIIntegration {
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
             #expect(try Self.rows(directory.file("latest.db")).count == 300)
+            // The retries while SQLite could not read the file used no txids: each generation
+            // starts right after its predecessor's last one.
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+            let generations = try #require(object["generations"] as? [[String: Any]])
+            for (before, after) in zip(generations, generations.dropFirst()) {
+                let last = try #require(before["last_txid"] as? Int)
+                #expect(after["first_txid"] as? Int == last + 1, "\(list.stdout)")
+            }
         }
     }
 }

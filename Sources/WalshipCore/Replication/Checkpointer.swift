@@ -23,14 +23,22 @@ final class Checkpointer: @unchecked Sendable {
     private var finished = false
     private let running = Atomic<Bool>(false)
     private let metrics: ReplicationMetrics?
-    /// After a RESTART that a reader kept waiting for its whole busy timeout (an application's
-    /// long read transaction: the agent's own moves out of the way within milliseconds),
-    /// requests are ignored until then: 250 ms, doubling to 5 s, until one succeeds. Back to
-    /// back, busy RESTARTs would hold the application's writer lock almost all the time. Under
+    /// After busy RESTARTs behind a reader that has not moved for `heldBeforeBackoff` (an
+    /// application's long read transaction), requests are ignored until then:
+    /// 250 ms, doubling to 5 s, until the backfill moves or a RESTART succeeds. Back to back,
+    /// such RESTARTs would hold the application's writer lock almost all the time. A RESTART
+    /// that is busy because writers keep the lock is retried at once (it holds nothing). Under
     /// `lock`.
     private var notBefore: ContinuousClock.Instant?
-    /// The current wait after a busy RESTART (checkpoint thread only).
+    /// The current wait (checkpoint thread only).
     private var backoff: Duration = .zero
+    /// Where busy RESTARTs have found the backfill held short of the WAL's end, and since when
+    /// (checkpoint thread only).
+    private var heldSince: (backfill: Int, since: ContinuousClock.Instant)?
+    /// How long the backfill must stay held at one frame before the agent waits: its own readers
+    /// move every poll interval (every few milliseconds while it checkpoints), so a reader that
+    /// holds it longer is the application's.
+    static let heldBeforeBackoff: Duration = .seconds(1)
     static let firstBackoff: Duration = .milliseconds(250)
     static let longestBackoff: Duration = .seconds(5)
 
@@ -110,10 +118,27 @@ final class Checkpointer: @unchecked Sendable {
                     _ = try current.scalarInt("SELECT count(*) FROM sqlite_schema")
                     connection = current
                 }
-                let busy = try runCheckpoint(on: current)
-                backoff = busy ? min(max(backoff * 2, Self.firstBackoff), Self.longestBackoff) : .zero
+                let result = try runCheckpoint(on: current)
+                var stuck = false
+                if result.busy, let backfill = result.shortBackfill {
+                    if let held = heldSince, held.backfill == backfill {
+                        stuck = ContinuousClock.now - held.since >= Self.heldBeforeBackoff
+                    } else {
+                        heldSince = (backfill, ContinuousClock.now)
+                    }
+                } else {
+                    heldSince = nil
+                }
+                backoff = stuck ? min(max(backoff * 2, Self.firstBackoff), Self.longestBackoff) : .zero
+                if stuck {
+                    logger.debug(
+                        "restart checkpoint waits for a reader",
+                        metadata: [
+                            "wal.backfill": "\(result.shortBackfill ?? 0)", "next_in_ms": "\(backoff.milliseconds)",
+                        ])
+                }
                 lock.lock()
-                notBefore = busy ? ContinuousClock.now + backoff : nil
+                notBefore = stuck ? ContinuousClock.now + backoff : nil
                 lock.unlock()
             } catch {
                 logger.debug("checkpoint failed", metadata: ["error": "\(error)"])
@@ -122,19 +147,21 @@ final class Checkpointer: @unchecked Sendable {
         }
     }
 
-    /// Runs PASSIVE, then RESTART; returns whether the RESTART found a reader in its way for its
-    /// whole busy timeout.
-    private func runCheckpoint(on connection: Connection) throws -> Bool {
+    /// Runs PASSIVE, then RESTART: whether the RESTART gave up after its busy timeout, and where
+    /// the PASSIVE left the backfill when a reader kept it short of the WAL's end.
+    private func runCheckpoint(on connection: Connection) throws -> (busy: Bool, shortBackfill: Int?) {
         try connection.setBusyTimeout(milliseconds: 0)
+        var shortBackfill: Int?
         do {
             let passive = try connection.checkpoint(.passive)
             logger.debug(
                 "passive checkpoint",
                 metadata: ["wal.frames": "\(passive.walFrames)", "wal.checkpointed": "\(passive.checkpointedFrames)"])
+            if passive.checkpointedFrames < passive.walFrames { shortBackfill = Int(passive.checkpointedFrames) }
         } catch {
             logger.debug("passive checkpoint failed", metadata: ["error": "\(error)"])
         }
-        guard restart else { return false }
+        guard restart else { return (false, shortBackfill) }
         try connection.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
         let clock = ContinuousClock()
         let started = clock.now
@@ -148,16 +175,11 @@ final class Checkpointer: @unchecked Sendable {
                 values.writeLockSeconds += seconds
                 values.longestWriteLockSeconds = max(values.longestWriteLockSeconds, seconds)
             }
-            return false
+            return (false, shortBackfill)
         } catch let error as SQLiteError where error.isBusy {
-            logger.debug(
-                "restart checkpoint busy",
-                metadata: [
-                    "waited_ms": "\((clock.now - started).milliseconds)",
-                    "next_in_ms": "\(min(max(backoff * 2, Self.firstBackoff), Self.longestBackoff).milliseconds)",
-                ])
+            logger.debug("restart checkpoint busy", metadata: ["waited_ms": "\((clock.now - started).milliseconds)"])
             metrics?.record { $0.checkpointBusy += 1 }
-            return true
+            return (true, shortBackfill)
         }
     }
 }
