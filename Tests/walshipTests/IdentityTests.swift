@@ -8,12 +8,47 @@ extension CLIIntegration {
     /// Issue 16, item 1: which database a replica holds.
     @Suite("database identity")
     struct IdentityTests {
-        static func agent(_ database: String, _ directory: TemporaryDirectory, _ log: String) throws -> AgentProcess {
+        static func agent(
+            _ database: String, _ directory: TemporaryDirectory, _ log: String, state: String = "state"
+        ) throws -> AgentProcess {
             try AgentProcess(
                 [
                     "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                    directory.file("state"), "--once",
+                    directory.file(state), "--once",
                 ], logPath: directory.file(log))
+        }
+
+        /// A disaster drill: restores the replica (at `txid`, else latest) to drill/app.db with
+        /// `state` as its state directory, and commits `commits` ledger transactions on it.
+        static func restoreDrill(
+            _ directory: TemporaryDirectory, txid: Int? = nil, state: String, commits: Int, payloadBytes: Int = 200
+        ) throws -> String {
+            let drill = directory.file("drill/app.db")
+            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
+            let restored = try WalshipBinary.run(
+                ["restore", ReplicateCommandTests.replicaURL(directory), "-o", drill]
+                    + (txid.map { ["--txid", String($0)] } ?? [])
+                    + ["--state-dir", directory.file(state), "--quiet"])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            let drillApp = try Connection(path: drill)
+            for _ in 0..<commits { try LedgerDatabase.commitNext(on: drillApp, payloadBytes: payloadBytes) }
+            drillApp.close()
+            return drill
+        }
+
+        /// `walship list --json` of the test replica.
+        static func list(_ directory: TemporaryDirectory) throws -> (text: String, object: [String: Any]) {
+            let output = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+            return (output.stdout, object)
+        }
+
+        /// The latest restore succeeds and holds `count` ledger transactions.
+        static func expectLatest(_ directory: TemporaryDirectory, count: Int64) throws {
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == count)
         }
 
         @Test(
@@ -50,26 +85,14 @@ extension CLIIntegration {
             app.close()
             #expect(try Self.agent(directory.file("app.db"), directory, "2.log").wait() == 0)
             // The drill: restore an earlier point elsewhere, and replicate that database instead.
-            let drill = directory.file("drill/app.db")
-            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
-            let restored = try WalshipBinary.run([
-                "restore", ReplicateCommandTests.replicaURL(directory), "-o", drill, "--txid", "0", "--state-dir",
-                directory.file("state"), "--quiet",
-            ])
-            #expect(restored.status == 0, "\(restored.stderr)")
-            let drillApp = try Connection(path: drill)
-            try LedgerDatabase.commitNext(on: drillApp)
-            drillApp.close()
+            let drill = try Self.restoreDrill(directory, txid: 0, state: "state", commits: 1)
             let agent = try Self.agent(drill, directory, "3.log")
             #expect(agent.wait() == 0, "\(agent.log)")
             #expect(agent.log.contains("database restored from this replica"), "\(agent.log)")
-            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
-            #expect((object["forks"] as? [Any])?.isEmpty == true, "\(list.stdout)")
-            #expect((object["generations"] as? [Any])?.count == 2, "\(list.stdout)")
-            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
-            #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 11)
+            let (listed, object) = try Self.list(directory)
+            #expect((object["forks"] as? [Any])?.isEmpty == true, "\(listed)")
+            #expect((object["generations"] as? [Any])?.count == 2, "\(listed)")
+            try Self.expectLatest(directory, count: 11)
             // A second start of the drill database continues its generation (the marker is used once).
             let again = try Self.agent(drill, directory, "4.log")
             #expect(again.wait() == 0, "\(again.log)")
@@ -93,29 +116,15 @@ extension CLIIntegration {
             #expect(production.waitForLog("page hashes complete"), "\(production.log)")
             for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
             // The drill: restore an earlier point elsewhere and replicate it, with its own state.
-            let drill = directory.file("drill/app.db")
-            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
-            let restored = try WalshipBinary.run([
-                "restore", ReplicateCommandTests.replicaURL(directory), "-o", drill, "--txid", "0", "--state-dir",
-                directory.file("drill-state"), "--quiet",
-            ])
-            #expect(restored.status == 0, "\(restored.stderr)")
-            let drillApp = try Connection(path: drill)
-            for _ in 0..<3 { try LedgerDatabase.commitNext(on: drillApp) }
-            drillApp.close()
-            let drillAgent = try AgentProcess(
-                [
-                    "replicate", drill, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                    directory.file("drill-state"), "--once",
-                ], logPath: directory.file("drill.log"))
+            let drill = try Self.restoreDrill(directory, txid: 0, state: "drill-state", commits: 3)
+            let drillAgent = try Self.agent(drill, directory, "drill.log", state: "drill-state")
             #expect(drillAgent.wait() == 0, "\(drillAgent.log)")
             // The original goes on, into the txids the drill's generation uses.
             for _ in 0..<6 { try LedgerDatabase.commitNext(on: app) }
             #expect(production.stop() == 0, "\(production.log)")
-            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
-            let forks = try #require(object["forks"] as? [[String]], "\(list.stdout)")
-            #expect(forks.count == 1 && forks.first?.count == 2, "\(list.stdout)")
+            let (listed, object) = try Self.list(directory)
+            let forks = try #require(object["forks"] as? [[String]], "\(listed)")
+            #expect(forks.count == 1 && forks.first?.count == 2, "\(listed)")
             for target in [[], ["--txid", "3"]] {
                 let refused = try ReplicateCommandTests.restore(directory, target, to: "refused.db")
                 #expect(refused.status == 11, "restore \(target): \(refused.stderr)")
@@ -134,9 +143,7 @@ extension CLIIntegration {
             #expect(restarted.log.contains("shipped the same txids at the same time"), "\(restarted.log)")
             try LedgerDatabase.commitNext(on: app)
             #expect(try Self.agent(directory.file("app.db"), directory, "production-3.log").wait() == 0)
-            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
-            #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 21)
+            try Self.expectLatest(directory, count: 21)
         }
 
         @Test(
@@ -152,30 +159,16 @@ extension CLIIntegration {
             #expect(try Self.agent(directory.file("app.db"), directory, "production.log").wait() == 0)
             // Production's agent is down; its application goes on.
             for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
-            let drill = directory.file("drill/app.db")
-            try FileManager.default.createDirectory(atPath: directory.file("drill"), withIntermediateDirectories: true)
-            let restored = try WalshipBinary.run([
-                "restore", ReplicateCommandTests.replicaURL(directory), "-o", drill, "--state-dir",
-                directory.file("drill-state"), "--quiet",
-            ])
-            #expect(restored.status == 0, "\(restored.stderr)")
-            let drillApp = try Connection(path: drill)
-            for _ in 0..<5 { try LedgerDatabase.commitNext(on: drillApp, payloadBytes: 333) }
-            drillApp.close()
-            let drillAgent = try AgentProcess(
-                [
-                    "replicate", drill, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                    directory.file("drill-state"), "--once",
-                ], logPath: directory.file("drill.log"))
+            let drill = try Self.restoreDrill(directory, state: "drill-state", commits: 5, payloadBytes: 333)
+            let drillAgent = try Self.agent(drill, directory, "drill.log", state: "drill-state")
             #expect(drillAgent.wait() == 0, "\(drillAgent.log)")
             let drillGeneration = try #require(
                 drillAgent.log.firstMatch(of: /new generation.* generation=([0-9a-f]{16})/).map { String($0.1) })
             // Production's agent resumes (a new generation after its own) and ships.
             #expect(try Self.agent(directory.file("app.db"), directory, "production-2.log").wait() == 0)
-            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
-            let forks = try #require(object["forks"] as? [[String]], "\(list.stdout)")
-            #expect(forks.count == 1 && forks.first?.contains(drillGeneration) == true, "\(list.stdout)")
+            let (listed, object) = try Self.list(directory)
+            let forks = try #require(object["forks"] as? [[String]], "\(listed)")
+            #expect(forks.count == 1 && forks.first?.contains(drillGeneration) == true, "\(listed)")
             let generations = try #require(object["generations"] as? [[String: Any]])
             let drillSpan = try #require(generations.first { $0["id"] as? String == drillGeneration })
             let drillLast = try #require(drillSpan["last_txid"] as? Int)
@@ -184,9 +177,7 @@ extension CLIIntegration {
             let chosen = try ReplicateCommandTests.restore(
                 directory, ["--generation", drillGeneration], to: "drill-restored.db")
             #expect(chosen.status == 0, "\(chosen.stderr)")
-            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
-            #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 17)
+            try Self.expectLatest(directory, count: 17)
         }
 
         @Test(
@@ -220,9 +211,7 @@ extension CLIIntegration {
             #expect(!hopped.log.contains("new generation"), "\(hopped.log)")
             let states = try FileManager.default.contentsOfDirectory(atPath: directory.file("state"))
             #expect(states.count == 1, "\(states)")
-            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
-            #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 12)
+            try Self.expectLatest(directory, count: 12)
         }
     }
 }
