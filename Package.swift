@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "WalshipCoreTests",
             dependencies: ["WalshipCore", "WalshipTesting", "CSQLite"],
-            exclude: ["Replication/Golden", "Storage/Golden"]
+            exclude: ["Storage/Golden"]
         ),
         .testTarget(
             name: "WalshipS3Tests",

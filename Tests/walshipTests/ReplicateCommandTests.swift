@@ -820,8 +820,8 @@ extension CLIIntegration {
 }
 
 extension CLIIntegration {
-    @Suite("walship replicate review regressions")
-    struct ReviewRegressionTests {
+    @Suite("walship replicate at the edges (no WAL at both ends, snapshots under restore, one agent per database)")
+    struct EdgeCaseTests {
         @Test(
             "--once runs with no WAL at both ends (the app closed its last connection) ship the commits in between as one transaction read from the file, never a silent gap"
         )
