@@ -186,7 +186,7 @@ public final class DatabaseReplicator: Sendable {
                     for await _ in spool.signals { break }
                     // A cancelled run (its caller is going away) stops at once: waiting on the
                     // spool and retrying uploads both return immediately in a cancelled task,
-                    // and would spin (found by review: two cores busy for half an hour).
+                    // and would spin.
                     if Task.isCancelled {
                         stop.stopNow()
                         break

@@ -125,8 +125,7 @@ final class ReplicationLoop {
         ) { try follower.walStillHolds(cursor) && catchUp() ? .bridges : .broken }
         if decision == .checkContent {
             // Nothing read after the break is trusted when continuity cannot be proven: it must
-            // not be shipped in the saved generation (found by walship-torture, seed 22: it
-            // was, and the new generation then reused its txids).
+            // not be shipped in the saved generation, whose txids the new generation continues.
             builder?.close()
             builder = nil
             (lastTxid, lastCommitMs, shippedTransactions) = resumed

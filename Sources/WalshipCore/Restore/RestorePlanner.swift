@@ -270,7 +270,7 @@ public struct RestorePlanner: Sendable {
     /// A generation's segments after a hole that no snapshot bridges: objects were lost (uploads
     /// go in txid order, so a hole never appears while they are under way), and the restore
     /// points after it cannot be built. Restoring the point before the hole as if it were the
-    /// latest would silently drop them (found by review).
+    /// latest would silently drop them.
     private func missingSegments(after reach: Reach) -> WalshipError? {
         let generation = reach.snapshot.generation
         let segments = inventory.segments(of: generation)
