@@ -92,6 +92,42 @@ extension CLIIntegration {
         }
 
         @Test(
+            "an agent that started while a WAL restart was pending (a TRUNCATE checkpoint, no write since) notices a copy put back in place with no write after it"
+        )
+        func overwriteWhileRestartPendingIsNoticed() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try Self.sqlite(
+                database,
+                "PRAGMA journal_mode=WAL;CREATE TABLE t(id INTEGER PRIMARY KEY,v BLOB);CREATE TABLE meta(tag);INSERT INTO meta VALUES('orig')"
+            )
+            try Self.sqlite(database, "INSERT INTO t(v) SELECT randomblob(700) FROM (SELECT 1 UNION SELECT 2)")
+            try FileManager.default.copyItem(atPath: database, toPath: directory.file("older.db"))
+            // The application keeps a connection open, writes, and runs a TRUNCATE checkpoint:
+            // the wal-index shows no frames and a restart pending when the agent starts.
+            let app = try Connection(path: database)
+            defer { app.close() }
+            try app.setBusyTimeout(milliseconds: 5000)
+            try app.execute("UPDATE meta SET tag='newer'")
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            let agent = try ReplicateCommandTests.agent(directory, extra: ["--sync-interval", "200ms"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            let copy = try #require(FileManager.default.contents(atPath: directory.file("older.db")))
+            let file = try LocalFile(path: database, flags: O_WRONLY | O_TRUNC)
+            try file.write(Array(copy))
+            try file.close()
+            #expect(
+                agent.waitForLog("the database file changed behind SQLite", timeout: 20), "\(agent.log.suffix(3000))")
+            #expect(agent.waitForLog("snapshot taken", after: "changed behind SQLite"), "\(agent.log.suffix(3000))")
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try Self.rows(directory.file("latest.db")).tag == "orig")
+        }
+
+        @Test(
             "an older, larger copy put back in place makes SQLite report the database malformed: the agent keeps running, and starts a new generation once SQLite reads it again"
         )
         func malformedAfterOverwriteIsWaitedOut() async throws {

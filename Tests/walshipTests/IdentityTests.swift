@@ -147,40 +147,6 @@ extension CLIIntegration {
         }
 
         @Test(
-            "a drill replicated while the original's agent is down is a fork once the original's agent resumes past it: its points are refused (exit 11), the original's latest restores"
-        )
-        func drillWhileAgentDownIsAFork() throws {
-            let directory = try TemporaryDirectory()
-            defer { directory.remove() }
-            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
-            let app = try Connection(path: directory.file("app.db"))
-            defer { app.close() }
-            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
-            #expect(try Self.agent(directory.file("app.db"), directory, "production.log").wait() == 0)
-            // Production's agent is down; its application goes on.
-            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
-            let drill = try Self.restoreDrill(directory, state: "drill-state", commits: 5, payloadBytes: 333)
-            let drillAgent = try Self.agent(drill, directory, "drill.log", state: "drill-state")
-            #expect(drillAgent.wait() == 0, "\(drillAgent.log)")
-            let drillGeneration = try #require(
-                drillAgent.log.firstMatch(of: /new generation.* generation=([0-9a-f]{16})/).map { String($0.1) })
-            // Production's agent resumes (a new generation after its own) and ships.
-            #expect(try Self.agent(directory.file("app.db"), directory, "production-2.log").wait() == 0)
-            let (listed, object) = try Self.list(directory)
-            let forks = try #require(object["forks"] as? [[String]], "\(listed)")
-            #expect(forks.count == 1 && forks.first?.contains(drillGeneration) == true, "\(listed)")
-            let generations = try #require(object["generations"] as? [[String: Any]])
-            let drillSpan = try #require(generations.first { $0["id"] as? String == drillGeneration })
-            let drillLast = try #require(drillSpan["last_txid"] as? Int)
-            let refused = try ReplicateCommandTests.restore(directory, ["--txid", String(drillLast)], to: "refused.db")
-            #expect(refused.status == 11, "\(refused.stderr)")
-            let chosen = try ReplicateCommandTests.restore(
-                directory, ["--generation", drillGeneration], to: "drill-restored.db")
-            #expect(chosen.status == 0, "\(chosen.stderr)")
-            try Self.expectLatest(directory, count: 17)
-        }
-
-        @Test(
             "one database reached through a symlinked directory or a relative path is the same database: same state, same generation"
         )
         func symlinkedPathIsTheSameDatabase() throws {

@@ -45,10 +45,6 @@ final class ReplicationLoop {
     private(set) var state: ReplicaState?
     /// The newest generation the replica listed at start, for the lineage of a new generation.
     private var newestStoredGeneration: GenerationID?
-    /// The generation this agent's saved state names, for the lineage of a new generation that
-    /// does not continue it: the database's own history, even when another copy of it (a drill)
-    /// replicated a newer generation meanwhile.
-    private var savedGeneration: GenerationID?
     private var segmentStarted: ContinuousClock.Instant?
     private var previousSegment: (txid: UInt64, sha: [UInt8]) = (0, [])
     var lastTxid: UInt64 = 0
@@ -97,7 +93,6 @@ final class ReplicationLoop {
             savedGenerationAbandoned: stateFile.map { spool.isAbandoned($0.generation) } ?? false,
             databaseFile: FileIdentity(path: databasePath))
         newestStoredGeneration = start.inventory.generations.last
-        savedGeneration = facts.usableSaved?.generation
         lastTxid = facts.lastTxid
         // Commit times never go back across the replica, even from a host whose clock is behind:
         // restore by time picks the newest generation that started at or before the target.
@@ -252,10 +247,9 @@ final class ReplicationLoop {
         snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
-        // The lineage continues from this agent's generation; without local state, from the
-        // newest generation in the replica; a restored database's, from the point it was
-        // restored from.
-        var predecessor = state?.generation ?? savedGeneration ?? newestStoredGeneration
+        // The lineage continues from this agent's generation; without one, from the newest
+        // generation in the replica; a restored database's, from the point it was restored from.
+        var predecessor = state?.generation ?? newestStoredGeneration
         // The new generation's first state (its snapshot) gets a txid of its own: it may hold
         // commits made while nobody watched, so it must never share a txid with the
         // predecessor's last restore point.

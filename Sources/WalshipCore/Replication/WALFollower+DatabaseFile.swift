@@ -115,9 +115,12 @@ extension WALFollower {
         }
         // Everything published has been read, or a restart is pending after a complete backfill
         // of a WAL this follower read to its end (the wal-index keeps the last frame's checksum).
+        // Or no frame was published since this follower positioned itself (it started while a
+        // restart was pending, or with no WAL): the file alone holds the state.
         let sameWAL = cursor.hasSalts(before.salt1, before.salt2) && before.maxFrame == cursor.frame
         let restartAfterOurEnd = before.maxFrame == 0 && before.frameChecksum == cursor.checksum
-        guard sameWAL || restartAfterOurEnd else {
+        let nothingPublished = before.maxFrame == 0 && cursor.frame == 0
+        guard sameWAL || restartAfterOurEnd || nothingPublished else {
             return .inconclusive
         }
         let fullyBackfilled = before.maxFrame == 0 || backfill >= before.maxFrame

@@ -12,8 +12,6 @@
 ///   (a drill), or the later generations of an agent racing another one, show. A restored
 ///   generation whose predecessor's later points all came before it (a rollback: the original
 ///   was stopped and restored over) is not a fork: its points supersede those.
-/// - generations that a later one passed over (`skippedBranches`): a drill replicated while
-///   the original's agent was down, which then started a generation continuing its own.
 /// Restore refuses a forked generation unless `--generation` picks one.
 public struct Lineage: Sendable {
     public struct Link: Sendable, Equatable {
@@ -127,8 +125,6 @@ public struct Lineage: Sendable {
             groups.append([predecessor, generation])
         }
         groups += concurrentPairs.map { Set([$0.0, $0.1]) }
-        groups += skippedBranches
-
         // Merge groups that share a generation.
         var merged: [Set<GenerationID>] = []
         for group in groups {
@@ -141,27 +137,6 @@ public struct Lineage: Sendable {
             merged.append(group)
         }
         return merged.map { $0.sorted() }.sorted { $0[0] < $1[0] }
-    }
-
-    /// Generations a later one passed over: a generation (not restored) that continues an older
-    /// predecessor while generations created between the two have restore points. Its agent did
-    /// not build on them (it was down while another copy of the database replicated here, such as
-    /// a drill restored from the replica), so they are another lineage than the predecessor's,
-    /// which went on without them: each is a group with that predecessor (whose own agent's
-    /// successor, the newest, is not part of it). One agent always continues the newest
-    /// generation it knows, so only another agent leaves generations to pass over.
-    var skippedBranches: [Set<GenerationID>] {
-        var groups: [Set<GenerationID>] = []
-        for (generation, link) in links where link.reason != .restored {
-            guard let predecessor = link.generation else { continue }
-            // Siblings that name the same predecessor are forks already (and include this one).
-            let skipped = links.filter { other, otherLink in
-                other > predecessor && other < generation
-                    && (otherLink.generation != predecessor || otherLink.reason == .restored)
-            }.keys
-            if !skipped.isEmpty { groups.append(Set(skipped).union([predecessor])) }
-        }
-        return groups
     }
 
     /// Pairs (older, newer) of generations that shipped the same txids at the same time: the

@@ -109,30 +109,4 @@ struct LineageTests {
             ])
         #expect(lineage.forks == [[other, first, second]])
     }
-
-    @Test(
-        "a generation that continues an older predecessor past a drill replicated meanwhile leaves the drill a fork with that predecessor; the newest stays restorable"
-    )
-    func skippedDrillIsAFork() {
-        let original = GenerationID(1_000 << 20)
-        let drill = GenerationID(2_000 << 20)
-        let resumed = GenerationID(3_000 << 20)
-        let lineage = Lineage(
-            links: [
-                original: .init(generation: nil, txid: 0),
-                drill: .init(generation: original, txid: 40, reason: .restored),
-                resumed: .init(generation: original, txid: 78, reason: .continuityLost),
-            ],
-            lastTxids: [original: 57, drill: 78, resumed: 157], firstTxids: [original: 1, drill: 58, resumed: 79],
-            activity: [
-                original: [.init(ms: 1_500, txid: 57)], drill: [.init(ms: 2_500, txid: 78)],
-                resumed: [.init(ms: 3_500, txid: 157)],
-            ])
-        #expect(lineage.forks == [[original, drill]])
-        #expect(lineage.fork(containing: resumed) == nil)
-        // The same generations in one line (the resumed one continues the drill) are no fork.
-        var linear = lineage
-        linear.links[resumed] = .init(generation: drill, txid: 78, reason: .continuityLost)
-        #expect(linear.forks.isEmpty)
-    }
 }
