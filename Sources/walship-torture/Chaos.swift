@@ -37,6 +37,14 @@ final class AgentController {
     /// The current start's log so far.
     var currentLog: String { process?.log ?? "" }
 
+    /// Whether the current start has decided where it stands: it continued its generation, or
+    /// its new generation's snapshot is taken. Before that, a change to the database file is
+    /// part of what the start reads (its snapshot copies it), not something to notice.
+    var hasSettled: Bool {
+        let log = currentLog
+        return log.contains("continuing generation") || log.contains("snapshot taken")
+    }
+
     /// Waits until the current start's log contains `text`; returns whether it did.
     func waitForLog(_ text: String, timeout: TimeInterval) -> Bool {
         process?.waitForLog(text, timeout: timeout) ?? false

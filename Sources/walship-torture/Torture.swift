@@ -119,10 +119,12 @@ struct Torture: AsyncParsableCommand {
             case period / 4:
                 try workload.saveCopy(to: directory.file("saved-copy.db"))
             case let point
-            where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning
+            where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning && agent.hasSettled
                 && workload.canOverwrite(with: directory.file("saved-copy.db")):
                 // (A copy larger than the database now would make SQLite itself report corruption:
-                // the wal-index still claims the smaller size. The event waits for one that fits.)
+                // the wal-index still claims the smaller size. The event waits for one that fits,
+                // and for an agent that has finished starting: one still starting may take its
+                // snapshot of the overwritten file, which needs no noticing.)
                 // Only what the agent logs from here on can be about this overwrite.
                 let logBefore = agent.currentLog.utf8.count
                 try workload.overwriteInPlace(with: directory.file("saved-copy.db"))
