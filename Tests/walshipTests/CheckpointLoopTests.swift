@@ -10,20 +10,29 @@ extension CLIIntegration {
     /// RESTART checkpoints back to back, each taking the writer lock, while the app was idle.
     @Suite("agent checkpoints")
     struct CheckpointLoopTests {
+        /// An empty ledger database, an application connection without autocheckpoints, and an
+        /// agent with `--wal-max-frames walMaxFrames` logging at debug level, started.
+        static func start(
+            _ directory: TemporaryDirectory, walMaxFrames: Int
+        ) throws -> (database: String, app: Connection, agent: AgentProcess) {
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 0)
+            let app = try Connection(path: database)
+            try app.execute("PRAGMA wal_autocheckpoint=0")
+            let agent = try CLIIntegration.ReplicateCommandTests.agent(
+                directory, extra: ["--wal-max-frames", String(walMaxFrames), "--log-level", "debug"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            return (database, app, agent)
+        }
+
         @Test(
             "after a transaction longer than wal-max-frames, an idle application sees one RESTART checkpoint, not a loop"
         )
         func noCheckpointLoop() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 0)
-            let app = try Connection(path: database)
+            let (_, app, agent) = try Self.start(directory, walMaxFrames: 300)
             defer { app.close() }
-            try app.execute("PRAGMA wal_autocheckpoint=0")
-            let agent = try CLIIntegration.ReplicateCommandTests.agent(
-                directory, extra: ["--wal-max-frames", "300", "--log-level", "debug"])
-            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
             // One transaction of about 500 pages (a 2 MB row in overflow pages).
             try LedgerDatabase.commitNext(on: app, payloadBytes: 2_000_000)
             #expect(agent.waitForLog("restart checkpoint"), "\(agent.log.suffix(3000))")
@@ -47,15 +56,9 @@ extension CLIIntegration {
         func busyRestartBacksOff() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 0)
-            let app = try Connection(path: database)
+            let (database, app, agent) = try Self.start(directory, walMaxFrames: 100)
             defer { app.close() }
-            try app.execute("PRAGMA wal_autocheckpoint=0")
             try app.setBusyTimeout(milliseconds: 10_000)
-            let agent = try CLIIntegration.ReplicateCommandTests.agent(
-                directory, extra: ["--wal-max-frames", "100", "--log-level", "debug"])
-            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
             for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
             // A reader of the application holds a snapshot; the WAL then grows past 100 frames.
             let reader = try Connection(path: database)

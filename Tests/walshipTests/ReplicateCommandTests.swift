@@ -586,6 +586,18 @@ extension CLIIntegration {
             victim.waitUntilExit()
         }
 
+        /// A ledger database of 20 rows replicated by a running agent, after a writer's commits of
+        /// 0.2 s were shipped (the WAL holds frames).
+        static func agentAfterCommits(_ directory: TemporaryDirectory) throws -> (String, AgentProcess) {
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 20)
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            _ = try WriterProcess(script: WALBoundTests.writerScript, database: database, seconds: 0.2).wait()
+            #expect(agent.waitForLog("object uploaded", after: "snapshot taken"), "\(agent.log)")
+            return (database, agent)
+        }
+
         /// Rows with the victim's payload size in `path`.
         static func victimRows(_ path: String, payloadBytes: Int) throws -> Int64? {
             let connection = try Connection(path: path, mode: [.readOnly])
@@ -599,12 +611,7 @@ extension CLIIntegration {
         func recoveredCommitShipsAtNextStart(walKept: Bool) async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 20)
-            let agent = try ReplicateCommandTests.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
-            _ = try WriterProcess(script: WALBoundTests.writerScript, database: database, seconds: 0.2).wait()
-            #expect(agent.waitForLog("object uploaded", after: "snapshot taken"), "\(agent.log)")
+            let (database, agent) = try Self.agentAfterCommits(directory)
             // The demo's order: the writer dies inside COMMIT, then the agent stops. The agent
             // never saw the commit: it was not published while it ran.
             try Self.killInCommit(database, payloadBytes: 7777)
@@ -631,13 +638,8 @@ extension CLIIntegration {
         func unpublishedCommitIsNotShipped() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let database = directory.file("app.db")
-            try LedgerDatabase.create(at: database, rows: 20)
-            let agent = try ReplicateCommandTests.agent(directory)
-            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
             // A few published commits so the WAL has frames and the victim's first sync is its commit's.
-            _ = try WriterProcess(script: WALBoundTests.writerScript, database: database, seconds: 0.2).wait()
-            try await Task.sleep(for: .milliseconds(500))
+            let (database, agent) = try Self.agentAfterCommits(directory)
 
             // The victim writes its frames, then hangs in the WAL sync; it is killed there.
             try Self.killInCommit(database, payloadBytes: 9000)
