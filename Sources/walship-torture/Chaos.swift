@@ -28,9 +28,15 @@ final class AgentController {
 
     var isRunning: Bool { process != nil }
 
+    /// Paths that reach the database (`arguments[1]`), used by the starts in turn: the same file
+    /// through a symlinked directory or `..` is the same database.
+    var databasePaths: [String] = []
+
     /// Starts the agent; each start logs to its own file (`agent.log.N`).
     func start() throws {
         starts.append(Workload.nowMs())
+        var arguments = arguments
+        if !databasePaths.isEmpty { arguments[1] = databasePaths[starts.count % databasePaths.count] }
         process = try AgentProcess(arguments, logPath: "\(logPath).\(starts.count)", environment: environment)
     }
 
@@ -123,5 +129,79 @@ enum Victim {
         _ = try CommandRunner.run("/usr/bin/pkill", ["-9", "-f", script])
         victim.waitUntilExit()
         return sawCommit
+    }
+}
+
+/// A saved copy of the database put back over it in place (same inode, as `cp old.db app.db`
+/// does), in one of three ways, while the agent runs and has finished starting (one still
+/// starting may take its snapshot of the overwritten file, which needs no noticing).
+enum PutBack {
+    /// Runs the event; returns its name for the counts and the problems found.
+    static func run(
+        copy: String, workload: Workload, agent: AgentController, using random: inout SeededGenerator
+    ) throws -> (event: String, problems: [String]) {
+        var problems: [String] = []
+        guard let fit = workload.fit(of: copy) else { return ("", []) }
+        var event = "database overwritten in place"
+        if fit == .fits && Bool.random(using: &random) {
+            // The drift gap: the agent starts while the wal-index shows no frames (a restart
+            // pending), and nothing is written after the overwrite.
+            event += " (agent started on a truncated WAL)"
+            if let status = agent.stop(.term), status != 0 && status != 4 {
+                problems.append("agent stop exited \(status)")
+            }
+            try workload.truncateWAL()
+            try agent.start()
+            let settled = (0..<600).contains { _ in
+                if agent.hasSettled { return true }
+                usleep(100_000)
+                return false
+            }
+            if !settled { problems.append("the agent did not finish starting within 60 s") }
+        }
+        // Only what the agent logs from here on can be about this overwrite.
+        let logBefore = agent.currentLog.utf8.count
+        func logged(seconds: Int, _ found: (Substring) -> Bool) -> Bool {
+            (0..<(seconds * 10)).contains { _ in
+                if found(Substring(String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self))) {
+                    return true
+                }
+                usleep(100_000)
+                return false
+            }
+        }
+        if fit == .larger {
+            // SQLite reports the file malformed until the wal-index is built again: the
+            // application stays closed until the agent has said so (and let go of the file).
+            event = "older, larger copy put back (SQLite: malformed)"
+            try workload.overwriteInPlace(with: copy) {
+                if !logged(seconds: 30, { $0.contains("SQLite reports the database malformed") }) {
+                    problems.append("the agent did not report the larger copy put back as malformed")
+                }
+            }
+            if !logged(seconds: 60, { $0.contains("snapshot taken", after: "the database is readable again") }) {
+                problems.append("the agent did not start a new generation once SQLite read the database again")
+            }
+        } else {
+            try workload.overwriteInPlace(with: copy)
+            // Noticed as drift, or (an agent just starting) shipped as a transaction read from
+            // the file: either way the replica holds what the application has. The application
+            // waits for the new generation's first snapshot, so the state it now has is a
+            // restore point of its own (points start at that snapshot).
+            let noticed = logged(seconds: 30) {
+                $0.contains("snapshot taken", after: "the database file changed behind SQLite")
+                    || $0.contains("shipped as one transaction read from the database file")
+            }
+            if !noticed { problems.append("the agent did not notice the database overwritten in place") }
+        }
+        return (event, problems)
+    }
+}
+
+extension Substring {
+    /// Whether `text` occurs after the first occurrence of `marker`.
+    func contains(_ text: String, after marker: String) -> Bool {
+        guard let range = range(of: marker) else { return false }
+        return self[range.upperBound...].contains(text)
     }
 }

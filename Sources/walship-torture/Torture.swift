@@ -13,8 +13,8 @@ import WalshipTesting
 /// restarted, application processes are killed inside COMMIT, and afterwards restores by txid and
 /// by time are compared with the oracle the workload recorded after every commit.
 ///
-/// Faults and kills are scheduled by operation count from the seed, so `--seed S --ops N`
-/// replays a run's schedule (the agent's timing still varies).
+/// Faults and kills are scheduled by operation count from the seed, so `--seed S --ops N
+/// --period P` replays a run's schedule (the agent's timing still varies).
 @main
 struct Torture: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +28,12 @@ struct Torture: AsyncParsableCommand {
 
     @Option(help: "Run for this many minutes instead of a fixed number of operations.")
     var minutes: Double?
+
+    @Option(
+        help:
+            "Operations per period of scheduled events (default: --ops when given alone, else 4000; a replay passes the failed run's)."
+    )
+    var period: Int?
 
     @Option(help: "Replica store: s3 (rclone behind the fault proxy) or file.")
     var store: String = "s3"
@@ -90,6 +96,9 @@ struct Torture: AsyncParsableCommand {
                 "--snapshot-interval", "15s", "--wal-max-frames", "300", "--log-level",
                 ProcessInfo.processInfo.environment["TORTURE_AGENT_LOG_LEVEL"] ?? "info",
             ], environment: agentEnvironment, logPath: directory.file("agent.log"))
+        try FileManager.default.createSymbolicLink(atPath: directory.file("link"), withDestinationPath: directory.path)
+        try FileManager.default.createDirectory(atPath: directory.file("sub"), withIntermediateDirectories: false)
+        agent.databasePaths = [database, directory.file("link/app.db"), directory.file("sub/../app.db")]
         try agent.start()
 
         var events: [String: Int] = [:]
@@ -103,14 +112,25 @@ struct Torture: AsyncParsableCommand {
         // --ops is given): a saved copy of the database put back over it in place, a second agent
         // continuing a copy of the first one's state for a while, and (file replicas) a step of
         // the agent's wall clock one hour back.
-        let period = max(400, ops ?? 4000)
+        let period = max(400, period ?? (minutes == nil ? ops : nil) ?? 4000)
         var secondAgent: AgentController?
         var clockStepped = false
         var forkEvent = false
+        // The second agent stops, and the first one is killed (its next start finds the fork).
+        func endFork() {
+            secondAgent?.stop(.term)
+            secondAgent = nil
+            try? FileManager.default.removeItem(atPath: directory.file("state-b"))
+            if agent.isRunning {
+                agent.stop(.kill)
+                events["agent kill -9", default: 0] += 1
+            }
+        }
         say("walship-torture: seed \(seed), work directory \(directory.path)")
         while op < limit, deadline.map({ Date() < $0 }) ?? true {
             op += 1
             agent.checkAlive()
+            workload.releaseRead()
             if !agent.isRunning && op >= restartAt {
                 try agent.start()
                 events["agent starts", default: 0] += 1
@@ -120,34 +140,12 @@ struct Torture: AsyncParsableCommand {
                 try workload.saveCopy(to: directory.file("saved-copy.db"))
             case let point
             where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning && agent.hasSettled
-                && workload.canOverwrite(with: directory.file("saved-copy.db")):
-                // (A copy larger than the database now would make SQLite itself report corruption:
-                // the wal-index still claims the smaller size. The event waits for one that fits,
-                // and for an agent that has finished starting: one still starting may take its
-                // snapshot of the overwritten file, which needs no noticing.)
-                // Only what the agent logs from here on can be about this overwrite.
-                let logBefore = agent.currentLog.utf8.count
-                try workload.overwriteInPlace(with: directory.file("saved-copy.db"))
+                && workload.fit(of: directory.file("saved-copy.db")) != nil:
+                let (event, problems) = try PutBack.run(
+                    copy: directory.file("saved-copy.db"), workload: workload, agent: agent, using: &random)
                 try? FileManager.default.removeItem(atPath: directory.file("saved-copy.db"))
-                events["database overwritten in place", default: 0] += 1
-                // Noticed as drift, or (an agent just starting) shipped as a transaction read from
-                // the file: either way the replica holds what the application has.
-                // The application waits for the new generation's first snapshot, so the state it
-                // now has is a restore point of its own (points start at that snapshot).
-                let noticed = (0..<300).contains { _ in
-                    let log = String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self)
-                    if let drift = log.range(of: "the database file changed behind SQLite"),
-                        log[drift.upperBound...].contains("snapshot taken")
-                    {
-                        return true
-                    }
-                    if log.contains("shipped as one transaction read from the database file") { return true }
-                    usleep(100_000)
-                    return false
-                }
-                if !noticed {
-                    appErrors.append("op \(op): the agent did not notice the database overwritten in place")
-                }
+                events[event, default: 0] += 1
+                appErrors += problems.map { "op \(op): \($0)" }
             case period * 3 / 5 where agent.isRunning && secondAgent == nil:
                 // A rolling deploy: a second agent with a copy of the first one's state.
                 _ = try CommandRunner.run("/bin/cp", ["-a", directory.file("state"), directory.file("state-b")])
@@ -160,13 +158,7 @@ struct Torture: AsyncParsableCommand {
                 forkEvent = true
                 events["second agent on a copied state", default: 0] += 1
             case period * 7 / 10 where secondAgent != nil:
-                secondAgent?.stop(.term)
-                secondAgent = nil
-                try? FileManager.default.removeItem(atPath: directory.file("state-b"))
-                if agent.isRunning {
-                    agent.stop(.kill)
-                    events["agent kill -9", default: 0] += 1
-                }
+                endFork()
                 restartAt = op + 1
             case period * 4 / 5 where clock != nil && !clockStepped:
                 try clock?.set(milliseconds: -3_600_000)
@@ -205,7 +197,9 @@ struct Torture: AsyncParsableCommand {
                     try workload.checkpoint(using: &random)
                 case 162..<172:
                     try workload.restart()
-                case 172..<272:
+                case 172..<176:
+                    try workload.holdRead(milliseconds: UInt64.random(in: 1000...6000, using: &random))
+                case 176..<272:
                     usleep(UInt32.random(in: 20_000...300_000, using: &random))
                     events["pauses", default: 0] += 1
                 default:
@@ -219,7 +213,10 @@ struct Torture: AsyncParsableCommand {
             usleep(UInt32.random(in: 0...2000, using: &random))
         }
 
-        // Bring the agent up for the end, let it ship the last commits with the faults off.
+        // Bring the agent up for the end (after a fork the run stopped in, the first agent's
+        // restart finds it), let it ship the last commits with the faults off.
+        workload.releaseRead(force: true)
+        if secondAgent != nil { endFork() }
         if !agent.isRunning {
             try agent.start()
             events["agent starts", default: 0] += 1
@@ -246,7 +243,6 @@ struct Torture: AsyncParsableCommand {
             appErrors.append(problem)
         }
 
-        secondAgent?.stop(.term)
         var checker = Checker(
             oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: replicaURL,
             environment: checkEnvironment, directory: directory, seed: seed, forkEvent: forkEvent)
@@ -287,7 +283,8 @@ struct Torture: AsyncParsableCommand {
             if let server, server.kind == .rclone {
                 _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
             }
-            say("replay: scripts/torture --seed \(seed) --ops \(op) --store \(store)")
+            say(
+                "replay: scripts/torture --seed \(seed) --ops \(op) --period \(period) --store \(store) --server \(serverKind)")
             say("work directory kept: \(directory.path)")
             throw ExitCode(1)
         }

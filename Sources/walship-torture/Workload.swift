@@ -25,6 +25,8 @@ final class Workload {
     private(set) var oracle: [OracleCommit] = []
     private(set) var counts: [String: Int] = [:]
     private var nextK: Int64 = 1
+    /// A connection holding a read transaction open, and until when (Unix ms).
+    private var reader: (connection: Connection, untilMs: UInt64)?
 
     init(path: String, connections count: Int) throws {
         self.path = path
@@ -145,9 +147,29 @@ final class Workload {
         }
     }
 
+    /// A read transaction held open for a while (a report, a backup, a slow request): no
+    /// checkpoint can restart the WAL past it meanwhile, the agent's neither.
+    func holdRead(milliseconds: UInt64) throws {
+        guard reader == nil else { return }
+        let connection = try Self.open(path)
+        try connection.execute("BEGIN")
+        _ = try connection.scalarInt("SELECT count(*) FROM items")
+        reader = (connection, Self.nowMs() + milliseconds)
+        count("read transactions held")
+    }
+
+    /// Ends the held read transaction once its time is up, or now when `force`.
+    func releaseRead(force: Bool = false) {
+        guard let reader, force || Self.nowMs() >= reader.untilMs else { return }
+        try? reader.connection.execute("COMMIT")
+        reader.connection.close()
+        self.reader = nil
+    }
+
     /// The app restarts: every connection closes (the last one checkpoints and deletes the WAL
     /// when nobody else has the database open) and opens again.
     func restart() throws {
+        releaseRead(force: true)
         for connection in connections { connection.close() }
         connections = try connections.map { _ in try Self.open(path) }
         count("app restarts")
@@ -175,6 +197,7 @@ final class Workload {
     /// readers move within a poll interval), runs `body` with no connection of this process open
     /// (closing a descriptor of the file would drop their locks), and opens the connections again.
     private func withWALCheckpointed(_ body: () throws -> Void) throws {
+        releaseRead(force: true)
         for connection in connections { connection.close() }
         connections = []
         defer { connections = (try? (0..<3).map { _ in try Self.open(path) }) ?? [] }
@@ -199,6 +222,12 @@ final class Workload {
         try body()
     }
 
+    /// Checkpoints the whole WAL and truncates it (the application's connections close and open
+    /// again): the wal-index then shows no frames.
+    func truncateWAL() throws {
+        try withWALCheckpointed {}
+    }
+
     /// Saves a copy of the database file with every commit in it (for `overwriteInPlace`).
     func saveCopy(to copy: String) throws {
         try withWALCheckpointed {
@@ -208,29 +237,45 @@ final class Workload {
         count("copies saved")
     }
 
-    /// Whether a saved copy exists and is no larger than the database now.
-    func canOverwrite(with copy: String) -> Bool {
-        guard let copySize = FileSystem.size(copy), let pages = try? connections.first?.scalarInt("PRAGMA page_count"),
-            let pageSize = try? connections.first?.pageSize()
-        else { return false }
-        return copySize <= pages * Int64(pageSize)
+    /// How a saved copy put back in place compares with the database now.
+    enum CopyFit {
+        /// No larger: put back padded with zeros to the file's current size, as SQLite needs (its
+        /// wal-index keeps the database size of the last commit while any connection, the agent's
+        /// included, has the file open; a file more than 64 KiB shorter makes its next checkpoint
+        /// fail with SQLITE_CORRUPT). The page count in page 1 still says the copy's size.
+        case fits
+        /// Larger: SQLite reports the database malformed until every connection has closed and the
+        /// wal-index is built again from the file.
+        case larger
+    }
+
+    /// How a saved copy compares with the database now, or nil when there is none.
+    func fit(of copy: String) -> CopyFit? {
+        guard let copySize = FileSystem.size(copy), let current = FileSystem.size(path) else { return nil }
+        return copySize <= current ? .fits : .larger
     }
 
     /// Overwrites the database file in place (same inode, as `cp old.db app.db` does) with a
     /// copy saved earlier, whose `meta.k` is first set to a fresh value: the application's state
-    /// goes back behind SQLite's back, and the oracle records it as a new state.
-    func overwriteInPlace(with copy: String) throws {
+    /// goes back behind SQLite's back, and the oracle records it as a new state. A larger copy
+    /// leaves every connection of the application closed until `whileClosed` returns (the
+    /// wal-index must be built again from the file).
+    func overwriteInPlace(with copy: String, whileClosed: () -> Void = {}) throws {
         let k = nextK
         let editor = try Connection(path: copy)
         try editor.execute("UPDATE meta SET k = \(k)")
         editor.close()  // The last connection: the copy's WAL goes into the file.
         let start = Self.nowMs()
         try withWALCheckpointed {
-            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: copy)))
-            let file = try LocalFile(path: path, flags: O_WRONLY | O_TRUNC)
+            var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: copy)))
+            let current = FileSystem.size(path) ?? 0
+            if Int64(bytes.count) < current { bytes += [UInt8](repeating: 0, count: Int(current) - bytes.count) }
+            // Never shorter meanwhile: no truncation (the bytes cover the whole file).
+            let file = try LocalFile(path: path, flags: O_WRONLY)
             try file.write(bytes)
             try file.sync()
             try file.close()
+            whileClosed()
         }
         try record(k: k, connection: connections[0], startMs: start, endMs: Self.nowMs())
     }
@@ -242,6 +287,7 @@ final class Workload {
     }
 
     func close() {
+        releaseRead(force: true)
         for connection in connections { connection.close() }
         connections = []
     }
