@@ -284,7 +284,8 @@ struct Torture: AsyncParsableCommand {
                 _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
             }
             say(
-                "replay: scripts/torture --seed \(seed) --ops \(op) --period \(period) --store \(store) --server \(serverKind)")
+                "replay: scripts/torture --seed \(seed) --ops \(op) --period \(period) --store \(store) --server \(serverKind)"
+            )
             say("work directory kept: \(directory.path)")
             throw ExitCode(1)
         }
