@@ -136,12 +136,13 @@ enum Victim {
 /// does), in one of three ways, while the agent runs and has finished starting (one still
 /// starting may take its snapshot of the overwritten file, which needs no noticing).
 enum PutBack {
-    /// Runs the event; returns its name for the counts and the problems found.
+    /// Runs the event, counting it in `events`; returns the problems found.
     static func run(
-        copy: String, workload: Workload, agent: AgentController, using random: inout SeededGenerator
-    ) throws -> (event: String, problems: [String]) {
+        copy: String, workload: Workload, agent: AgentController, events: inout [String: Int],
+        using random: inout SeededGenerator
+    ) throws -> [String] {
         var problems: [String] = []
-        guard let fit = workload.fit(of: copy) else { return ("", []) }
+        guard let fit = workload.fit(of: copy) else { return [] }
         var event = "database overwritten in place"
         if fit == .fits && Bool.random(using: &random) {
             // The drift gap: the agent starts while the wal-index shows no frames (a restart
@@ -171,16 +172,24 @@ enum PutBack {
             }
         }
         if fit == .larger {
-            // SQLite reports the file malformed until the wal-index is built again: the
-            // application stays closed until the agent has said so (and let go of the file).
-            event = "older, larger copy put back (SQLite: malformed)"
+            // SQLite reports the file malformed until the wal-index is built again from it: the
+            // application stays closed until the agent has either noticed the change and taken
+            // its snapshot (its connections opened again first, which builds the wal-index
+            // again) or said the file is malformed (and let go of it).
+            event = "older, larger copy put back"
+            var malformed = false
             try workload.overwriteInPlace(with: copy) {
-                if !logged(seconds: 30, { $0.contains("SQLite reports the database malformed") }) {
-                    problems.append("the agent did not report the larger copy put back as malformed")
+                let settled = logged(seconds: 30) {
+                    malformed = $0.contains("SQLite reports the database malformed")
+                    return malformed || $0.contains("snapshot taken", after: "the database file changed behind SQLite")
                 }
+                if !settled { problems.append("the agent did not notice the larger copy put back") }
             }
-            if !logged(seconds: 60, { $0.contains("snapshot taken", after: "the database is readable again") }) {
-                problems.append("the agent did not start a new generation once SQLite read the database again")
+            if malformed {
+                events["larger copy: SQLite reported it malformed", default: 0] += 1
+                if !logged(seconds: 60, { $0.contains("snapshot taken", after: "the database is readable again") }) {
+                    problems.append("the agent did not start a new generation once SQLite read the database again")
+                }
             }
         } else {
             try workload.overwriteInPlace(with: copy)
@@ -194,7 +203,8 @@ enum PutBack {
             }
             if !noticed { problems.append("the agent did not notice the database overwritten in place") }
         }
-        return (event, problems)
+        events[event, default: 0] += 1
+        return problems
     }
 }
 

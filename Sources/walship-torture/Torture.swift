@@ -141,10 +141,10 @@ struct Torture: AsyncParsableCommand {
             case let point
             where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning && agent.hasSettled
                 && workload.fit(of: directory.file("saved-copy.db")) != nil:
-                let (event, problems) = try PutBack.run(
-                    copy: directory.file("saved-copy.db"), workload: workload, agent: agent, using: &random)
+                let problems = try PutBack.run(
+                    copy: directory.file("saved-copy.db"), workload: workload, agent: agent, events: &events,
+                    using: &random)
                 try? FileManager.default.removeItem(atPath: directory.file("saved-copy.db"))
-                events[event, default: 0] += 1
                 appErrors += problems.map { "op \(op): \($0)" }
             case period * 3 / 5 where agent.isRunning && secondAgent == nil:
                 // A rolling deploy: a second agent with a copy of the first one's state.

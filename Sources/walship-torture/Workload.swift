@@ -249,10 +249,14 @@ final class Workload {
         case larger
     }
 
-    /// How a saved copy compares with the database now, or nil when there is none.
+    /// How a saved copy compares with the database now, or nil when there is none. What counts
+    /// is the size SQLite reads the database with (its wal-index keeps the last commit's page
+    /// count), not the file's: the file can be longer.
     func fit(of copy: String) -> CopyFit? {
-        guard let copySize = FileSystem.size(copy), let current = FileSystem.size(path) else { return nil }
-        return copySize <= current ? .fits : .larger
+        guard let copySize = FileSystem.size(copy), let pages = try? connections.first?.scalarInt("PRAGMA page_count"),
+            let pageSize = try? connections.first?.pageSize()
+        else { return nil }
+        return copySize <= pages * Int64(pageSize) ? .fits : .larger
     }
 
     /// Overwrites the database file in place (same inode, as `cp old.db app.db` does) with a
