@@ -56,207 +56,101 @@ struct Torture: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let directory = try TemporaryDirectory(prefix: "walship-torture")
-        var random = SeededGenerator(seed: seed)
+    /// Where the agent replicates to, and the environments of the agent (through the fault
+    /// proxy) and of the checks (straight to the server).
+    struct Store {
+        var replicaURL: String
+        var agentEnvironment: [String: String] = [:]
+        var checkEnvironment: [String: String] = [:]
         var server: S3TestServer?
         var proxy: FaultProxy?
-        defer {
+
+        func stop() {
             proxy?.stop()
             server?.stop()
         }
-        let replicaURL: String
-        var agentEnvironment: [String: String] = [:]
-        var checkEnvironment: [String: String] = [:]
-        if store == "s3" {
-            let started = try await S3TestServer.start(
-                buckets: ["torture"], kind: S3TestServer.Kind(rawValue: serverKind)!)
-            server = started
-            let faults = try FaultProxy(upstream: started.endpoint, seed: seed, rate: faultRate, directory: directory)
-            proxy = faults
-            let credentials = [
-                "AWS_ACCESS_KEY_ID": started.accessKeyID, "AWS_SECRET_ACCESS_KEY": started.secretAccessKey,
-                "AWS_REGION": "us-east-1",
-            ]
-            agentEnvironment = credentials.merging(["AWS_ENDPOINT_URL": faults.endpoint]) { $1 }
-            checkEnvironment = credentials.merging(["AWS_ENDPOINT_URL": started.endpoint]) { $1 }
-            replicaURL = "s3://torture/app"
-        } else {
-            replicaURL = "file://\(directory.file("replica"))"
-        }
+    }
 
+    private func startStore(in directory: TemporaryDirectory) async throws -> Store {
+        guard store == "s3" else { return Store(replicaURL: "file://\(directory.file("replica"))") }
+        let server = try await S3TestServer.start(buckets: ["torture"], kind: S3TestServer.Kind(rawValue: serverKind)!)
+        let proxy = try FaultProxy(upstream: server.endpoint, seed: seed, rate: faultRate, directory: directory)
+        let credentials = [
+            "AWS_ACCESS_KEY_ID": server.accessKeyID, "AWS_SECRET_ACCESS_KEY": server.secretAccessKey,
+            "AWS_REGION": "us-east-1",
+        ]
+        return Store(
+            replicaURL: "s3://torture/app",
+            agentEnvironment: credentials.merging(["AWS_ENDPOINT_URL": proxy.endpoint]) { $1 },
+            checkEnvironment: credentials.merging(["AWS_ENDPOINT_URL": server.endpoint]) { $1 }, server: server,
+            proxy: proxy)
+    }
+
+    func run() async throws {
+        let directory = try TemporaryDirectory(prefix: "walship-torture")
+        let store = try await startStore(in: directory)
+        defer { store.stop() }
         let database = directory.file("app.db")
         let workload = try Workload(path: database, connections: 3)
-        // The agent's wall clock can be stepped (file replicas only: a large step breaks SigV4).
-        let clock = store == "file" ? try WallClockShift(directory: directory) : nil
-        agentEnvironment.merge(clock?.environment ?? [:]) { $1 }
+        let clock = self.store == "file" ? try WallClockShift(directory: directory) : nil
         let agent = AgentController(
             arguments: [
-                "replicate", database, replicaURL, "--state-dir", directory.file("state"), "--sync-interval", "200ms",
-                "--snapshot-interval", "15s", "--wal-max-frames", "300", "--log-level",
+                "replicate", database, store.replicaURL, "--state-dir", directory.file("state"), "--sync-interval",
+                "200ms", "--snapshot-interval", "15s", "--wal-max-frames", "300", "--log-level",
                 ProcessInfo.processInfo.environment["TORTURE_AGENT_LOG_LEVEL"] ?? "info",
-            ], environment: agentEnvironment, logPath: directory.file("agent.log"))
+            ], environment: store.agentEnvironment.merging(clock?.environment ?? [:]) { $1 },
+            logPath: directory.file("agent.log"))
         try FileManager.default.createSymbolicLink(atPath: directory.file("link"), withDestinationPath: directory.path)
         try FileManager.default.createDirectory(atPath: directory.file("sub"), withIntermediateDirectories: false)
         agent.databasePaths = [database, directory.file("link/app.db"), directory.file("sub/../app.db")]
         try agent.start()
 
-        var events: [String: Int] = [:]
-        var appErrors: [String] = []
-        var restartAt = 0
-        var maxCommitMs: UInt64 = 0
+        let run = TortureRun(
+            directory: directory, workload: workload, agent: agent,
+            period: max(400, period ?? (minutes == nil ? ops : nil) ?? 4000), clock: clock, seed: seed)
         let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         let limit = ops ?? (minutes == nil ? 3000 : Int.max)
         var op = 0
-        // Scheduled events, at fixed points of each period of operations (the whole run when
-        // --ops is given): a saved copy of the database put back over it in place, a second agent
-        // continuing a copy of the first one's state for a while, and (file replicas) a step of
-        // the agent's wall clock one hour back.
-        let period = max(400, period ?? (minutes == nil ? ops : nil) ?? 4000)
-        var secondAgent: AgentController?
-        var clockStepped = false
-        var forkEvent = false
-        // The second agent stops, and the first one is killed (its next start finds the fork).
-        func endFork() {
-            secondAgent?.stop(.term)
-            secondAgent = nil
-            try? FileManager.default.removeItem(atPath: directory.file("state-b"))
-            if agent.isRunning {
-                agent.stop(.kill)
-                events["agent kill -9", default: 0] += 1
-            }
-        }
         say("walship-torture: seed \(seed), work directory \(directory.path)")
         while op < limit, deadline.map({ Date() < $0 }) ?? true {
             op += 1
-            agent.checkAlive()
-            workload.releaseRead()
-            if !agent.isRunning && op >= restartAt {
-                try agent.start()
-                events["agent starts", default: 0] += 1
-            }
-            switch op % period {
-            case period / 4:
-                try workload.saveCopy(to: directory.file("saved-copy.db"))
-            case let point
-            where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning && agent.hasSettled
-                && workload.fit(of: directory.file("saved-copy.db")) != nil:
-                let problems = try PutBack.run(
-                    copy: directory.file("saved-copy.db"), workload: workload, agent: agent, events: &events,
-                    using: &random)
-                try? FileManager.default.removeItem(atPath: directory.file("saved-copy.db"))
-                appErrors += problems.map { "op \(op): \($0)" }
-            case period * 3 / 5 where agent.isRunning && secondAgent == nil:
-                // A rolling deploy: a second agent with a copy of the first one's state.
-                _ = try CommandRunner.run("/bin/cp", ["-a", directory.file("state"), directory.file("state-b")])
-                var arguments = agent.arguments
-                arguments[arguments.firstIndex(of: directory.file("state"))!] = directory.file("state-b")
-                let second = AgentController(
-                    arguments: arguments, environment: agentEnvironment, logPath: directory.file("agent-b.log"))
-                try second.start()
-                secondAgent = second
-                forkEvent = true
-                events["second agent on a copied state", default: 0] += 1
-            case period * 7 / 10 where secondAgent != nil:
-                endFork()
-                restartAt = op + 1
-            case period * 4 / 5 where clock != nil && !clockStepped:
-                try clock?.set(milliseconds: -3_600_000)
-                clockStepped = true
-                events["agent wall clock stepped back 1 h", default: 0] += 1
-            default:
-                break
-            }
-            let roll = Int.random(in: 0..<1000, using: &random)
-            do {
-                switch roll {
-                case 0..<8 where agent.isRunning:
-                    agent.stop(.kill)
-                    events["agent kill -9", default: 0] += 1
-                    restartAt = op + Int.random(in: 0...300, using: &random)
-                case 8..<12 where agent.isRunning:
-                    let status = agent.stop(.term)
-                    events["agent SIGTERM", default: 0] += 1
-                    if status != 0 && status != 4 { appErrors.append("agent stop exited \(status ?? -1)") }
-                    restartAt = op + Int.random(in: 0...100, using: &random)
-                case 12..<17:
-                    let k = workload.pendingK
-                    let start = Workload.nowMs()
-                    if try !Victim.killInCommit(database: database, k: k, directory: directory) {
-                        appErrors.append("op \(op): the victim never reached COMMIT")
-                    }
-                    let landed = try workload.settleInDoubt(k: k, startMs: start)
-                    events[landed ? "app killed in COMMIT (landed)" : "app killed in COMMIT", default: 0] += 1
-                case 17..<67:
-                    try workload.rollback(using: &random)
-                case 67..<82:
-                    try workload.vacuum(using: &random)
-                case 82..<102:
-                    try workload.setAutocheckpoint(using: &random)
-                case 102..<162:
-                    try workload.checkpoint(using: &random)
-                case 162..<172:
-                    try workload.restart()
-                case 172..<176:
-                    try workload.holdRead(milliseconds: UInt64.random(in: 1000...6000, using: &random))
-                case 176..<272:
-                    usleep(UInt32.random(in: 20_000...300_000, using: &random))
-                    events["pauses", default: 0] += 1
-                default:
-                    let before = Workload.nowMs()
-                    try workload.commit(using: &random)
-                    maxCommitMs = max(maxCommitMs, Workload.nowMs() - before)
-                }
-            } catch {
-                appErrors.append("op \(op): the application failed: \(error)")
-            }
-            usleep(UInt32.random(in: 0...2000, using: &random))
+            try run.step(op)
         }
-
-        // Bring the agent up for the end (after a fork the run stopped in, the first agent's
-        // restart finds it), let it ship the last commits with the faults off.
-        workload.releaseRead(force: true)
-        if secondAgent != nil { endFork() }
-        if !agent.isRunning {
-            try agent.start()
-            events["agent starts", default: 0] += 1
-        }
-        for _ in 0..<20 {
-            try workload.commit(using: &random)
-            usleep(20_000)
-        }
-        usleep(1_000_000)
-        proxy?.setFaults(false)
-        let finalStop = agent.stop(.term)
-        if finalStop != 0 {
-            appErrors.append("the final SIGTERM stop exited \(finalStop ?? -1)")
-            let once = try WalshipBinary.run(agent.arguments + ["--once"], environment: agentEnvironment)
-            if once.status != 0 {
-                appErrors.append("the final --once exited \(once.status): \(once.stderr.suffix(400))")
-            }
-        }
-        appErrors += agent.unexpectedExits
-        // Only one agent ever runs here: an object that met another under its key means one agent
-        // built two different objects for the same transactions (issue 13).
-        for problem in agent.logProblems(["object key already holds another object", "a spooled object is unreadable"])
-        {
-            appErrors.append(problem)
-        }
+        try run.finish { store.proxy?.setFaults(false) }
 
         var checker = Checker(
-            oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: replicaURL,
-            environment: checkEnvironment, directory: directory, seed: seed, forkEvent: forkEvent)
+            oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: store.replicaURL,
+            environment: store.checkEnvironment, directory: directory, seed: seed, forkEvent: run.forkEvent)
         try await checker.run()
         workload.close()
         try workload.writeOracle(to: directory.file("oracle.tsv"))
-        let failures = appErrors + checker.failures
+        let failures = run.problems + checker.failures
+        report(run: run, operations: op, checker: checker, proxy: store.proxy, failures: failures)
+        if failures.isEmpty {
+            say("\npassed")
+            if !keep { directory.remove() }
+        } else {
+            say("\nFAILED (\(failures.count)):")
+            for failure in failures.prefix(40) { say("  - \(failure)") }
+            if let server = store.server, server.kind == .rclone {
+                _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
+            }
+            say(
+                "replay: scripts/torture --seed \(seed) --ops \(op) --period \(run.period) --store \(self.store) --server \(serverKind)"
+            )
+            say("work directory kept: \(directory.path)")
+            throw ExitCode(1)
+        }
+    }
 
+    /// Prints the run's summary table.
+    private func report(run: TortureRun, operations: Int, checker: Checker, proxy: FaultProxy?, failures: [String]) {
         var rows: [(String, String)] = [
-            ("seed", "\(seed)"), ("store", store), ("operations", "\(op)"),
-            ("commits (with VACUUMs)", "\(workload.oracle.count - 1)"),
+            ("seed", "\(seed)"), ("store", store), ("operations", "\(operations)"),
+            ("commits (with VACUUMs)", "\(run.workload.oracle.count - 1)"),
         ]
-        rows += workload.counts.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
-        rows += events.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
+        rows += run.workload.counts.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
+        rows += run.events.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
         if let proxy {
             rows += proxy.stats.sorted { $0.key < $1.key }.map { ("S3 \($0.key)", "\($0.value)") }
         }
@@ -265,7 +159,7 @@ struct Torture: AsyncParsableCommand {
             ("restores checked by time", "\(checker.timeRestores)"),
             ("restores whose recorded checksum was verified", "\(checker.checksumsVerified)"),
             ("largest commit-to-observed lag", "\(checker.maxObserveLag) ms"),
-            ("slowest app commit", "\(maxCommitMs) ms"), ("failures", "\(failures.count)"),
+            ("slowest app commit", "\(run.maxCommitMs) ms"), ("failures", "\(failures.count)"),
         ]
         let width = rows.map(\.0.count).max() ?? 10
         say("")
@@ -273,21 +167,6 @@ struct Torture: AsyncParsableCommand {
         say("|\(String(repeating: "-", count: width + 2))|-------|")
         for (name, value) in rows {
             say("| \(name.padding(toLength: width, withPad: " ", startingAt: 0)) | \(value) |")
-        }
-        if failures.isEmpty {
-            say("\npassed")
-            if !keep { directory.remove() }
-        } else {
-            say("\nFAILED (\(failures.count)):")
-            for failure in failures.prefix(40) { say("  - \(failure)") }
-            if let server, server.kind == .rclone {
-                _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
-            }
-            say(
-                "replay: scripts/torture --seed \(seed) --ops \(op) --period \(period) --store \(store) --server \(serverKind)"
-            )
-            say("work directory kept: \(directory.path)")
-            throw ExitCode(1)
         }
     }
 }
