@@ -181,7 +181,40 @@ struct Checker {
         }
     }
 
+    /// A run of a generation's txids that maps to consecutive commits: commit = txid + offset.
+    struct Run {
+        var generation: GenerationID
+        var txids: ClosedRange<UInt64>
+        var offset: Int
+    }
+
+    /// What the checks read from the replica, once.
+    private var observedBy: [GenerationID: [UInt64: SegmentFormat.Transaction]] = [:]
+    /// The generations checked one to one (forked ones are checked for validity only).
+    private var spans: [RestorePlanner.GenerationSpan] = []
+    /// When forked generations shipped (commits then may be restorable only there).
+    private var forkedWindows: [ClosedRange<UInt64>] = []
+    private var runs: [Run] = []
+
     mutating func run() async throws {
+        guard try await load() else { return }
+        try checkRuns()
+        checkGaps()
+        try checkTimeRestores()
+        // 5. The latest restore point is the application's final state.
+        let latestRestore = try restore([])
+        if latestRestore.status != 0 {
+            fail("restore of the latest point exited \(latestRestore.status): \(latestRestore.stderr.suffix(400))")
+        } else if latestRestore.hash != oracle.last!.hash {
+            fail("the latest restore (k=\(latestRestore.k ?? -1)) is not the final state (k=\(oracle.last!.k))")
+        }
+        txidRestores += 1
+        try checkList()
+    }
+
+    /// Audits the replica and reads its generations, forks and transactions; false (and a
+    /// failure) when it has no restore point.
+    private mutating func load() async throws -> Bool {
         let replica = try ReplicaFactoryForChecks.replica(url: replicaURL, environment: environment)
         let audit = try await ReplicaAudit.run(replica: replica)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
@@ -199,19 +232,18 @@ struct Checker {
             fail("audit: \(problem)")
         }
         let allSpans = RestorePlanner(inventory: inventory).spans
-        let spans = allSpans.filter { !forked.contains($0.generation) }
+        spans = allSpans.filter { !forked.contains($0.generation) }
         // Commits shipped in forked generations are restorable there only with --generation.
-        let forkedWindows = allSpans.filter { forked.contains($0.generation) }.map {
+        forkedWindows = allSpans.filter { forked.contains($0.generation) }.map {
             ($0.firstMs - min($0.firstMs, Self.stopTolerance))...($0.lastMs + Self.stopTolerance)
         }
         for generation in forked { try checkForked(generation, inventory: inventory) }
         guard !spans.isEmpty else {
             fail("the replica has no restore point")
-            return
+            return false
         }
         // Txids never repeat across generations, but look them up per generation anyway so that
         // a repeat shows as a failure of its own rather than as a wrong time.
-        var observedBy: [GenerationID: [UInt64: SegmentFormat.Transaction]] = [:]
         for generation in audit.generations {
             for transaction in generation.transactions {
                 observedBy[generation.generation, default: [:]][transaction.txid] = transaction
@@ -220,12 +252,15 @@ struct Checker {
                 }
             }
         }
+        return true
+    }
 
-        // 2. Each run of a generation's txids maps to consecutive commits at one offset (commit =
-        // txid + offset). A run ends before a transaction read from the database file (the pages
-        // changed while the agent was down, shipped as one transaction: it may stand for several
-        // commits, as a new generation's snapshot does).
-        var runs: [(generation: GenerationID, txids: ClosedRange<UInt64>, offset: Int)] = []
+    /// 2. Each run of a generation's txids maps to consecutive commits at one offset (commit =
+    /// txid + offset), and each was observed after its commit started and soon after it ended.
+    /// A run ends before a transaction read from the database file (the pages changed while the
+    /// agent was down, shipped as one transaction: it may stand for several commits, as a new
+    /// generation's snapshot does).
+    private mutating func checkRuns() throws {
         for span in spans {
             let observed = observedBy[span.generation] ?? [:]
             var runStarts = [span.firstTxid]
@@ -236,34 +271,38 @@ struct Checker {
             for (index, first) in runStarts.enumerated() {
                 let last = index + 1 < runStarts.count ? runStarts[index + 1] - 1 : span.lastTxid
                 guard let offset = try runOffset(span.generation, first...last, spans.count) else { continue }
-                runs.append((span.generation, first...last, offset))
+                runs.append(Run(generation: span.generation, txids: first...last, offset: offset))
             }
         }
-        for run in runs {
-            let observed = observedBy[run.generation] ?? [:]
-            for txid in run.txids {
-                let commit = Int(txid) + run.offset
-                guard commit >= 0, commit < oracle.count else {
-                    fail("generation \(run.generation): txid \(txid) maps past the application's commits")
-                    break
-                }
-                guard let transaction = observed[txid] else { continue }  // A snapshot's usable txid.
-                if transaction.commitMs < oracle[commit].startMs {
-                    fail(
-                        "txid \(txid) was observed at \(transaction.commitMs), before its commit started at \(oracle[commit].startMs)"
-                    )
-                }
-                let lateByRestart = starts.contains { $0 > oracle[commit].endMs && $0 <= transaction.commitMs }
-                if !transaction.isLate && !lateByRestart && transaction.commitMs > oracle[commit].endMs {
-                    let lag = transaction.commitMs - oracle[commit].endMs
-                    maxObserveLag = max(maxObserveLag, lag)
-                    if lag > Self.observeLimit { fail("txid \(txid) was observed \(lag) ms after its commit") }
-                }
-            }
-        }
+        for run in runs { checkObserved(run) }
+    }
 
-        // 4. Commits between runs (generations, or a transaction read from the database file)
-        // were lost as restore points only to a downtime.
+    private mutating func checkObserved(_ run: Run) {
+        let observed = observedBy[run.generation] ?? [:]
+        for txid in run.txids {
+            let commit = Int(txid) + run.offset
+            guard commit >= 0, commit < oracle.count else {
+                fail("generation \(run.generation): txid \(txid) maps past the application's commits")
+                break
+            }
+            guard let transaction = observed[txid] else { continue }  // A snapshot's usable txid.
+            if transaction.commitMs < oracle[commit].startMs {
+                fail(
+                    "txid \(txid) was observed at \(transaction.commitMs), before its commit started at \(oracle[commit].startMs)"
+                )
+            }
+            let lateByRestart = starts.contains { $0 > oracle[commit].endMs && $0 <= transaction.commitMs }
+            if !transaction.isLate && !lateByRestart && transaction.commitMs > oracle[commit].endMs {
+                let lag = transaction.commitMs - oracle[commit].endMs
+                maxObserveLag = max(maxObserveLag, lag)
+                if lag > Self.observeLimit { fail("txid \(txid) was observed \(lag) ms after its commit") }
+            }
+        }
+    }
+
+    /// 4. Commits between runs (generations, or a transaction read from the database file) were
+    /// lost as restore points only to a downtime.
+    private mutating func checkGaps() {
         for (previous, next) in zip(runs, runs.dropFirst()) {
             let lastKept = Int(previous.txids.upperBound) + previous.offset
             let firstKept = Int(next.txids.lowerBound) + next.offset
@@ -290,68 +329,67 @@ struct Checker {
                 }
             }
         }
+    }
 
-        // 3. Restores at random times.
+    /// 3. Restores at random times return the last restore point at or before the time, in the
+    /// newest generation that has one, or exit 6/7 exactly outside the window or in a gap.
+    private mutating func checkTimeRestores() throws {
         let earliest = spans.first!.firstMs
         let latest = spans.last!.lastMs
         for _ in 0..<max(20, min(spans.count * 6, 300)) {
             let target = UInt64.random(in: (earliest - min(earliest, 1500))...(latest + 500), using: &random)
-            let restored = try restore(["--at", Timestamp.format(milliseconds: target)])
-            timeRestores += 1
-            // What the planner should answer, from the audit: the newest generation with a restore
-            // point at or before the target, and its last such point.
-            let candidates = spans.filter { $0.firstMs <= target }
-            let what = "restore --at \(Timestamp.format(milliseconds: target))"
-            switch restored.status {
-            case 0:
-                guard let range = commits(of: restored, what), let txid = restored.txid else { continue }
-                // A point of a forked generation: valid (a state the application had) is all.
-                if let generation = restored.generation.flatMap({ GenerationID(hex: $0) }), forked.contains(generation)
-                {
-                    continue
-                }
-                guard let span = candidates.last ?? (target > latest ? spans.last : nil) else {
-                    fail("\(what) restored txid \(txid) though no generation has a restore point by then")
-                    continue
-                }
-                let observed = observedBy[span.generation] ?? [:]
-                let expected =
-                    (span.firstTxid...span.lastTxid).last { txid in
-                        txid == span.firstTxid || (observed[txid].map { $0.commitMs <= target } ?? false)
-                    } ?? span.firstTxid
-                if txid != expected {
-                    fail("\(what) restored txid \(txid), expected \(expected) in generation \(span.generation)")
-                }
-                if let run = runs.first(where: { $0.generation == span.generation && $0.txids.contains(txid) }),
-                    !range.contains(Int(txid) + run.offset)
-                {
-                    fail("\(what): txid \(txid) holds k=\(restored.k!), not its commit's state")
-                }
-                if oracle[range.lowerBound].startMs > target {
-                    fail("\(what) restored a commit that started after the target")
-                }
-            case 6:
-                if target >= earliest { fail("\(what) exited 6 inside the window: \(restored.stderr.suffix(300))") }
-            case 7:
-                let inGap = zip(spans, spans.dropFirst()).contains { $0.lastMs < target && target < $1.firstMs }
-                if !inGap && forked.isEmpty { fail("\(what) exited 7 outside any gap: \(restored.stderr.suffix(300))") }
-            case 11 where !forked.isEmpty:
-                break  // A target in (or reaching across) a forked part of the lineage.
-            default:
-                fail("\(what) exited \(restored.status): \(restored.stderr.suffix(400))")
+            try checkTimeRestore(at: target, earliest: earliest, latest: latest)
+        }
+    }
+
+    private mutating func checkTimeRestore(at target: UInt64, earliest: UInt64, latest: UInt64) throws {
+        let restored = try restore(["--at", Timestamp.format(milliseconds: target)])
+        timeRestores += 1
+        // What the planner should answer, from the audit: the newest generation with a restore
+        // point at or before the target, and its last such point.
+        let candidates = spans.filter { $0.firstMs <= target }
+        let what = "restore --at \(Timestamp.format(milliseconds: target))"
+        switch restored.status {
+        case 0:
+            guard let range = commits(of: restored, what), let txid = restored.txid else { return }
+            // A point of a forked generation: valid (a state the application had) is all.
+            if let generation = restored.generation.flatMap({ GenerationID(hex: $0) }), forked.contains(generation) {
+                return
             }
+            guard let span = candidates.last ?? (target > latest ? spans.last : nil) else {
+                fail("\(what) restored txid \(txid) though no generation has a restore point by then")
+                return
+            }
+            let observed = observedBy[span.generation] ?? [:]
+            let expected =
+                (span.firstTxid...span.lastTxid).last { txid in
+                    txid == span.firstTxid || (observed[txid].map { $0.commitMs <= target } ?? false)
+                } ?? span.firstTxid
+            if txid != expected {
+                fail("\(what) restored txid \(txid), expected \(expected) in generation \(span.generation)")
+            }
+            if let run = runs.first(where: { $0.generation == span.generation && $0.txids.contains(txid) }),
+                !range.contains(Int(txid) + run.offset)
+            {
+                fail("\(what): txid \(txid) holds k=\(restored.k!), not its commit's state")
+            }
+            if oracle[range.lowerBound].startMs > target {
+                fail("\(what) restored a commit that started after the target")
+            }
+        case 6:
+            if target >= earliest { fail("\(what) exited 6 inside the window: \(restored.stderr.suffix(300))") }
+        case 7:
+            let inGap = zip(spans, spans.dropFirst()).contains { $0.lastMs < target && target < $1.firstMs }
+            if !inGap && forked.isEmpty { fail("\(what) exited 7 outside any gap: \(restored.stderr.suffix(300))") }
+        case 11 where !forked.isEmpty:
+            break  // A target in (or reaching across) a forked part of the lineage.
+        default:
+            fail("\(what) exited \(restored.status): \(restored.stderr.suffix(400))")
         }
+    }
 
-        // 5. The latest restore point is the application's final state.
-        let latestRestore = try restore([])
-        if latestRestore.status != 0 {
-            fail("restore of the latest point exited \(latestRestore.status): \(latestRestore.stderr.suffix(400))")
-        } else if latestRestore.hash != oracle.last!.hash {
-            fail("the latest restore (k=\(latestRestore.k ?? -1)) is not the final state (k=\(oracle.last!.k))")
-        }
-        txidRestores += 1
-
-        // The generations `walship list` shows are the ones checked.
+    /// The generations `walship list` shows are the ones checked.
+    private mutating func checkList() throws {
         let list = try WalshipBinary.run(["list", replicaURL, "--json"], environment: environment)
         let object = try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
         let listed = (object?["generations"] as? [[String: Any]])?.filter { $0["first_txid"] is NSNumber }.count ?? -1
