@@ -82,24 +82,8 @@ struct RestoreCommand: AsyncParsableCommand {
             logger.info("output exists; nothing to do (--if-db-not-exists)", metadata: ["output.path": "\(output)"])
             return
         }
-        var target: RestorePlanner.Target
-        if let at {
-            target = .time(try Timestamp.parse(at))
-        } else if let txid {
-            guard let value = UInt64(txid) else {
-                throw WalshipError(.usage, "invalid --txid '\(txid)': a txid is a whole number from 0 up")
-            }
-            target = .txid(value)
-        } else {
-            target = .latest
-        }
-        var planOptions = RestorePlanner.Options(nearestBefore: nearestBefore)
-        if let generation {
-            guard let id = GenerationID(hex: generation) else {
-                throw WalshipError(.usage, "invalid --generation '\(generation)': expected 16 hex digits")
-            }
-            planOptions.generation = id
-        }
+        var target = try parsedTarget()
+        let planOptions = try parsedPlanOptions()
         let replica = try replicaTarget.replica(logger: logger)
         // A missing bucket or replica directory is an error even with --if-replica-exists: in an
         // init container, a typo or an unmounted volume must not start the application on an
@@ -121,63 +105,17 @@ struct RestoreCommand: AsyncParsableCommand {
             logger.info("replica is empty; nothing to do (--if-replica-exists)")
             return
         }
-        if let branch = planner.overlap(in: plan.generation),
-            plan.segments.contains(where: { $0.lastTxid >= branch })
-        {
-            throw WalshipError(
-                .fork,
-                "generation \(plan.generation) was continued by two agents from txid \(branch) (for example a cloned machine or state directory): its segments overlap; restore --txid \(branch - 1) or an earlier point, and give each agent its own state directory"
-            )
-        }
-        if planOptions.generation == nil {
-            let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
-            if let fork = lineage.fork(containing: plan.generation) {
-                throw WalshipError(
-                    .fork,
-                    "generations \(fork.map { "\($0)" }.joined(separator: ", ")) are separate lineages of one replica (two agents replicating to it?); pick one with --generation"
-                )
-            }
-        }
+        try await refuseForks(plan, planner: planner, replica: replica, checkLineage: planOptions.generation == nil)
         if plan.clampedToLatest {
             logger.warning(
                 "the target is after the latest restore point; restoring the latest point",
                 metadata: ["restore.txid": "\(plan.lastTxid)"])
         }
         if dryRun {
-            print("generation \(plan.generation)")
-            print(
-                "snapshot \(plan.snapshot.key) \(plan.snapshot.size) bytes (txid \(plan.snapshot.fromTxid)...\(plan.snapshot.usableTxid))"
-            )
-            for segment in plan.segments {
-                print("segment \(segment.key) \(segment.size) bytes (txid \(segment.firstTxid)...\(segment.lastTxid))")
-            }
-            let target = plan.untilMs.map {
-                "last transaction at or before \(Timestamp.format(milliseconds: $0)), at most txid \(plan.lastTxid)"
-            }
-            print("objects \(plan.objectCount), bytes \(plan.bytes), target \(target ?? "txid \(plan.lastTxid)")")
+            printDryRun(plan)
             return
         }
-        var options = Restorer.Options()
-        options.parallel = parallel
-        options.force = force
-        options.isCancelled = { Cancellation.isRequested }
-        let display = ProgressDisplay(label: "restore", quiet: quiet)
-        let displayBox = ProgressBox(display)
-        let report: Restorer.Report
-        do {
-            report = try await Restorer(replica: replica, options: options, logger: logger).restore(plan, to: output) {
-                progress in
-                displayBox.update(
-                    fraction: progress.bytesTotal == 0 ? 1 : Double(progress.bytesDone) / Double(progress.bytesTotal),
-                    detail:
-                        "\(progress.objectsDone)/\(progress.objectsTotal) objects, \(ValueParsing.formatBytes(progress.bytesDone))"
-                )
-            }
-        } catch {
-            display.finish()
-            throw error
-        }
-        display.finish()
+        let report = try await restore(plan, replica: replica, logger: logger)
         if report.verifiedChecksum == nil {
             logger.warning(
                 "restored without the database checksum check: this restore point has no recorded checksum (written by walship 0.1, or sealed before the agent knew the generation's page hashes)",
@@ -195,6 +133,88 @@ struct RestoreCommand: AsyncParsableCommand {
                 "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
                 "restore.checksum": "\(report.verifiedChecksum.map { Hex.pad($0, 16) } ?? "none")",
             ])
+    }
+
+    /// The target `--at` or `--txid` names (a relative `--at` is resolved once the replica's
+    /// newest commit time is known), or the latest point.
+    private func parsedTarget() throws -> RestorePlanner.Target {
+        if let at { return .time(try Timestamp.parse(at)) }
+        guard let txid else { return .latest }
+        guard let value = UInt64(txid) else {
+            throw WalshipError(.usage, "invalid --txid '\(txid)': a txid is a whole number from 0 up")
+        }
+        return .txid(value)
+    }
+
+    private func parsedPlanOptions() throws -> RestorePlanner.Options {
+        var options = RestorePlanner.Options(nearestBefore: nearestBefore)
+        if let generation {
+            guard let id = GenerationID(hex: generation) else {
+                throw WalshipError(.usage, "invalid --generation '\(generation)': expected 16 hex digits")
+            }
+            options.generation = id
+        }
+        return options
+    }
+
+    /// Exit 11 for a plan that reaches into a fork: a generation two agents continued (its
+    /// segments overlap), or, unless a generation was picked, one of two lineages.
+    private func refuseForks(
+        _ plan: RestorePlanner.Plan, planner: RestorePlanner, replica: Replica, checkLineage: Bool
+    ) async throws {
+        if let branch = planner.overlap(in: plan.generation),
+            plan.segments.contains(where: { $0.lastTxid >= branch })
+        {
+            throw WalshipError(
+                .fork,
+                "generation \(plan.generation) was continued by two agents from txid \(branch) (for example a cloned machine or state directory): its segments overlap; restore --txid \(branch - 1) or an earlier point, and give each agent its own state directory"
+            )
+        }
+        guard checkLineage else { return }
+        let lineage = try await Lineage.load(store: replica.store, inventory: planner.inventory)
+        if let fork = lineage.fork(containing: plan.generation) {
+            throw WalshipError(
+                .fork,
+                "generations \(fork.map { "\($0)" }.joined(separator: ", ")) are separate lineages of one replica (two agents replicating to it?); pick one with --generation"
+            )
+        }
+    }
+
+    private func printDryRun(_ plan: RestorePlanner.Plan) {
+        print("generation \(plan.generation)")
+        print(
+            "snapshot \(plan.snapshot.key) \(plan.snapshot.size) bytes (txid \(plan.snapshot.fromTxid)...\(plan.snapshot.usableTxid))"
+        )
+        for segment in plan.segments {
+            print("segment \(segment.key) \(segment.size) bytes (txid \(segment.firstTxid)...\(segment.lastTxid))")
+        }
+        let target = plan.untilMs.map {
+            "last transaction at or before \(Timestamp.format(milliseconds: $0)), at most txid \(plan.lastTxid)"
+        }
+        print("objects \(plan.objectCount), bytes \(plan.bytes), target \(target ?? "txid \(plan.lastTxid)")")
+    }
+
+    /// Runs the restore with a progress display.
+    private func restore(
+        _ plan: RestorePlanner.Plan, replica: Replica, logger: Logger
+    ) async throws
+        -> Restorer.Report
+    {
+        var options = Restorer.Options()
+        options.parallel = parallel
+        options.force = force
+        options.isCancelled = { Cancellation.isRequested }
+        let display = ProgressDisplay(label: "restore", quiet: quiet)
+        defer { display.finish() }
+        let displayBox = ProgressBox(display)
+        return try await Restorer(replica: replica, options: options, logger: logger).restore(plan, to: output) {
+            progress in
+            displayBox.update(
+                fraction: progress.bytesTotal == 0 ? 1 : Double(progress.bytesDone) / Double(progress.bytesTotal),
+                detail:
+                    "\(progress.objectsDone)/\(progress.objectsTotal) objects, \(ValueParsing.formatBytes(progress.bytesDone))"
+            )
+        }
     }
 }
 
