@@ -91,6 +91,16 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
     }
 
+    /// One replicator to run: a database and one of its buckets.
+    struct Job {
+        var path: String
+        var replica: Replica
+        var settings: ReplicationSettings
+        var stateDirectory: String
+        /// The database's own state directory (its lock and identity), shared by its buckets.
+        var databaseDirectory: String
+    }
+
     func run() async throws {
         var logging = global
         let configuration = try config.map {
@@ -102,38 +112,11 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         let logger = try logging.bootstrapLogging()
         if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
-        var jobs:
-            [(
-                path: String, replica: Replica, settings: ReplicationSettings, stateDirectory: String,
-                databaseDirectory: String
-            )] = []
-        if let configuration {
-            // One replicator per database and bucket: a database with several buckets has a
-            // position, generations and a spool per bucket.
-            for database in configuration.databases {
-                for name in database.bucketNames {
-                    let bucket = try configuration.bucket(for: database, named: name)
-                    var settings = database.settings(forBucket: name)
-                    try apply(to: &settings)
-                    let replica = try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix)
-                    let option = stateDir ?? configuration.stateDirectory
-                    let state = ReplicaFactory.stateDirectory(option: option, database: database, bucket: bucket)
-                    let databaseDirectory = ReplicaFactory.stateDirectory(option: option, databasePath: database.path)
-                    jobs.append((database.path, replica, settings, state, databaseDirectory))
-                }
-            }
-        } else if let database, let replicaURL {
-            var settings = ReplicationSettings()
-            try apply(to: &settings)
-            let replica = try ReplicaFactory.replica(url: replicaURL, logger: logger)
-            let state = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
-            jobs.append((database, replica, settings, state, state))
-        }
+        let jobs = try self.jobs(configuration: configuration, logger: logger)
         if setWal {
             for job in jobs { try WALMode.enable(databaseAt: job.path, logger: logger) }
         }
         let stop = SignalStop.install()
-        let once = self.once
         let replicators = jobs.map { job in
             DatabaseReplicator(
                 databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
@@ -151,24 +134,74 @@ struct ReplicateCommand: AsyncParsableCommand {
             for job in jobs {
                 locks.append(try DatabaseLock.acquire(directory: job.databaseDirectory, databasePath: job.path))
             }
-            let sources = replicators.map { replicator in
-                MetricsExposition.Source(
-                    database: replicator.databasePath, replica: replicator.replica.location,
-                    spoolMaxBytes: replicator.settings.spoolMaxBytes, metrics: replicator.metrics)
-            }
-            server = try MetricsServer.start(address: address, logger: logger) {
-                MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
-            }
+            server = try Self.startMetricsServer(address: address, replicators: replicators, logger: logger)
         }
         defer { server?.close() }
-        // A database that fails stops the others gracefully (they ship what is committed); its
-        // error is thrown once all have stopped. Throwing from the group at once would cancel
-        // the others mid-flight instead.
-        let results = await withTaskGroup(of: Result<DatabaseReplicator.Report, any Error>.self) { group in
-            for (job, replicator) in zip(jobs, replicators) {
+        let results = await Self.runAll(replicators, once: once, stop: stop, logger: logger)
+        try Self.finish(results, logger: logger)
+    }
+
+    /// One job per database and bucket (a database with several buckets has a position,
+    /// generations and a spool per bucket), from the configuration file or the command line.
+    private func jobs(configuration: WalshipConfiguration?, logger: Logger) throws -> [Job] {
+        var jobs: [Job] = []
+        if let configuration {
+            for database in configuration.databases {
+                for name in database.bucketNames {
+                    let bucket = try configuration.bucket(for: database, named: name)
+                    var settings = database.settings(forBucket: name)
+                    try apply(to: &settings)
+                    let option = stateDir ?? configuration.stateDirectory
+                    jobs.append(
+                        Job(
+                            path: database.path,
+                            replica: try ReplicaFactory.replica(bucket: bucket, prefix: database.prefix),
+                            settings: settings,
+                            stateDirectory: ReplicaFactory.stateDirectory(
+                                option: option, database: database, bucket: bucket),
+                            databaseDirectory: ReplicaFactory.stateDirectory(
+                                option: option, databasePath: database.path)))
+                }
+            }
+        } else if let database, let replicaURL {
+            var settings = ReplicationSettings()
+            try apply(to: &settings)
+            let state = ReplicaFactory.stateDirectory(option: stateDir, databasePath: database)
+            jobs.append(
+                Job(
+                    path: database, replica: try ReplicaFactory.replica(url: replicaURL, logger: logger),
+                    settings: settings, stateDirectory: state, databaseDirectory: state))
+        }
+        return jobs
+    }
+
+    private static func startMetricsServer(
+        address: String, replicators: [DatabaseReplicator], logger: Logger
+    ) throws -> MetricsServer {
+        let sources = replicators.map { replicator in
+            MetricsExposition.Source(
+                database: replicator.databasePath, replica: replicator.replica.location,
+                spoolMaxBytes: replicator.settings.spoolMaxBytes, metrics: replicator.metrics)
+        }
+        return try MetricsServer.start(address: address, logger: logger) {
+            MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
+        }
+    }
+
+    /// Runs every replicator until it stops. A database that fails stops the others gracefully
+    /// (they ship what is committed); its error comes back once all have stopped. Throwing from
+    /// the group at once would cancel the others mid-flight instead.
+    private static func runAll(
+        _ replicators: [DatabaseReplicator], once: Bool, stop: StopSignal, logger: Logger
+    ) async -> [Result<DatabaseReplicator.Report, any Error>] {
+        await withTaskGroup(of: Result<DatabaseReplicator.Report, any Error>.self) { group in
+            for replicator in replicators {
                 logger.info(
                     "replicating",
-                    metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)", "once": "\(once)"])
+                    metadata: [
+                        "db.path": "\(replicator.databasePath)", "replica": "\(replicator.replica.location)",
+                        "once": "\(once)",
+                    ])
                 group.addTask {
                     do {
                         return .success(try await replicator.run(once: once, stop: stop))
@@ -182,6 +215,11 @@ struct ReplicateCommand: AsyncParsableCommand {
             for await result in group { results.append(result) }
             return results
         }
+    }
+
+    /// Logs each replicator's end; throws the first failure, or an error when a generation has
+    /// no snapshot yet or objects are left in a spool (exit 4: not everything is restorable).
+    private static func finish(_ results: [Result<DatabaseReplicator.Report, any Error>], logger: Logger) throws {
         let reports = results.compactMap { try? $0.get() }
         var pending = 0
         for report in reports {
