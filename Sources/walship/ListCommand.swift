@@ -65,6 +65,21 @@ struct ListCommand: AsyncParsableCommand {
         let logger = try global.bootstrapLogging()
         let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
+        let output = Self.output(location: replica.location, inventory: inventory, lineage: lineage)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+        } else {
+            Self.printText(output)
+        }
+    }
+
+    /// What a replica holds: its generations, their snapshots and restore points, forks, and
+    /// the restore window.
+    static func output(location: String, inventory: ReplicaInventory, lineage: Lineage) -> Output {
         let planner = RestorePlanner(inventory: inventory)
         var generations: [Output.Generation] = []
         for generation in inventory.generations {
@@ -90,32 +105,27 @@ struct ListCommand: AsyncParsableCommand {
                 earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
                 latestTime: Timestamp.format(milliseconds: spans.last!.lastMs), latestTxid: spans.last!.lastTxid)
         }
-        let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
         let forkedGenerations = inventory.generations.compactMap { generation in
             planner.overlap(in: generation).map { Output.ForkedGeneration(id: "\(generation)", fromTxid: $0) }
         }
-        let output = Output(
-            replica: replica.location, forks: lineage.forks.map { $0.map { "\($0)" } },
+        return Output(
+            replica: location, forks: lineage.forks.map { $0.map { "\($0)" } },
             forkedGenerations: forkedGenerations, generations: generations,
             restoreWindow: window,
             objects: inventory.snapshots.count + inventory.segments.count,
             bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
-            return
-        }
+    }
+
+    static func printText(_ output: Output) {
         print("replica \(output.replica): \(output.objects) objects, \(ValueParsing.formatBytes(output.bytes))")
-        if let window {
+        if let window = output.restoreWindow {
             print(
                 "restore window: \(window.earliestTime) (txid \(window.earliestTxid)) to \(window.latestTime) (txid \(window.latestTxid))"
             )
         } else {
             print("restore window: none (no generation has a snapshot yet)")
         }
-        for forked in forkedGenerations {
+        for forked in output.forkedGenerations {
             print(
                 "fork: generation \(forked.id) was continued by two agents from txid \(forked.fromTxid); restore only points before it"
             )
@@ -125,7 +135,7 @@ struct ListCommand: AsyncParsableCommand {
                 "fork: generations \(fork.joined(separator: ", ")) are separate lineages (two agents on one replica?); restore needs --generation"
             )
         }
-        for generation in generations {
+        for generation in output.generations {
             let span =
                 generation.firstTxid.map {
                     "txid \($0)...\(generation.lastTxid!), \(generation.firstTime!) to \(generation.lastTime!)"
