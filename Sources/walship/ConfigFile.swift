@@ -66,53 +66,7 @@ struct ConfigFile {
 
         if let buckets = top["buckets"] as? [String: Any] {
             for (name, value) in buckets.sorted(by: { $0.key < $1.key }) {
-                guard let fields = value as? [String: Any] else {
-                    problems.append("buckets.\(name): expected a mapping")
-                    continue
-                }
-                let at = "buckets.\(name)."
-                // A bucket's name can become part of a state directory's name.
-                if name.isEmpty
-                    || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
-                {
-                    problems.append("buckets.\(name): a bucket name uses only letters, digits, '.', '_' and '-'")
-                }
-                checkKeys(fields, allowed: Self.bucketKeys, at: at)
-                guard let url = string(fields["url"], at + "url") else {
-                    // (A value that could not be read is reported already.)
-                    if fields["url"] == nil { problems.append("\(at)url is required") }
-                    continue
-                }
-                do {
-                    _ = try ReplicaURL.parse(url)
-                } catch let error as WalshipError {
-                    problems.append("\(at)url: \(error.message)")
-                }
-                var bucket = WalshipConfiguration.Bucket(name: name, url: url)
-                bucket.endpoint = string(fields["endpoint"], at + "endpoint")
-                bucket.region = string(fields["region"], at + "region")
-                bucket.pathStyle = bool(fields["path-style"], at + "path-style")
-                bucket.accessKeyID = string(fields["access-key-id"], at + "access-key-id")
-                bucket.secretAccessKey = string(fields["secret-access-key"], at + "secret-access-key")
-                bucket.sessionToken = string(fields["session-token"], at + "session-token")
-                bucket.profile = string(fields["profile"], at + "profile")
-                if (bucket.accessKeyID == nil) != (bucket.secretAccessKey == nil) {
-                    problems.append("\(at)access-key-id and secret-access-key must be given together")
-                }
-                bucket.syncInterval = duration(fields["sync-interval"], at + "sync-interval")
-                bucket.snapshotInterval = duration(fields["snapshot-interval"], at + "snapshot-interval")
-                if let name = string(fields["compression"], at + "compression") {
-                    bucket.compression = CompressionCodec(name: name)
-                    if bucket.compression == nil {
-                        problems.append("\(at)compression '\(name)': use zstd, gzip or none")
-                    }
-                }
-                bucket.partSize = size(fields["part-size"], at + "part-size")
-                if let partSize = bucket.partSize, partSize < 5 << 20 {
-                    problems.append("\(at)part-size must be at least 5MiB")
-                }
-                bucket.uploadConcurrency = integer(fields["upload-concurrency"], at + "upload-concurrency", minimum: 1)
-                configuration.buckets[name] = bucket
+                if let bucket = bucket(named: name, value) { configuration.buckets[name] = bucket }
             }
         } else if top["buckets"] != nil {
             problems.append("buckets: expected a mapping of bucket names")
@@ -121,66 +75,14 @@ struct ConfigFile {
         }
 
         if let databases = top["databases"] as? [Any] {
+            let defaults = Defaults(spoolMaxBytes: spoolMaxBytes, shutdownTimeout: shutdownTimeout)
             for (index, value) in databases.enumerated() {
-                let at = "databases[\(index)]."
-                guard let fields = value as? [String: Any] else {
-                    problems.append("databases[\(index)]: expected a mapping")
-                    continue
+                if let database = database(
+                    at: index, value, buckets: configuration.buckets, bucketsGiven: top["buckets"] is [String: Any],
+                    defaults: defaults)
+                {
+                    configuration.databases.append(database)
                 }
-                checkKeys(fields, allowed: Self.databaseKeys, at: at)
-                // A path that cannot be read is one problem; the entry's others are still reported.
-                let path = string(fields["path"], at + "path")
-                if fields["path"] == nil { problems.append("\(at)path is required") }
-                let problemsBefore = problems.count
-                var names: [String] = []
-                if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
-                if let list = fields["buckets"] as? [Any] {
-                    names += list.compactMap { string($0, at + "buckets") }
-                } else if fields["buckets"] != nil {
-                    problems.append("\(at)buckets: expected a list of bucket names")
-                }
-                if names.isEmpty && problems.count == problemsBefore {
-                    problems.append("\(at)buckets: name at least one bucket")
-                }
-                for name in names where configuration.buckets[name] == nil && top["buckets"] is [String: Any] {
-                    problems.append("\(at)buckets: no bucket named '\(name)'")
-                }
-                for name in Set(names) where names.filter({ $0 == name }).count > 1 {
-                    problems.append("\(at)buckets: '\(name)' is named more than once")
-                }
-                // Database-level keys override the bucket's (DESIGN.md section 7).
-                let walPollInterval = duration(fields["wal-poll-interval"], at + "wal-poll-interval")
-                let syncInterval = duration(fields["sync-interval"], at + "sync-interval")
-                let segmentMaxBytes = size(fields["segment-max-bytes"], at + "segment-max-bytes")
-                let walMaxFrames = integer(fields["wal-max-frames"], at + "wal-max-frames", minimum: 1)
-                let checkpointRestart = bool(fields["checkpoint-restart"], at + "checkpoint-restart")
-                let checkpointBusyTimeout = duration(fields["checkpoint-busy-timeout"], at + "checkpoint-busy-timeout")
-                let snapshotStepPages = integer(fields["snapshot-step-pages"], at + "snapshot-step-pages", minimum: 1)
-                var settingsByBucket: [String: ReplicationSettings] = [:]
-                for name in names {
-                    let bucket = configuration.buckets[name]
-                    var settings = ReplicationSettings()
-                    if let spoolMaxBytes { settings.spoolMaxBytes = spoolMaxBytes }
-                    if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
-                    if let value = bucket?.syncInterval { settings.syncInterval = value }
-                    if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
-                    if let value = bucket?.compression { settings.compression = value }
-                    if let walPollInterval { settings.walPollInterval = walPollInterval }
-                    if let syncInterval { settings.syncInterval = syncInterval }
-                    if let segmentMaxBytes { settings.segmentMaxBytes = segmentMaxBytes }
-                    if let walMaxFrames { settings.walMaxFrames = UInt32(walMaxFrames) }
-                    if let checkpointRestart { settings.checkpointRestart = checkpointRestart }
-                    if let checkpointBusyTimeout { settings.checkpointBusyTimeout = checkpointBusyTimeout }
-                    if let snapshotStepPages { settings.snapshotStepPages = Int32(snapshotStepPages) }
-                    settingsByBucket[name] = settings
-                }
-                let explicitPrefix = string(fields["prefix"], at + "prefix")
-                guard let path else { continue }
-                let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
-                configuration.databases.append(
-                    WalshipConfiguration.Database(
-                        path: path, bucketNames: names, prefix: explicitPrefix ?? defaultPrefix,
-                        settingsByBucket: settingsByBucket))
             }
             let paths = configuration.databases.map { FileSystem.absolute($0.path) }
             for path in Set(paths) where paths.filter({ $0 == path }).count > 1 {
@@ -197,6 +99,127 @@ struct ConfigFile {
                     + problems.joined(separator: "\n  "))
         }
         return configuration
+    }
+
+    /// One entry of `buckets:`, or nil when it is unusable (its problems are recorded).
+    private mutating func bucket(named name: String, _ value: Any) -> WalshipConfiguration.Bucket? {
+        guard let fields = value as? [String: Any] else {
+            problems.append("buckets.\(name): expected a mapping")
+            return nil
+        }
+        let at = "buckets.\(name)."
+        // A bucket's name can become part of a state directory's name.
+        if name.isEmpty
+            || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+        {
+            problems.append("buckets.\(name): a bucket name uses only letters, digits, '.', '_' and '-'")
+        }
+        checkKeys(fields, allowed: Self.bucketKeys, at: at)
+        guard let url = string(fields["url"], at + "url") else {
+            // (A value that could not be read is reported already.)
+            if fields["url"] == nil { problems.append("\(at)url is required") }
+            return nil
+        }
+        do {
+            _ = try ReplicaURL.parse(url)
+        } catch {
+            problems.append("\(at)url: \((error as? WalshipError)?.message ?? "\(error)")")
+        }
+        var bucket = WalshipConfiguration.Bucket(name: name, url: url)
+        bucket.endpoint = string(fields["endpoint"], at + "endpoint")
+        bucket.region = string(fields["region"], at + "region")
+        bucket.pathStyle = bool(fields["path-style"], at + "path-style")
+        bucket.accessKeyID = string(fields["access-key-id"], at + "access-key-id")
+        bucket.secretAccessKey = string(fields["secret-access-key"], at + "secret-access-key")
+        bucket.sessionToken = string(fields["session-token"], at + "session-token")
+        bucket.profile = string(fields["profile"], at + "profile")
+        if (bucket.accessKeyID == nil) != (bucket.secretAccessKey == nil) {
+            problems.append("\(at)access-key-id and secret-access-key must be given together")
+        }
+        bucket.syncInterval = duration(fields["sync-interval"], at + "sync-interval")
+        bucket.snapshotInterval = duration(fields["snapshot-interval"], at + "snapshot-interval")
+        if let name = string(fields["compression"], at + "compression") {
+            bucket.compression = CompressionCodec(name: name)
+            if bucket.compression == nil {
+                problems.append("\(at)compression '\(name)': use zstd, gzip or none")
+            }
+        }
+        bucket.partSize = size(fields["part-size"], at + "part-size")
+        if let partSize = bucket.partSize, partSize < 5 << 20 {
+            problems.append("\(at)part-size must be at least 5MiB")
+        }
+        bucket.uploadConcurrency = integer(fields["upload-concurrency"], at + "upload-concurrency", minimum: 1)
+        return bucket
+    }
+
+    /// The top-level settings every database's replication starts from.
+    private struct Defaults {
+        var spoolMaxBytes: Int64?
+        var shutdownTimeout: Duration?
+    }
+
+    /// One entry of `databases:`, or nil when it is unusable (its problems are recorded).
+    private mutating func database(
+        at index: Int, _ value: Any, buckets: [String: WalshipConfiguration.Bucket], bucketsGiven: Bool,
+        defaults: Defaults
+    ) -> WalshipConfiguration.Database? {
+        let at = "databases[\(index)]."
+        guard let fields = value as? [String: Any] else {
+            problems.append("databases[\(index)]: expected a mapping")
+            return nil
+        }
+        checkKeys(fields, allowed: Self.databaseKeys, at: at)
+        // A path that cannot be read is one problem; the entry's others are still reported.
+        let path = string(fields["path"], at + "path")
+        if fields["path"] == nil { problems.append("\(at)path is required") }
+        let problemsBefore = problems.count
+        var names: [String] = []
+        if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
+        if let list = fields["buckets"] as? [Any] {
+            names += list.compactMap { string($0, at + "buckets") }
+        } else if fields["buckets"] != nil {
+            problems.append("\(at)buckets: expected a list of bucket names")
+        }
+        if names.isEmpty && problems.count == problemsBefore {
+            problems.append("\(at)buckets: name at least one bucket")
+        }
+        for name in names where bucketsGiven && buckets[name] == nil {
+            problems.append("\(at)buckets: no bucket named '\(name)'")
+        }
+        for name in Set(names) where names.filter({ $0 == name }).count > 1 {
+            problems.append("\(at)buckets: '\(name)' is named more than once")
+        }
+        // Database-level keys override the bucket's (DESIGN.md section 7).
+        let walPollInterval = duration(fields["wal-poll-interval"], at + "wal-poll-interval")
+        let syncInterval = duration(fields["sync-interval"], at + "sync-interval")
+        let segmentMaxBytes = size(fields["segment-max-bytes"], at + "segment-max-bytes")
+        let walMaxFrames = integer(fields["wal-max-frames"], at + "wal-max-frames", minimum: 1)
+        let checkpointRestart = bool(fields["checkpoint-restart"], at + "checkpoint-restart")
+        let checkpointBusyTimeout = duration(fields["checkpoint-busy-timeout"], at + "checkpoint-busy-timeout")
+        let snapshotStepPages = integer(fields["snapshot-step-pages"], at + "snapshot-step-pages", minimum: 1)
+        var settingsByBucket: [String: ReplicationSettings] = [:]
+        for name in names {
+            let bucket = buckets[name]
+            var settings = ReplicationSettings()
+            if let value = defaults.spoolMaxBytes { settings.spoolMaxBytes = value }
+            if let value = defaults.shutdownTimeout { settings.shutdownTimeout = value }
+            if let value = bucket?.syncInterval { settings.syncInterval = value }
+            if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
+            if let value = bucket?.compression { settings.compression = value }
+            if let walPollInterval { settings.walPollInterval = walPollInterval }
+            if let syncInterval { settings.syncInterval = syncInterval }
+            if let segmentMaxBytes { settings.segmentMaxBytes = segmentMaxBytes }
+            if let walMaxFrames { settings.walMaxFrames = UInt32(walMaxFrames) }
+            if let checkpointRestart { settings.checkpointRestart = checkpointRestart }
+            if let checkpointBusyTimeout { settings.checkpointBusyTimeout = checkpointBusyTimeout }
+            if let snapshotStepPages { settings.snapshotStepPages = Int32(snapshotStepPages) }
+            settingsByBucket[name] = settings
+        }
+        let explicitPrefix = string(fields["prefix"], at + "prefix")
+        guard let path else { return nil }
+        let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
+        return WalshipConfiguration.Database(
+            path: path, bucketNames: names, prefix: explicitPrefix ?? defaultPrefix, settingsByBucket: settingsByBucket)
     }
 
     /// Two databases that resolve to one replica (the bucket's store and URL path, plus the
