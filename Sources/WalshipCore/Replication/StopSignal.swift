@@ -45,8 +45,7 @@ public final class StopSignal: Sendable {
 
     /// Sleeps for `duration` on `clock`, or until a stop of `level` is requested (or the task is
     /// cancelled), whichever comes first.
-    public func sleep<C: Clock>(for duration: C.Duration, on clock: C, wakingOn level: Level = .stop) async
-    where C.Duration == Duration {
+    public func sleep(for duration: Duration, on clock: any MonotonicClock, wakingOn level: Level = .stop) async {
         guard !isReached(level) else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await clock.sleep(for: duration) }

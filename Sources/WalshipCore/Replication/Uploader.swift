@@ -24,6 +24,8 @@ struct Uploader {
     var metrics: ReplicationMetrics?
     /// Where multipart uploads are recorded until they finish.
     var uploadLog: (any MultipartUploadLog)?
+    /// The clock that deadlines and backoff pauses are measured and slept on.
+    var clock: any MonotonicClock = ContinuousClock()
 
     /// What the store holds under a key that already existed.
     enum Existing: Equatable {
@@ -142,7 +144,7 @@ struct Uploader {
         var failures = 0
         var failingSince: ContinuousClock.Instant?
         while !spool.pending.isEmpty {
-            if let deadline, ContinuousClock.now >= deadline { return false }
+            if let deadline, clock.now >= deadline { return false }
             // Task.sleep returns at once in a cancelled task: retrying would spin.
             if Task.isCancelled { return false }
             do {
@@ -152,7 +154,7 @@ struct Uploader {
             } catch {
                 failures += 1
                 metrics?.record { $0.uploadFailures += 1 }
-                let now = ContinuousClock.now
+                let now = clock.now
                 if failingSince == nil { failingSince = now }
                 var pause = Duration.milliseconds(min(30_000, 250 << min(failures, 7)))
                 if let failingFor, let failingSince {
@@ -168,12 +170,12 @@ struct Uploader {
                 logger.error(
                     "upload failed; the object stays in the spool and is retried",
                     metadata: ["error": "\(error)", "attempt": "\(failures)", "spool.bytes": "\(spool.bytes)"])
-                if let deadline, ContinuousClock.now + pause >= deadline { return false }
+                if let deadline, clock.now + pause >= deadline { return false }
                 guard let stop else {
-                    try? await Task.sleep(for: pause)
+                    try? await clock.sleep(for: pause)
                     continue
                 }
-                await stop.sleep(for: pause, wakingOn: level)
+                await stop.sleep(for: pause, on: clock, wakingOn: level)
                 if level == .stop ? stop.isStopped : stop.isImmediate { return false }
             }
         }

@@ -9,15 +9,22 @@ public struct RetryPolicy: Sendable {
     public var baseDelay: Duration
     public var maxDelay: Duration
     public var budget: RetryBudget?
+    /// The clock the pauses are slept on.
+    public var clock: any MonotonicClock
+    /// The jitter of each pause.
+    public var jitter: JitterSource
 
     public init(
         maxAttempts: Int = 6, baseDelay: Duration = .milliseconds(200), maxDelay: Duration = .seconds(10),
-        budget: RetryBudget? = RetryBudget()
+        budget: RetryBudget? = RetryBudget(), clock: any MonotonicClock = ContinuousClock(),
+        jitter: @escaping JitterSource = systemJitter
     ) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.budget = budget
+        self.clock = clock
+        self.jitter = jitter
     }
 
     /// No retries: one attempt.
@@ -46,9 +53,9 @@ public struct RetryPolicy: Sendable {
                 return value
             } catch let error as WalshipError where error.isTransient && attempt < maxAttempts {
                 guard budget?.withdraw() ?? true else { throw error }
-                let pause = delay(afterAttempt: attempt, jitter: Double.random(in: 0...1))
+                let pause = delay(afterAttempt: attempt, jitter: jitter())
                 onRetry(attempt, error, pause)
-                try await Task.sleep(for: pause)
+                try await clock.sleep(for: pause)
                 attempt += 1
             }
         }
