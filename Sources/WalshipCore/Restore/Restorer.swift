@@ -4,8 +4,8 @@ import Logging
     import Glibc
 #endif
 
-/// Carries out a `RestorePlanner.Plan`: downloads the snapshot and segments (up to `parallel`
-/// objects ahead, to temporary files), verifies every object's checksum, header and predecessor
+/// Carries out a `RestorePlanner.Plan` through a `RestorePipeline`: downloads the snapshot and
+/// segments (up to `parallel` objects ahead, to temporary files), verifies every object's checksum, header and predecessor
 /// link, writes the snapshot into a temporary file beside the output, applies the segments'
 /// page after-images in txid order (following each transaction's database size), stops at the
 /// target, then fsyncs, runs `PRAGMA integrity_check` and renames into place. Memory stays
@@ -73,151 +73,97 @@ public struct Restorer: Sendable {
             FileSystem.removeDatabaseFiles(temporary)
             FileSystem.removeTree(downloads)
         }
-        let objects: [(key: String, size: Int64)] =
-            [(plan.snapshot.key, plan.snapshot.size)] + plan.segments.map { ($0.key, $0.size) }
-        let totalBytes = objects.reduce(0) { $0 + $1.size }
-        let clock = ContinuousClock()
-        var downloadTime = Duration.zero
-        var decodeTime = Duration.zero
-        var applyTime = Duration.zero
-        let store = replica.store
         let applier = try PageApplier(path: temporary)
-
-        // Three stages overlap: downloads (with checksum verification) run up to `parallel`
-        // objects ahead of the one being applied; segments within `decodeAhead` of it are
-        // decoded (decompressed and coalesced, `SegmentDecoder`) on other threads; one thread
-        // applies them in order. At most `decodeAhead` decoded segments wait in memory.
-        let decodeAhead = max(1, min(options.parallel, Self.processorCount, 3))
-        let fromTxid = plan.snapshot.fromTxid
-        var done = 0
-        var bytesDone: Int64 = 0
-        try await withThrowingTaskGroup(of: Step.self) { group in
-            var next = 0
-            func scheduleDownload() {
-                guard next < objects.count else { return }
-                let index = next
-                let object = objects[index]
-                next += 1
-                group.addTask {
-                    let path = "\(downloads)/\(index).obj"
-                    let start = ContinuousClock.now
-                    do {
-                        _ = try await store.download(object.key, to: path)
-                    } catch let error as WalshipError where error.code == .objectNotFound {
-                        throw WalshipError(.objectNotFound, "object '\(object.key)' is missing from the replica")
-                    }
-                    // Checksums are checked as segments are decoded, and beside the writing of
-                    // the snapshot (a failure then removes what was written).
-                    return .downloaded(index: index, path: path, took: ContinuousClock.now - start)
-                }
-            }
-            var downloaded: [Int: String] = [:]
-            var decoded: [Int: SegmentDecoder.Decoded?] = [:]
-            var decodeNext = 1  // Object 0 is the snapshot, written as it is read.
-            func scheduleDecodes() {
-                while decodeNext < objects.count, decodeNext <= done + decodeAhead,
-                    let path = downloaded[decodeNext]
-                {
-                    let index = decodeNext
-                    let entry = plan.segments[index - 1]
-                    decodeNext += 1
-                    group.addTask {
-                        let start = ContinuousClock.now
-                        let result = try await Blocking.run { () throws -> SegmentDecoder.Decoded? in
-                            do {
-                                return try SegmentDecoder.decode(
-                                    path: path, entry: entry, plan: plan, fromTxid: fromTxid, verified: false,
-                                    limitBytes: PageWrites.aheadLimitBytes,
-                                    overflow: { _ in throw DecodeAheadOverflow() })
-                            } catch is DecodeAheadOverflow {
-                                return nil  // Too large to hold: applied as it is decoded.
-                            } catch let error as WalshipError where error.code == .objectCorrupt {
-                                // A corrupt payload fails its checksum: say that rather than
-                                // how decoding it failed.
-                                _ = try ObjectFile.verify(path: path, key: entry.key)
-                                throw error
-                            }
-                        }
-                        return .decoded(index: index, result, took: ContinuousClock.now - start)
-                    }
-                }
-            }
-            for _ in 0..<max(1, options.parallel) { scheduleDownload() }
-            while done < objects.count {
-                scheduleDecodes()
-                guard let step = try await group.next() else { break }
-                switch step {
-                case .downloaded(let index, let path, let took):
-                    downloaded[index] = path
-                    downloadTime += took
-                case .decoded(let index, let result, let took):
-                    decoded[index] = .some(result)
-                    decodeTime += took
-                }
+        var pipeline = RestorePipeline(
+            plan: plan, downloads: downloads, store: replica.store, parallel: options.parallel,
+            processors: Self.processorCount)
+        let totalBytes = pipeline.totalBytes
+        var applyTime = Duration.zero
+        try await withThrowingTaskGroup(of: RestorePipeline.Step.self) { group in
+            pipeline.start(in: &group)
+            while !pipeline.isFinished, let step = try await group.next() {
+                pipeline.record(step, in: &group)
                 // Apply every object that is ready, in order.
-                while done < objects.count, let path = downloaded[done], done == 0 || decoded[done] != nil {
+                while let ready = pipeline.nextReady() {
                     try checkCancelled()
-                    let applyStart = clock.now
-                    let index = done
-                    let ahead = decoded.removeValue(forKey: index) ?? nil
-                    if index > 0 && ahead == nil {
-                        logger.debug(
-                            "segment too large to decode ahead; applying it as it is decoded",
-                            metadata: ["object.key": "\(objects[index].key)"])
-                    }
-                    if index == 0 {
-                        // The snapshot is written as its checksum is checked on another thread
-                        // (both read the downloaded file): for a large database that is most of
-                        // the restore's reading. A checksum failure is reported first: it
-                        // explains any failure to decompress.
-                        let key = objects[0].key
-                        async let verified = Blocking.run { try ObjectFile.verify(path: path, key: key) }
-                        var failure: (any Error)?
-                        do {
-                            try await Blocking.run {
-                                try applier.applySnapshot(path: path, entry: plan.snapshot, verified: true)
-                            }
-                        } catch {
-                            failure = error
-                        }
-                        _ = try await verified
-                        if let failure { throw failure }
-                        try FileSystem.removeIfPresent(path)
-                    } else {
-                        try await Blocking.run {
-                            if let ahead {
-                                try applier.apply(ahead, key: plan.segments[index - 1].key)
-                            } else {
-                                // Checked before any of its pages is written.
-                                _ = try ObjectFile.verify(path: path, key: objects[index].key)
-                                try applier.applySegment(
-                                    path: path, entry: plan.segments[index - 1], plan: plan, verified: true)
-                            }
-                            try FileSystem.removeIfPresent(path)
-                        }
-                    }
-                    downloaded[index] = nil
-                    applyTime += clock.now - applyStart
-                    bytesDone += objects[index].size
-                    done += 1
+                    let start = ContinuousClock.now
+                    try await apply(ready, to: applier, plan: plan)
+                    applyTime += ContinuousClock.now - start
+                    pipeline.applied(ready, in: &group)
                     progress(
                         Progress(
-                            objectsDone: done, objectsTotal: objects.count, bytesDone: bytesDone, bytesTotal: totalBytes
-                        ))
-                    scheduleDownload()
-                    scheduleDecodes()
+                            objectsDone: pipeline.done, objectsTotal: pipeline.objects.count,
+                            bytesDone: pipeline.bytesDone, bytesTotal: totalBytes))
                     if applier.reachedTarget {
                         group.cancelAll()
-                        done = objects.count
+                        pipeline.finishEarly()
                     }
                 }
             }
         }
         try applier.finish(plan: plan)
-        let checkStart = clock.now
-        // The fsync, the integrity check and the checksum overlap (the checks only read); the
-        // file goes into place only once all are done. The checksum proves the result is the
-        // state the agent saw, which a wrong restore that is still a valid database would not.
+        let checkStart = ContinuousClock.now
+        let verifiedChecksum = try await verify(temporary, applier: applier, plan: plan)
+        try await Blocking.run {
+            try checkCancelled()
+            try OutputPlacement.place(temporary, at: outputPath, force: options.force)
+        }
+        return Report(
+            generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
+            pageCount: applier.pageCount, downloadTime: pipeline.downloadTime, decodeTime: pipeline.decodeTime,
+            applyTime: applyTime, integrityCheckTime: ContinuousClock.now - checkStart,
+            verifiedChecksum: verifiedChecksum, databaseID: applier.databaseID)
+    }
+
+    /// Writes one ready object into the result and removes its download.
+    private func apply(_ ready: RestorePipeline.Ready, to applier: PageApplier, plan: RestorePlanner.Plan) async throws
+    {
+        let path = ready.path
+        let key = ready.object.key
+        switch ready.object.kind {
+        case .snapshot(let entry):
+            // The snapshot is written as its checksum is checked on another thread (both read
+            // the downloaded file): for a large database that is most of the restore's reading.
+            // A checksum failure is reported first: it explains any failure to decompress.
+            async let verified = Blocking.run { try ObjectFile.verify(path: path, key: key) }
+            var failure: (any Error)?
+            do {
+                try await Blocking.run { try applier.applySnapshot(path: path, entry: entry, verified: true) }
+            } catch {
+                failure = error
+            }
+            _ = try await verified
+            if let failure { throw failure }
+            try FileSystem.removeIfPresent(path)
+        case .segment(let entry):
+            let decoded = ready.decoded
+            if decoded == nil {
+                logger.debug(
+                    "segment too large to decode ahead; applying it as it is decoded",
+                    metadata: ["object.key": "\(key)"])
+            }
+            try await Blocking.run {
+                if let decoded {
+                    try applier.apply(decoded, key: key)
+                } else {
+                    // Checked before any of its pages is written.
+                    _ = try ObjectFile.verify(path: path, key: key)
+                    try applier.applySegment(path: path, entry: entry, plan: plan, verified: true)
+                }
+                try FileSystem.removeIfPresent(path)
+            }
+        }
+    }
+
+    /// Syncs the result, runs the integrity check and compares its database checksum with the
+    /// one recorded for the restore point, all at once (the checks only read). The checksum
+    /// proves the result is the state the agent saw, which a wrong restore that is still a valid
+    /// database would not. Returns the verified checksum, or nil when none was recorded.
+    private func verify(
+        _ temporary: String, applier: PageApplier, plan: RestorePlanner.Plan
+    ) async throws
+        -> UInt64?
+    {
         async let synced: Void = Blocking.run { try FileSystem.syncFile(temporary) }
         let expected = applier.expectedChecksum
         let pageSize = applier.resultPageSize
@@ -234,26 +180,8 @@ public struct Restorer: Sendable {
         }
         try await Blocking.run { try IntegrityCheck.verify(databaseAt: temporary) }
         try await synced
-        let verifiedChecksum = try await checksum
-        try await Blocking.run {
-            try checkCancelled()
-            try OutputPlacement.place(temporary, at: outputPath, force: options.force)
-        }
-        return Report(
-            generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
-            pageCount: applier.pageCount, downloadTime: downloadTime, decodeTime: decodeTime,
-            applyTime: applyTime,
-            integrityCheckTime: clock.now - checkStart, verifiedChecksum: verifiedChecksum,
-            databaseID: applier.databaseID)
+        return try await checksum
     }
-
-    private enum Step: Sendable {
-        case downloaded(index: Int, path: String, took: Duration)
-        /// nil: the segment's writes passed `PageWrites.aheadLimitBytes`; it is applied as it is decoded.
-        case decoded(index: Int, SegmentDecoder.Decoded?, took: Duration)
-    }
-
-    private struct DecodeAheadOverflow: Error {}
 
     private static let processorCount = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }
