@@ -46,13 +46,7 @@ public struct FileBackup: Sendable {
     ) throws -> Report {
         let sourcePath = FileSystem.absolute(source)
         let destinationPath = FileSystem.absolute(destination)
-        if sourcePath == destinationPath
-            || (FileSystem.status(sourcePath).map { s in
-                FileSystem.status(destinationPath).map { $0.st_ino == s.st_ino && $0.st_dev == s.st_dev } ?? false
-            } ?? false)
-        {
-            throw WalshipError(.usage, "backup '\(source)': the destination is the source itself")
-        }
+        try Self.checkNotSource(sourcePath, destinationPath, name: source)
         try OutputPlacement.checkDestination(destinationPath, force: options.force)
 
         let connection = try Connection.openObserver(path: sourcePath)
@@ -63,19 +57,7 @@ public struct FileBackup: Sendable {
                 "backup of a rollback-journal database: its read transaction blocks the app's commits for the whole copy",
                 metadata: ["db.path": "\(sourcePath)", "db.journal_mode": "\(journalMode)"])
         }
-
-        // The copy is written uncompressed beside DEST first (and, compressed, DEST's own file
-        // exists beside it until the copy is removed): say so up front rather than fail late.
-        let databaseBytes = max(
-            try connection.databaseFileSize(),
-            (try connection.scalarInt("PRAGMA page_count") ?? 0) * Int64(try connection.pageSize()))
-        let destinationDirectory = FileSystem.directory(of: destinationPath)
-        if let available = FileSystem.availableBytes(destinationDirectory), available < databaseBytes + (1 << 20) {
-            throw WalshipError(
-                .localIO,
-                "backup of '\(sourcePath)' needs about \(ValueParsing.formatBytes(databaseBytes)) free in '\(destinationDirectory)' for the uncompressed copy\(options.codec == .none ? "" : " (and room for the compressed file beside it)"), but the disk has \(ValueParsing.formatBytes(available)) free",
-                systemError: 28)
-        }
+        try checkSpace(for: connection, sourcePath: sourcePath, destinationPath: destinationPath)
         let clock = ContinuousClock()
         let temporary = FileSystem.temporarySibling(of: destinationPath, purpose: "backup")
         var compressed: String?
@@ -132,6 +114,33 @@ public struct FileBackup: Sendable {
             pageCount: result.pageCount, pageSize: result.pageSize, journalMode: journalMode,
             copyTime: copyTime, fsyncTime: fsyncTime, integrityCheckTime: integrityCheckTime,
             compressTime: compressTime, outputBytes: outputBytes)
+    }
+
+    /// The destination must not be the source itself (by path, or by inode through another path).
+    private static func checkNotSource(_ sourcePath: String, _ destinationPath: String, name: String) throws {
+        let sameFile =
+            FileSystem.status(sourcePath).map { source in
+                FileSystem.status(destinationPath).map { $0.st_ino == source.st_ino && $0.st_dev == source.st_dev }
+                    ?? false
+            } ?? false
+        if sourcePath == destinationPath || sameFile {
+            throw WalshipError(.usage, "backup '\(name)': the destination is the source itself")
+        }
+    }
+
+    /// The copy is written uncompressed beside DEST first (and, compressed, DEST's own file
+    /// exists beside it until the copy is removed): say so up front rather than fail late.
+    private func checkSpace(for connection: Connection, sourcePath: String, destinationPath: String) throws {
+        let databaseBytes = max(
+            try connection.databaseFileSize(),
+            (try connection.scalarInt("PRAGMA page_count") ?? 0) * Int64(try connection.pageSize()))
+        let destinationDirectory = FileSystem.directory(of: destinationPath)
+        if let available = FileSystem.availableBytes(destinationDirectory), available < databaseBytes + (1 << 20) {
+            throw WalshipError(
+                .localIO,
+                "backup of '\(sourcePath)' needs about \(ValueParsing.formatBytes(databaseBytes)) free in '\(destinationDirectory)' for the uncompressed copy\(options.codec == .none ? "" : " (and room for the compressed file beside it)"), but the disk has \(ValueParsing.formatBytes(available)) free",
+                systemError: 28)
+        }
     }
 
     static func classify(_ error: SQLiteError, source: String) -> WalshipError {
