@@ -6,20 +6,11 @@ import Yams
 /// expanded (an unset variable is an error), unknown keys are errors, keys whose feature is not
 /// built yet are rejected as unsupported, and every problem is reported at once.
 struct ConfigFile {
-    static let globalKeys: Set<String> = [
-        "state-dir", "log-level", "log-format", "spool-max-bytes", "shutdown-timeout", "http-addr", "buckets",
-        "databases",
-    ]
-    static let bucketKeys: Set<String> = [
-        "url", "endpoint", "region", "path-style", "access-key-id", "secret-access-key", "session-token", "profile",
-        "sync-interval", "snapshot-interval", "compression", "part-size", "upload-concurrency",
-    ]
-    static let databaseKeys: Set<String> = [
-        "path", "buckets", "bucket", "prefix", "wal-poll-interval", "sync-interval", "segment-max-bytes",
-        "wal-max-frames", "checkpoint-restart", "checkpoint-busy-timeout", "snapshot-step-pages",
-    ]
+    static let globalKeys = Setting.keys(at: .global)
+    static let bucketKeys = Setting.keys(at: .bucket)
+    static let databaseKeys = Setting.keys(at: .database)
     /// Documented keys whose feature this version does not have yet.
-    static let unsupportedKeys: Set<String> = ["retention", "encryption-key-file"]
+    static let unsupportedKeys = Setting.unsupportedKeys
 
     let environment: [String: String]
     private var problems: [String] = []

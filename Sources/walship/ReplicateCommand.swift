@@ -32,29 +32,28 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Switch the database to WAL mode if it is not (changes the application's journal mode).")
     var setWal = false
 
-    @Option(name: .long, help: "How often to cut a segment (default 1s).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--sync-interval").flagHelp))
     var syncInterval: String?
 
-    @Option(name: .long, help: "How often to take a snapshot (default 24h).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--snapshot-interval").flagHelp))
     var snapshotInterval: String?
 
-    @Option(name: .long, help: "How often to poll the WAL (default 100ms).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--wal-poll-interval").flagHelp))
     var walPollInterval: String?
 
-    @Option(
-        name: .long, help: "Checkpoint (PASSIVE, then a bounded RESTART) above this many WAL frames (default 1000).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--wal-max-frames").flagHelp))
     var walMaxFrames: UInt32?
 
-    @Option(name: .long, help: "Compression of new objects: zstd (default), gzip or none.")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--compression").flagHelp))
     var compression: String?
 
-    @Option(name: .long, help: "Local state and spool directory (default $XDG_STATE_HOME/walship).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--state-dir").flagHelp))
     var stateDir: String?
 
-    @Option(name: .long, help: "Largest spool before the read chain is ended during a store outage (default 1GiB).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--spool-max-bytes").flagHelp))
     var spoolMaxBytes: String?
 
-    @Option(name: .long, help: "How long a stop may take to ship what is committed (default 10s).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--shutdown-timeout").flagHelp))
     var shutdownTimeout: String?
 
     @Option(name: .long, help: .hidden)
@@ -66,7 +65,7 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Option(name: .long, help: .hidden)
     var retention: String?
 
-    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (off by default).")
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--http-addr").flagHelp))
     var httpAddr: String?
 
     @Option(name: .long, help: .hidden)
