@@ -127,6 +127,99 @@ extension CLIIntegration {
             #expect(try Self.rows(directory.file("latest.db")).tag == "orig")
         }
 
+        /// A database of 4,000 rows of about 2 KB (about 2,000 pages), an application connection
+        /// held open (so the WAL outlives every agent run), a copy saved, the last 500 rows
+        /// changed and checkpointed into the file, and one more commit left in the WAL.
+        static func heldOpenWithCopy(_ directory: TemporaryDirectory) throws -> Connection {
+            let database = directory.file("app.db")
+            try Self.sqlite(
+                database,
+                "PRAGMA journal_mode=WAL;CREATE TABLE t(id INTEGER PRIMARY KEY,v BLOB);CREATE TABLE meta(tag);INSERT INTO meta VALUES('orig');"
+                    + "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<4000) INSERT INTO t(v) SELECT printf('old%05d', i) || zeroblob(1900) FROM s"
+            )
+            let app = try Connection(path: database)
+            try app.setBusyTimeout(milliseconds: 5000)
+            _ = try app.scalarInt("SELECT count(*) FROM t")
+            return app
+        }
+
+        /// Puts `copy` back over the database in place (same inode) with SQLite's file size kept.
+        static func putBack(_ copy: String, over database: String) throws {
+            var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: copy)))
+            let size = Int(FileSystem.size(database) ?? 0)
+            if bytes.count < size { bytes += [UInt8](repeating: 0, count: size - bytes.count) }
+            let file = try LocalFile(path: database, flags: O_WRONLY)
+            try file.write(bytes)
+            try file.close()
+        }
+
+        @Test(
+            "a copy put back in place between two --once runs, while the application keeps the WAL alive, starts a new generation; the latest restore is the application's state"
+        )
+        func overwriteBetweenOnceRuns() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            let app = try Self.heldOpenWithCopy(directory)
+            defer { app.close() }
+            let once = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+            #expect(try WalshipBinary.run(once).status == 0)
+            try app.execute("VACUUM INTO '\(directory.file("old.db"))'")
+            try app.execute("UPDATE t SET v = 'new' || substr(v, 4) WHERE id > 3500")
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            try app.execute("UPDATE meta SET tag = 'before'")
+            #expect(try WalshipBinary.run(once).status == 0)
+            try Self.putBack(directory.file("old.db"), over: database)
+            try app.execute("UPDATE meta SET tag = 'after'")
+            // The WAL still proves continuity: only the file's pages show the change.
+            let run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("the database file changed behind SQLite"), "\(run.stderr)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            let restored = try Connection(path: directory.file("latest.db"), mode: [.readOnly])
+            defer { restored.close() }
+            #expect(try restored.scalarInt("SELECT count(*) FROM t WHERE v LIKE 'new%'") == 0)
+            #expect(try restored.scalarText("SELECT tag FROM meta") == "after")
+        }
+
+        @Test(
+            "under steady commits (more often than the sync interval), a copy put back in place far into the file is noticed within seconds"
+        )
+        func overwriteNoticedUnderSteadyWrites() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            let app = try Self.heldOpenWithCopy(directory)
+            defer { app.close() }
+            try app.execute("VACUUM INTO '\(directory.file("old.db"))'")
+            try app.execute("UPDATE t SET v = 'new' || substr(v, 4) WHERE id > 3500")
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            try app.execute("UPDATE meta SET tag = 'before'")
+            let agent = try ReplicateCommandTests.agent(directory, extra: ["--sync-interval", "1s"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            try Self.putBack(directory.file("old.db"), over: database)
+            // A commit every 100 ms: the open segment is never empty between cuts. The rolling
+            // scan covers about 2.5 MB/s, so the 8 MB file takes about 3 s (a 5x margin: 20 s).
+            var noticed = false
+            for _ in 0..<200 where !noticed {
+                try app.execute("UPDATE meta SET tag = 'after'")
+                try await Task.sleep(for: .milliseconds(100))
+                noticed = agent.log.contains("the database file changed behind SQLite")
+            }
+            #expect(noticed, "\(agent.log.suffix(3000))")
+            #expect(agent.waitForLog("snapshot taken", after: "changed behind SQLite"), "\(agent.log.suffix(3000))")
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            let restored = try Connection(path: directory.file("latest.db"), mode: [.readOnly])
+            defer { restored.close() }
+            #expect(try restored.scalarInt("SELECT count(*) FROM t WHERE v LIKE 'new%'") == 0)
+        }
+
         @Test(
             "an older, larger copy put back in place makes SQLite report the database malformed: the agent keeps running, and starts a new generation once SQLite reads it again"
         )

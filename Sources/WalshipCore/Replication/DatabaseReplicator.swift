@@ -409,6 +409,8 @@ public final class DatabaseReplicator: Sendable {
         /// older, larger copy put back in place while its wal-index still holds the old size):
         /// when to try again to start a generation.
         var malformedRetry: ContinuousClock.Instant?
+        /// `--once` compared the whole file with the page hashes before exiting.
+        var wholeDriftChecked = false
     }
 
     /// The WAL loop on its thread: poll every `wal-poll-interval`; on a full spool end the read
@@ -422,6 +424,15 @@ public final class DatabaseReplicator: Sendable {
             if stop.isStopped, try stopsNow(loop, &progress, stop: stop, loopDone: loopDone) { break }
             let started = ContinuousClock.now
             if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
+                // Before it exits, a cron run compares the whole file with its page hashes once:
+                // a copy put back in place between runs starts a new generation (with its
+                // snapshot, so the loop goes on).
+                guard progress.wholeDriftChecked else {
+                    progress.wholeDriftChecked = true
+                    try loop.cutSegmentIfDue(force: true)
+                    _ = try loop.checkDriftIfDue(whole: true)
+                    continue
+                }
                 return
             }
             if once && loop.snapshots.isDemanded && loop.snapshots.demandOutcome.failures > 0 {

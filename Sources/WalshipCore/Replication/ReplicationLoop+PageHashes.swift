@@ -129,17 +129,25 @@ extension ReplicationLoop {
 /// `cp` over a live database) must end the generation instead of being shipped into it.
 extension ReplicationLoop {
     /// Bytes of the database file the rolling scan compares per poll interval (a 1 GiB
-    /// database is covered in about seven minutes at the default 100 ms poll).
+    /// database is covered in about seven minutes at the default 100 ms poll, with or without
+    /// writes).
     static let driftScanBytes = 256 << 10
 
     /// Runs a drift check at most once per poll interval, when everything read is sealed and the
-    /// page hashes are complete; on drift, starts a new generation and returns true.
-    func checkDriftIfDue() throws -> Bool {
+    /// page hashes are complete; on drift, starts a new generation and returns true. `whole`
+    /// compares every page at once (`--once`: a cron run is too short for the rolling scan).
+    func checkDriftIfDue(whole: Bool = false) throws -> Bool {
         guard let follower, let table, table.isComplete, builderIsEmpty, table.txid == lastTxid else { return false }
         let now = ContinuousClock.now
-        if let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
+        if !whole, let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
+        // The scan keeps its rate per poll interval when checks are further apart (under steady
+        // writes a check runs only once the open segment is cut, every sync interval).
+        let intervals = lastDriftCheck.map { (now - $0) / settings.walPollInterval } ?? 1
         lastDriftCheck = now
-        let result = try follower.checkDrift(table: table, scanFrom: &driftScanFrom, budgetBytes: Self.driftScanBytes)
+        var scanFrom = whole ? 2 : driftScanFrom
+        let budget = whole ? Int.max : Self.driftScanBytes * Int(min(256, max(1, intervals)))
+        let result = try follower.checkDrift(table: table, scanFrom: &scanFrom, budgetBytes: budget)
+        if !whole { driftScanFrom = scanFrom }
         guard case .drift(let why) = result else { return false }
         logger.error(
             "the database file changed behind SQLite; the generation ends here and a new one starts with a snapshot",

@@ -124,7 +124,7 @@ extension WALFollower {
             return .inconclusive
         }
         let fullyBackfilled = before.maxFrame == 0 || backfill >= before.maxFrame
-        guard fullyBackfilled || walPageFramesComplete else { return .inconclusive }
+        guard fullyBackfilled || completePageFrames() else { return .inconclusive }
         func superseded(_ page: UInt32) -> Bool {
             guard !fullyBackfilled, let frame = walPageFrames[page] else { return false }
             return frame > backfill

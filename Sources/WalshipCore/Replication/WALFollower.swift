@@ -211,6 +211,31 @@ final class WALFollower {
 
     // MARK: Positions
 
+    /// Fills `walPageFrames` for the frames before the cursor that this follower did not read
+    /// (it resumed in the middle of a WAL), from their frame headers: the drift checks need the
+    /// newest frame of every page in the WAL, or they stay inconclusive until the WAL restarts,
+    /// which a lightly written database may not do for hours. Frames whose salts are not the
+    /// cursor's (a WAL restarted meanwhile) leave it incomplete. Returns whether it is complete.
+    @discardableResult
+    func completePageFrames() -> Bool {
+        guard !walPageFramesComplete, cursor.frame > 0, let file = try? walFile() else { return walPageFramesComplete }
+        var found: [UInt32: UInt32] = [:]
+        for frame in 1...cursor.frame {
+            let offset = WALFormat.frameOffset(frame, pageSize: cursor.pageSize)
+            guard let bytes = try? file.read(count: WALFormat.frameHeaderSize, at: offset),
+                bytes.count == WALFormat.frameHeaderSize
+            else { return false }
+            let (page, salt1, salt2) = bytes.withUnsafeBytes {
+                ($0.bigEndianUInt32(at: 0), $0.bigEndianUInt32(at: 8), $0.bigEndianUInt32(at: 12))
+            }
+            guard salt1 == cursor.salt1, salt2 == cursor.salt2 else { return false }
+            found[page] = frame
+        }
+        walPageFrames.merge(found) { read, earlier in max(read, earlier) }
+        walPageFramesComplete = true
+        return true
+    }
+
     /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
     func adopt(_ position: WALCursor) {
         if position.frame != cursor.frame || !position.hasSalts(cursor.salt1, cursor.salt2) {

@@ -131,7 +131,8 @@ public struct RetentionPolicy: Sendable {
     /// has ended by then: from that time on no restore starts from this generation. Nil when no
     /// later generation has a restore point.
     private func supersededMs(
-        of generation: GenerationID, in inventory: ReplicaInventory, spans: [GenerationID: RestorePlanner.GenerationSpan],
+        of generation: GenerationID, in inventory: ReplicaInventory,
+        spans: [GenerationID: RestorePlanner.GenerationSpan],
         siblings: [GenerationID]
     ) -> UInt64? {
         guard
@@ -145,7 +146,9 @@ public struct RetentionPolicy: Sendable {
     }
 
     /// Nil when every restore the window needs plans the same objects without `keys`; else why.
-    private func check(deleting keys: Set<String>, from inventory: ReplicaInventory, cutoff: UInt64, nowMs: UInt64)
+    private func check(
+        deleting keys: Set<String>, from inventory: ReplicaInventory, cutoff: UInt64, nowMs: UInt64
+    )
         -> String?
     {
         let pruned = ReplicaInventory(
