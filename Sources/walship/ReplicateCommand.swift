@@ -232,6 +232,12 @@ struct ReplicateCommand: AsyncParsableCommand {
                 ])
         }
         for case .failure(let error) in results { throw error }
+        if reports.contains(where: \.stoppedWhilePaused) {
+            throw WalshipError(
+                .storeUnavailable,
+                "stopped while replication was paused (no space for the spool, a full spool, or a database SQLite could not read; see the log above): commits made since then are not shipped until the next start"
+            )
+        }
         if let report = reports.first(where: { !$0.generationHasSnapshot }) {
             throw WalshipError(
                 .storeUnavailable,

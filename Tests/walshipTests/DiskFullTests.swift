@@ -69,6 +69,46 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 15)
         }
 
+        @Test(
+            "on a file system smaller than the database plus two segment-max-bytes, the agent resumes once space returns; a stop while it waits for space exits 4"
+        )
+        func smallDiskResumes() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let disk = try SmallFileSystem(path: directory.file("state"), size: "8m")
+            defer { disk.unmount() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: app, payloadBytes: 100_000) }  // About 2 MB.
+            var agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            let filler = directory.file("state/filler")
+            _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+            try LedgerDatabase.commitNext(on: app, payloadBytes: 200_000)
+            #expect(agent.waitForLog("no space left for the spool"), "\(agent.log.suffix(3000))")
+            // Stopped while it waits for space: the last commit is not shipped, and it says so.
+            #expect(agent.stop() == 4, "\(agent.log.suffix(3000))")
+            #expect(agent.log.contains("stopped while replication was paused"), "\(agent.log.suffix(3000))")
+            try FileManager.default.removeItem(atPath: filler)
+            // The WAL still holds that commit: the next start ships it in the same generation.
+            agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("object uploaded"), "\(agent.log.suffix(3000))")
+            // Full again, then space returns on the same 8 MB file system.
+            _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+            try LedgerDatabase.commitNext(on: app, payloadBytes: 200_000)
+            #expect(agent.waitForLog("no space left for the spool"), "\(agent.log.suffix(3000))")
+            try FileManager.default.removeItem(atPath: filler)
+            #expect(agent.waitForLog("space returned"), "\(agent.log.suffix(3000))")
+            #expect(agent.waitForLog("snapshot taken", after: "space returned"), "\(agent.log.suffix(3000))")
+            try LedgerDatabase.commitNext(on: app)
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 33)
+        }
+
         @Test("walship backup onto a full disk says the disk is full and names the path (exit 13), and leaves nothing")
         func backupDiskFull() throws {
             let directory = try TemporaryDirectory()

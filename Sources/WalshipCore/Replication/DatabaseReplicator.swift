@@ -25,6 +25,9 @@ public final class DatabaseReplicator: Sendable {
         /// False when the run stopped before its generation's first snapshot was taken: the
         /// commits shipped in that generation are not restorable until a later run snapshots.
         public var generationHasSnapshot: Bool
+        /// True when the run stopped while its read chain was ended (no space for the spool, a
+        /// full spool, a database SQLite could not read): commits since then are not shipped.
+        public var stoppedWhilePaused: Bool
     }
 
     public let databasePath: String
@@ -137,7 +140,8 @@ public final class DatabaseReplicator: Sendable {
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
             pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
             lastSnapshot: loop.snapshots.demandOutcome.header,
-            generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot)
+            generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot,
+            stoppedWhilePaused: !loop.wasFollowingAtFinish)
     }
 
     /// The agent's three jobs until the WAL loop ends: snapshots (one at a time, on their own
@@ -538,7 +542,10 @@ public final class DatabaseReplicator: Sendable {
     private func resumeAfterFullSpool(_ loop: ReplicationLoop, spool: Spool, diskFull: Bool) throws -> Bool {
         guard spool.bytes < spool.maxBytes / 2 else { return false }
         if diskFull {
-            let needed = (FileSystem.size(databasePath) ?? 0) + 2 * settings.segmentMaxBytes
+            // Room for the snapshot's copy of the database and a few segments (two of the largest
+            // would ask more than many small file systems have at all).
+            let database = FileSystem.size(databasePath) ?? 0
+            let needed = database + min(2 * settings.segmentMaxBytes, max(4 << 20, database / 4))
             guard let available = FileSystem.availableBytes(spool.directory), available >= needed else { return false }
             try loop.startGeneration(.spoolFull, "space returned on the spool's file system")
         } else {

@@ -453,7 +453,11 @@ final class ReplicationLoop {
     var isFollowing: Bool { follower != nil }
 
     /// Cuts the last segment and closes every connection (the `-wal` stays: PERSIST_WAL).
+    /// Whether the read chain was running when the loop finished.
+    private(set) var wasFollowingAtFinish = true
+
     func finish() {
+        wasFollowingAtFinish = follower != nil
         do {
             try takePageHashOffer()
             try cutSegmentIfDue(force: true)
