@@ -207,6 +207,13 @@ struct ConfigFile {
             settingsByBucket[name] = settings
         }
         let explicitPrefix = string(fields["prefix"], at + "prefix")
+        if let explicitPrefix, !explicitPrefix.isEmpty,
+            (try? ReplicaURL.parse("s3://bucket/" + explicitPrefix))?.prefix != explicitPrefix
+        {
+            problems.append(
+                "\(at)prefix '\(explicitPrefix)': use path segments separated by single '/' (no empty, '.' or '..' segment, no leading or trailing '/')"
+            )
+        }
         guard let path else { return nil }
         let defaultPrefix = FileSystem.fileName(of: path).split(separator: ".").first.map(String.init) ?? "db"
         return WalshipConfiguration.Database(
@@ -223,16 +230,23 @@ struct ConfigFile {
                 guard let bucket = configuration.buckets[name], let url = try? ReplicaURL.parse(bucket.url) else {
                     continue
                 }
-                let path = [url.prefix, database.prefix].filter { !$0.isEmpty }.joined(separator: "/")
-                let store =
-                    url.scheme == .file
-                    ? "file://\(FileSystem.absolute(url.bucket))"
-                    : "s3://\(url.bucket) at \(bucket.endpoint ?? url.endpoint ?? "the default endpoint")"
-                let replica = "\(store)/\(path)"
+                // Where the objects go, whichever way the URL and the prefix split it: a
+                // directory (symbolic links resolved), or a bucket and a key prefix.
+                let path = [url.prefix, database.prefix].joined(separator: "/")
+                let replica: String
+                if url.scheme == .file {
+                    let directory = FileSystem.absolute(url.bucket) + "/" + path
+                    let canonical = FileSystem.canonical(directory).split(separator: "/").joined(separator: "/")
+                    replica = "file:///\(canonical)"
+                } else {
+                    let keys = path.split(separator: "/").joined(separator: "/")
+                    replica =
+                        "s3://\(url.bucket) at \(bucket.endpoint ?? url.endpoint ?? "the default endpoint")/\(keys)"
+                }
                 let owner = FileSystem.absolute(database.path)
                 if let other = owners[replica], other != owner {
                     problems.append(
-                        "databases '\(other)' and '\(owner)' both replicate to '\(bucket.url)' with prefix '\(database.prefix)' (bucket '\(name)'): give one of them its own prefix"
+                        "databases '\(other)' and '\(owner)' both replicate to '\(replica)' (bucket '\(name)', prefix '\(database.prefix)'): give one of them its own prefix"
                     )
                 } else {
                     owners[replica] = owner

@@ -216,6 +216,66 @@ struct ConfigFileTests {
         #expect(distinct.isEmpty, "\(distinct)")
     }
 
+    @Test(
+        "two databases whose bucket URL and prefix split one replica differently, or reach one directory through a symbolic link, are a configuration error"
+    )
+    func oneReplicaReachedTwoWays() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.file("rep"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: directory.file("link"), withDestinationPath: directory.file("rep"))
+        let split = Self.problems(
+            """
+            buckets:
+              one: {url: "file://\(directory.file("rep"))"}
+              two: {url: "file://\(directory.file("rep/app"))"}
+              s3a: {url: "s3://backups/prod"}
+              s3b: {url: "s3://backups/prod/jobs"}
+            databases:
+              - {path: /srv/a/app.db, bucket: one, prefix: app}
+              - {path: /srv/b/app.db, bucket: two, prefix: ""}
+              - {path: /srv/c/jobs.db, bucket: s3a}
+              - {path: /srv/d/other.db, bucket: s3b, prefix: ""}
+            """)
+        #expect(split.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(split)")
+        #expect(split.contains("'/srv/c/jobs.db' and '/srv/d/other.db' both replicate"), "\(split)")
+        let linked = Self.problems(
+            """
+            buckets:
+              one: {url: "file://\(directory.file("rep"))"}
+              two: {url: "file://\(directory.file("link"))"}
+            databases:
+              - {path: /srv/a/app.db, bucket: one}
+              - {path: /srv/b/app.db, bucket: two}
+            """)
+        #expect(linked.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(linked)")
+    }
+
+    @Test("a prefix with an empty, '.' or '..' segment, or a leading or trailing '/', is a configuration problem")
+    func badPrefixes() {
+        for prefix in ["x//y", "/x", "x/", "x/../y", "./x"] {
+            let text = Self.problems(
+                """
+                buckets:
+                  b: {url: "file:///tmp/x"}
+                databases:
+                  - {path: /srv/app.db, bucket: b, prefix: "\(prefix)"}
+                """)
+            #expect(text.contains("prefix '\(prefix)': use path segments"), "\(prefix): \(text)")
+        }
+        for prefix in ["app", "team/app", "app-1.v2", "my app"] {
+            let text = Self.problems(
+                """
+                buckets:
+                  b: {url: "file:///tmp/x"}
+                databases:
+                  - {path: /srv/app.db, bucket: b, prefix: "\(prefix)"}
+                """)
+            #expect(text.isEmpty, "\(prefix): \(text)")
+        }
+    }
+
     @Test("a database entry whose path has the wrong type still has its other problems reported (issue 16)")
     func wrongPathTypeReportsTheRest() {
         let text = Self.problems(
