@@ -88,17 +88,26 @@ final class TortureRun {
         }
     }
 
-    /// A second agent with a copy of the first one's state directory.
+    /// A second agent with a copy of the first one's state directory: on this host it waits for
+    /// the replica lock while the first one runs (a rolling deploy); or, as a cloned machine would
+    /// (the lock turned off), it runs beside the first one and forks the generation.
     private func startSecondAgent() throws {
         _ = try CommandRunner.run("/bin/cp", ["-a", directory.file("state"), directory.file("state-b")])
         var arguments = agent.arguments
         arguments[arguments.firstIndex(of: directory.file("state"))!] = directory.file("state-b")
+        let cloned = Bool.random(using: &random)
         let second = AgentController(
-            arguments: arguments, environment: agent.environment, logPath: directory.file("agent-b.log"))
+            arguments: arguments,
+            environment: agent.environment.merging(cloned ? ["WALSHIP_TEST_WITHOUT_REPLICA_LOCK": "1"] : [:]) { $1 },
+            logPath: directory.file("agent-b.log"))
         try second.start()
         secondAgent = second
-        forkEvent = true
-        count("second agent on a copied state")
+        if cloned {
+            forkEvent = true
+            count("second agent on a copied state, as a cloned machine")
+        } else {
+            count("second agent on a copied state (rolling deploy)")
+        }
     }
 
     /// The second agent stops, and the first one is killed (its next start finds the fork).

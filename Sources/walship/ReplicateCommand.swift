@@ -253,6 +253,9 @@ struct ReplicateCommand: AsyncParsableCommand {
 
     /// Flags override the configuration file.
     func apply(to settings: inout ReplicationSettings) throws {
+        if ProcessInfo.processInfo.environment["WALSHIP_TEST_WITHOUT_REPLICA_LOCK"] == "1" {
+            settings.replicaLock = false
+        }
         if let syncInterval { settings.syncInterval = try ValueParsing.duration(syncInterval, name: "--sync-interval") }
         if let snapshotInterval {
             settings.snapshotInterval = try ValueParsing.duration(snapshotInterval, name: "--snapshot-interval")

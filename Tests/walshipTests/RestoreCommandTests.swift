@@ -269,11 +269,13 @@ extension CLIIntegration {
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))
             _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
+            // As on a second machine sharing the replica (on one host the replica lock would make
+            // the second agent wait).
             let second = try AgentProcess(
                 [
                     "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
                     directory.file("state2"), "--sync-interval", "200ms",
-                ], logPath: directory.file("agent2.log"))
+                ], logPath: directory.file("agent2.log"), environment: ["WALSHIP_TEST_WITHOUT_REPLICA_LOCK": "1"])
             #expect(second.waitForLog("continuing generation"), "\(second.log)")
             for _ in 0..<5 {
                 try LedgerDatabase.commitNext(on: app)
@@ -296,6 +298,43 @@ extension CLIIntegration {
         }
 
         @Test(
+            "a second agent on the same host with a copy of the state (a rolling deploy) waits while the first replicates, then takes over: no fork, and the latest restore is the application's state"
+        )
+        func rollingDeployWaits() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
+            defer { app.close() }
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
+            let arguments = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state2"), "--sync-interval", "200ms",
+            ]
+            let second = try AgentProcess(arguments, logPath: directory.file("agent2.log"))
+            #expect(second.waitForLog("waiting for it to stop"), "\(second.log)")
+            // A cron run beside them does not wait: exit 3.
+            let once = try WalshipBinary.run(
+                [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state3"), "--once",
+                ])
+            #expect(once.status == 3, "\(once.stderr)")
+            #expect(once.stderr.contains("replica lock"), "\(once.stderr)")
+            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
+            #expect(first.stop() == 0)
+            #expect(second.waitForLog("the other agent stopped"), "\(second.log)")
+            #expect(second.waitForLog("snapshot taken"), "\(second.log)")
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+            #expect(second.stop() == 0, "\(second.log)")
+            let listed = try Self.generations(directory)
+            #expect(listed.forks.isEmpty, "\(listed)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+        }
+
+        @Test(
             "two agents on one database and replica (each with its own state directory) are a fork: list shows it, restore exits 11 unless --generation picks one"
         )
         func twoAgentsAreAFork() async throws {
@@ -310,7 +349,7 @@ extension CLIIntegration {
                 [
                     "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
                     directory.file("state2"), "--once",
-                ], logPath: directory.file("agent2.log"))
+                ], logPath: directory.file("agent2.log"), environment: ["WALSHIP_TEST_WITHOUT_REPLICA_LOCK": "1"])
             #expect(second.wait() == 0, "\(second.log.suffix(2000))")
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(600))

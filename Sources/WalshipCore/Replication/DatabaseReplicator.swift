@@ -80,6 +80,13 @@ public final class DatabaseReplicator: Sendable {
         let lock = try DatabaseLock.acquire(directory: databaseDirectory, databasePath: databasePath)
         defer { lock.release() }
         try checkDatabase()
+        let replicaLock = settings.replicaLock ? try await acquireReplicaLock(once: once, stop: stop) : nil
+        if settings.replicaLock && replicaLock == nil {
+            return Report(
+                transactionsShipped: 0, generationsStarted: 0, pendingObjects: 0, lastTxid: 0, generation: nil,
+                lastSnapshot: nil, generationHasSnapshot: true, stoppedWhilePaused: false)
+        }
+        defer { replicaLock?.release() }
         try ReplicaStateDirectory.adopt(
             into: stateDirectory, databaseDirectory: databaseDirectory, replica: replica.location, logger: logger)
         let spool = try Spool(directory: stateDirectory + "/spool", maxBytes: settings.spoolMaxBytes)
@@ -552,6 +559,34 @@ public final class DatabaseReplicator: Sendable {
             try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
         }
         return true
+    }
+
+    /// Takes the replica lock, waiting (with a warning) while another agent holds it; nil when a
+    /// stop came first. `--once` does not wait: exit 3, as for the state directory's lock.
+    private func acquireReplicaLock(once: Bool, stop: StopSignal) async throws -> ReplicaLock? {
+        var warned = false
+        while true {
+            if let lock = try ReplicaLock.tryAcquire(databasePath: databasePath, replicaLocation: replica.location) {
+                if warned {
+                    logger.info("the other agent stopped; replicating", metadata: ["db.path": "\(databasePath)"])
+                }
+                return lock
+            }
+            if once {
+                throw WalshipError(
+                    .databaseUnusable,
+                    "another walship agent is replicating '\(databasePath)' to \(replica.location) (it holds the replica lock on the database file)"
+                )
+            }
+            if !warned {
+                warned = true
+                logger.warning(
+                    "another walship agent is replicating this database to this replica (a rolling deploy, or a second agent with its own state directory); waiting for it to stop",
+                    metadata: ["db.path": "\(databasePath)", "replica": "\(replica.location)"])
+            }
+            await stop.sleep(for: .seconds(1))
+            if stop.isStopped { return nil }
+        }
     }
 
     /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its
