@@ -16,7 +16,8 @@ struct Walship: AsyncParsableCommand {
         abstract: "Continuous, point-in-time backup of SQLite databases in WAL mode.",
         version: WalshipVersion.current,
         subcommands: [
-            ReplicateCommand.self, RestoreCommand.self, ListCommand.self, SnapshotCommand.self, BackupCommand.self,
+            ReplicateCommand.self, RestoreCommand.self, ListCommand.self, PruneCommand.self, SnapshotCommand.self,
+            BackupCommand.self,
             VersionCommand.self,
         ]
     )

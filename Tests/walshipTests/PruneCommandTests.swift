@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import WalshipCore
+import WalshipTesting
+
+extension CLIIntegration {
+    @Suite("walship prune")
+    struct PruneCommandTests {
+        static func json(_ output: CommandRunner.Output) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        }
+
+        @Test(
+            "prune deletes superseded chains only: every txid of the window it reports restores exactly, a time before it exits 6, --dry-run deletes nothing, and no segment is left that no kept snapshot needs"
+        )
+        func pruneKeepsTheWindow() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (_, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
+            defer { app.close() }
+            // A snapshot every second while the ledger grows for about 4 s.
+            #expect(agent.stop() == 0)
+            let url = ReplicateCommandTests.replicaURL(directory)
+            let second = try ReplicateCommandTests.agent(directory, extra: ["--snapshot-interval", "1s"])
+            for _ in 0..<40 {
+                try LedgerDatabase.commitNext(on: app)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(second.stop() == 0, "\(second.log.suffix(2000))")
+            let store = try FileObjectStore(root: directory.file("replica"))
+            let before = try await ReplicaInventory.load(store: store, layout: ReplicaLayout(prefix: ""))
+            #expect(before.snapshots.count >= 3, "\(before.snapshots.map(\.key))")
+
+            let arguments = ["prune", url, "--retention", "2s", "--retention-grace", "0s", "--json"]
+            let dry = try WalshipBinary.run(arguments + ["--dry-run"])
+            #expect(dry.status == 0, "\(dry.stderr)")
+            let planned = try Self.json(dry)
+            #expect((planned["objects"] as? Int ?? 0) > 0, "\(dry.stdout)")
+            let unchanged = try await ReplicaInventory.load(store: store, layout: ReplicaLayout(prefix: ""))
+            #expect(
+                unchanged.snapshots.count + unchanged.segments.count == before.snapshots.count + before.segments.count)
+
+            let run = try WalshipBinary.run(arguments)
+            #expect(run.status == 0, "\(run.stderr)")
+            let done = try Self.json(run)
+            #expect(done["keys"] as? [String] == planned["keys"] as? [String])
+            #expect((done["failures"] as? [String])?.isEmpty == true, "\(run.stdout)")
+            let after = try await ReplicaInventory.load(store: store, layout: ReplicaLayout(prefix: ""))
+            #expect(after.snapshots.count < before.snapshots.count)
+
+            // Every restore point of the window restores exactly (the ledger's txid N holds 10 + N rows).
+            let window = try #require(done["window_after"] as? [String: Any], "\(run.stdout)")
+            let earliest = try #require(window["earliest_txid"] as? Int)
+            let latest = try #require(window["latest_txid"] as? Int)
+            #expect(latest == (try #require((done["window_before"] as? [String: Any])?["latest_txid"] as? Int)))
+            for txid in earliest...latest {
+                let restored = try ReplicateCommandTests.restore(
+                    directory, ["--txid", String(txid)], to: "t\(txid).db")
+                #expect(restored.status == 0, "txid \(txid): \(restored.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("t\(txid).db")) == Int64(10 + txid))
+            }
+            let tooEarly = try ReplicateCommandTests.restore(
+                directory, ["--txid", String(earliest - 1)], to: "early.db")
+            #expect(tooEarly.status == 6, "\(tooEarly.stderr)")
+            // No orphans: each segment left reaches past a kept snapshot of its generation.
+            for segment in after.segments {
+                let kept = after.snapshots(of: segment.generation).map(\.fromTxid).min() ?? UInt64.max
+                #expect(segment.lastTxid > kept, "\(segment.key) is needed by no kept snapshot")
+            }
+            // Pruning again at once deletes nothing more.
+            let again = try WalshipBinary.run(arguments)
+            #expect(try Self.json(again)["objects"] as? Int == 0, "\(again.stdout)")
+        }
+    }
+}
