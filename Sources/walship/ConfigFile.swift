@@ -140,6 +140,12 @@ struct ConfigFile {
             problems.append("\(at)part-size must be at least 5MiB")
         }
         bucket.uploadConcurrency = integer(fields["upload-concurrency"], at + "upload-concurrency", minimum: 1)
+        if string(fields["retention"], at + "retention") == "none" {
+            bucket.retention = .some(nil)
+        } else if let retention = duration(fields["retention"], at + "retention") {
+            bucket.retention = .some(retention)
+        }
+        bucket.retentionGrace = duration(fields["retention-grace"], at + "retention-grace")
         return bucket
     }
 
@@ -197,6 +203,8 @@ struct ConfigFile {
             if let value = bucket?.syncInterval { settings.syncInterval = value }
             if let value = bucket?.snapshotInterval { settings.snapshotInterval = value }
             if let value = bucket?.compression { settings.compression = value }
+            if let value = bucket?.retention { settings.retention = value }
+            if let value = bucket?.retentionGrace { settings.retentionGrace = value }
             if let walPollInterval { settings.walPollInterval = walPollInterval }
             if let syncInterval { settings.syncInterval = syncInterval }
             if let segmentMaxBytes { settings.segmentMaxBytes = segmentMaxBytes }

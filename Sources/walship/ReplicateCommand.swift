@@ -62,8 +62,11 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: .hidden)
     var restoreIfMissing = false
 
-    @Option(name: .long, help: .hidden)
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--retention").flagHelp))
     var retention: String?
+
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--retention-grace").flagHelp))
+    var retentionGrace: String?
 
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--http-addr").flagHelp))
     var httpAddr: String?
@@ -83,7 +86,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         // Flags of features that are not built yet are refused, never silently ignored.
         for (flag, given) in [
-            ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing), ("--retention", retention != nil),
+            ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing),
             ("--encryption-key-file", encryptionKeyFile != nil),
         ] where given {
             throw ValidationError("\(flag) is not supported yet by this walship version")
@@ -255,6 +258,12 @@ struct ReplicateCommand: AsyncParsableCommand {
     func apply(to settings: inout ReplicationSettings) throws {
         if ProcessInfo.processInfo.environment["WALSHIP_TEST_WITHOUT_REPLICA_LOCK"] == "1" {
             settings.replicaLock = false
+        }
+        if let retention {
+            settings.retention = retention == "none" ? nil : try ValueParsing.duration(retention, name: "--retention")
+        }
+        if let retentionGrace {
+            settings.retentionGrace = try ValueParsing.duration(retentionGrace, name: "--retention-grace")
         }
         if let syncInterval { settings.syncInterval = try ValueParsing.duration(syncInterval, name: "--sync-interval") }
         if let snapshotInterval {

@@ -78,8 +78,11 @@ struct Setting: Sendable {
             key: "snapshot-step-pages", levels: [.database], defaultValue: "1024",
             meaning: "Pages per online-backup step"),
         Setting(
-            key: "retention", levels: [.bucket], defaultValue: "72h", meaning: "How far back restores reach",
-            unsupported: true),
+            key: "retention", levels: [.bucket], defaultValue: "72h", flag: "--retention",
+            meaning: "How far back every moment stays restorable; older chains are deleted (none: never delete)"),
+        Setting(
+            key: "retention-grace", levels: [.bucket], defaultValue: "1h", flag: "--retention-grace",
+            meaning: "Kept beyond the retention for restores planned just before a prune"),
         Setting(
             key: "encryption-key-file", levels: [.bucket], defaultValue: "none", meaning: "Client-side encryption",
             unsupported: true),

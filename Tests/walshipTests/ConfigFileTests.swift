@@ -94,7 +94,8 @@ struct ConfigFileTests {
                 url: s3://bucket/p
                 secret-access-key: ${MISSING_SECRET}
                 access-key-id: AK
-                retention: 72h
+                encryption-key-file: /k
+                retention: forever
                 sync-interval: soon
             databases:
               - path: /data/a.db
@@ -110,7 +111,8 @@ struct ConfigFileTests {
         } catch let error as WalshipError {
             #expect(error.code == .usage)
             for fragment in [
-                "colour is not a known key", "retention is not supported yet", "'MISSING_SECRET' is not set",
+                "colour is not a known key", "encryption-key-file is not supported yet", "retention: 'forever'",
+                "'MISSING_SECRET' is not set",
                 "sync-interval: 'soon'", "no bucket named 'nope'", "wal-max-frames", "listed more than once",
                 "'b' is named more than once", "http-addr: invalid http-addr '9090'",
                 "state-dir: expected a value, found none",

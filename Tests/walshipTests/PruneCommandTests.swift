@@ -72,5 +72,47 @@ extension CLIIntegration {
             let again = try WalshipBinary.run(arguments)
             #expect(try Self.json(again)["objects"] as? Int == 0, "\(again.stdout)")
         }
+
+        @Test(
+            "the agent prunes on its own when a chain becomes deletable: after it stopped, every txid from the earliest kept restore point restores exactly, earlier ones exit 6, and no orphan segment is left"
+        )
+        func agentPrunesByItself() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            let agent = try ReplicateCommandTests.agent(
+                directory, extra: ["--snapshot-interval", "1s", "--retention", "2s", "--retention-grace", "0s"])
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            var pruned = false
+            for _ in 0..<150 where !pruned {  // At most 15 s; the first prune is due after about 3 s.
+                try LedgerDatabase.commitNext(on: app)
+                try await Task.sleep(for: .milliseconds(100))
+                pruned = agent.log.contains("pruned")
+            }
+            #expect(pruned, "\(agent.log.suffix(3000))")
+            // Stop before checking, so that a next prune cannot race the checks.
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let store = try FileObjectStore(root: directory.file("replica"))
+            let after = try await ReplicaInventory.load(store: store, layout: ReplicaLayout(prefix: ""))
+            let span = try #require(RestorePlanner(inventory: after).spans.first)
+            try #require(span.firstTxid > 0, "nothing was pruned")
+            for txid in span.firstTxid...span.lastTxid {
+                let restored = try ReplicateCommandTests.restore(
+                    directory, ["--txid", String(txid)], to: "t\(txid).db")
+                #expect(restored.status == 0, "txid \(txid): \(restored.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("t\(txid).db")) == Int64(10 + txid))
+            }
+            let early = try ReplicateCommandTests.restore(
+                directory, ["--txid", String(span.firstTxid - 1)], to: "e.db")
+            #expect(early.status == 6, "\(early.stderr)")
+            for segment in after.segments {
+                let kept = after.snapshots(of: segment.generation).map(\.fromTxid).min() ?? UInt64.max
+                #expect(segment.lastTxid > kept, "\(segment.key) is needed by no kept snapshot")
+            }
+        }
     }
 }

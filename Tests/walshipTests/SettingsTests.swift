@@ -80,7 +80,7 @@ struct SettingsTests {
     func keySets() {
         #expect(ConfigFile.bucketKeys.contains("sync-interval") && ConfigFile.databaseKeys.contains("sync-interval"))
         #expect(!ConfigFile.globalKeys.contains("sync-interval"))
-        #expect(ConfigFile.unsupportedKeys == ["retention", "encryption-key-file"])
+        #expect(ConfigFile.unsupportedKeys == ["encryption-key-file"])
         #expect(ConfigFile.globalKeys.isDisjoint(with: ConfigFile.unsupportedKeys))
     }
 }

@@ -19,6 +19,9 @@ public struct WalshipConfiguration: Sendable {
         public var compression: CompressionCodec?
         public var partSize: Int64?
         public var uploadConcurrency: Int?
+        /// `retention`: nil when not set (the default applies), `.some(nil)` for `none`.
+        public var retention: Duration??
+        public var retentionGrace: Duration?
 
         public init(name: String, url: String) {
             self.name = name

@@ -71,6 +71,18 @@ public enum MetricsExposition {
             }
         },
         one("walship_segments_uploaded_total", "counter", "Segments uploaded.") { v, _ in Double(v.segmentsUploaded) },
+        one(
+            "walship_retention_deleted_objects_total", "counter",
+            "Objects retention deleted (confirmed gone by a second LIST)."
+        ) { v, _ in Double(v.retentionDeletedObjects) },
+        one(
+            "walship_retention_failures_total", "counter",
+            "Prunes that failed or left objects they should have deleted (refused, still listed, or a store error)."
+        ) { v, _ in Double(v.retentionFailures) },
+        one(
+            "walship_retention_window_start_timestamp_seconds", "gauge",
+            "Start of the restore window the last prune guaranteed (Unix seconds; 0 before the first prune)."
+        ) { v, _ in Double(v.retentionWindowStartMs) / 1000 },
         one("walship_snapshots_uploaded_total", "counter", "Snapshots uploaded.") { v, _ in
             Double(v.snapshotsUploaded)
         },

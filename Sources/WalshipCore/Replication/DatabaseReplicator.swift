@@ -124,6 +124,7 @@ public final class DatabaseReplicator: Sendable {
         loop.databaseID = identity
         loop.restored = restored
         let box = LoopBox(loop)
+        let retention = once ? nil : retentionTask(inventory: inventory, now: now)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         try await startLoop(box, start, once: once, stop: stop)
         if restored != nil && box.loop.restored == nil {
@@ -141,7 +142,7 @@ public final class DatabaseReplicator: Sendable {
 
         try await runTasks(
             box, snapshotter: snapshotter, requests: requests, requestContinuation: requestContinuation,
-            uploader: uploader, spool: spool, once: once, stop: stop)
+            uploader: uploader, spool: spool, retention: retention, once: once, stop: stop)
         await finalDrain(uploader, spool: spool, once: once, stop: stop)
         return Report(
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
@@ -156,7 +157,7 @@ public final class DatabaseReplicator: Sendable {
     private func runTasks(
         _ box: LoopBox, snapshotter: Snapshotter, requests: AsyncStream<Snapshotter.Request>,
         requestContinuation: AsyncStream<Snapshotter.Request>.Continuation, uploader: Uploader, spool: Spool,
-        once: Bool, stop: StopSignal
+        retention: RetentionTask?, once: Bool, stop: StopSignal
     ) async throws {
         let loopDone = StopSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -169,6 +170,7 @@ public final class DatabaseReplicator: Sendable {
                                 isCancelled: { stop.isImmediate || loopDone.isImmediate })
                         }
                         box.loop.snapshotFinished(generation: request.generation, header: header)
+                        if let header { retention?.snapshotTaken(atMs: header.firstMs) }
                     } catch {
                         self.logger.error(
                             "snapshot failed", metadata: ["db.path": "\(self.databasePath)", "error": "\(error)"])
@@ -188,6 +190,10 @@ public final class DatabaseReplicator: Sendable {
                 try await Blocking.run {
                     try self.runLoop(box.loop, spool: spool, once: once, stop: stop, loopDone: loopDone)
                 }
+            }
+            // Retention, while the loop runs.
+            if let retention {
+                group.addTask { await retention.run(until: loopDone) }
             }
             // Uploads, while the loop runs.
             group.addTask {
@@ -559,6 +565,25 @@ public final class DatabaseReplicator: Sendable {
             try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
         }
         return true
+    }
+
+    /// The agent's retention (none with `retention: none`), scheduled from the start LIST. A
+    /// snapshot interval longer than the retention leaves at most one snapshot in the window.
+    private func retentionTask(inventory: ReplicaInventory, now: @escaping @Sendable () -> UInt64) -> RetentionTask? {
+        guard let retention = settings.retention else { return nil }
+        if settings.snapshotInterval > retention {
+            logger.warning(
+                "snapshot-interval is longer than retention: the restore window then holds at most one snapshot, and restores from its start replay up to a whole snapshot interval of segments",
+                metadata: [
+                    "replica": "\(replica.location)", "snapshot_interval": "\(settings.snapshotInterval)",
+                    "retention": "\(retention)",
+                ])
+        }
+        let task = RetentionTask(
+            replica: replica, policy: RetentionPolicy(retention: retention, grace: settings.retentionGrace),
+            logger: logger, metrics: metrics, now: now)
+        task.schedule(from: inventory)
+        return task
     }
 
     /// Takes the replica lock, waiting (with a warning) while another agent holds it; nil when a

@@ -45,6 +45,11 @@ public final class ReplicationMetrics: Sendable {
         /// forward ones (followed).
         public var clockBackwardSteps: UInt64 = 0
         public var clockForwardSteps: UInt64 = 0
+        /// Objects retention deleted (confirmed by a second LIST), prunes that failed in part or
+        /// whole, and the start of the window the last prune guaranteed (Unix ms, 0 before one).
+        public var retentionDeletedObjects: UInt64 = 0
+        public var retentionFailures: UInt64 = 0
+        public var retentionWindowStartMs: UInt64 = 0
     }
 
     private let values = Mutex(Values())

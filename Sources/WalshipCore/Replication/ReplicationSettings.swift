@@ -11,6 +11,10 @@ public struct ReplicationSettings: Sendable, Equatable {
     public var compression: CompressionCodec = .zstd
     public var spoolMaxBytes: Int64 = 1 << 30
     public var shutdownTimeout: Duration = .seconds(10)
+    /// How far back every moment stays restorable; nil (`none`) never deletes.
+    public var retention: Duration? = .seconds(72 * 3600)
+    /// Kept beyond the retention for restores planned just before a prune.
+    public var retentionGrace: Duration = .seconds(3600)
     /// Whether the agent takes the `ReplicaLock` (waits while another agent replicates the
     /// database to the same replica). Only tests turn it off, to stand for two machines that
     /// share a replica (`WALSHIP_TEST_WITHOUT_REPLICA_LOCK=1`, docs/testing.md).
