@@ -15,6 +15,16 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON (schema in docs/operations.md).")
     var json = false
 
+    @Option(
+        name: .long,
+        help:
+            "Show what this retention guarantees and what a prune would delete now (default: the bucket's, with --config)."
+    )
+    var retention: String?
+
+    @Option(name: .long, help: "With a retention: the grace kept beyond it (default 1h, or the bucket's).")
+    var retentionGrace: String?
+
     @OptionGroup var global: GlobalOptions
 
     struct Output: Encodable {
@@ -59,6 +69,18 @@ struct ListCommand: AsyncParsableCommand {
         var restoreWindow: Window?
         var objects: Int
         var bytes: Int64
+        /// With a retention (`--retention`, or the bucket's with `--config`): what it guarantees
+        /// and what a prune would delete now.
+        var retention: Retention?
+
+        struct Retention: Encodable {
+            var retentionSeconds: Double
+            var graceSeconds: Double
+            var windowStart: String
+            var prunableObjects: Int
+            var prunableBytes: Int64
+            var nextDue: String?
+        }
     }
 
     func run() async throws {
@@ -66,7 +88,23 @@ struct ListCommand: AsyncParsableCommand {
         let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
-        let output = Self.output(location: replica.location, inventory: inventory, lineage: lineage)
+        var output = Self.output(location: replica.location, inventory: inventory, lineage: lineage)
+        let policy =
+            retention != nil || replicaTarget.config != nil
+            ? try PruneCommand.policy(
+                retention: retention, grace: retentionGrace, configured: try replicaTarget.configuredRetention())
+            : nil
+        if let policy {
+            let newestMs = max(
+                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
+            let plan = policy.plan(
+                inventory: inventory, forks: lineage.forks,
+                nowMs: min(UInt64(Date().timeIntervalSince1970 * 1000), newestMs))
+            output.retention = Output.Retention(
+                retentionSeconds: policy.retention.seconds, graceSeconds: policy.grace.seconds,
+                windowStart: Timestamp.format(milliseconds: plan.windowStartMs), prunableObjects: plan.delete.count,
+                prunableBytes: plan.bytes, nextDue: plan.nextDueMs.map { Timestamp.format(milliseconds: $0) })
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -124,6 +162,11 @@ struct ListCommand: AsyncParsableCommand {
             )
         } else {
             print("restore window: none (no generation has a snapshot yet)")
+        }
+        if let retention = output.retention {
+            print(
+                "retention \(retention.retentionSeconds)s (grace \(retention.graceSeconds)s): every moment from \(retention.windowStart) restorable; a prune now would delete \(retention.prunableObjects) objects, \(ValueParsing.formatBytes(retention.prunableBytes))"
+            )
         }
         for forked in output.forkedGenerations {
             print(

@@ -22,11 +22,13 @@ struct PruneCommand: AsyncParsableCommand {
 
     @OptionGroup var replicaTarget: ReplicaTarget
 
-    @Option(name: .long, help: "How far back every moment stays restorable, e.g. 72h or 30d.")
-    var retention: String
+    @Option(
+        name: .long,
+        help: "How far back every moment stays restorable, e.g. 72h or 30d (default: the bucket's, with --config).")
+    var retention: String?
 
     @Option(name: .long, help: "Extra time kept for restores planned just before a prune (default 1h).")
-    var retentionGrace: String = "1h"
+    var retentionGrace: String?
 
     @Flag(name: .long, help: "Print what would be deleted; delete nothing.")
     var dryRun = false
@@ -68,9 +70,12 @@ struct PruneCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try global.bootstrapLogging()
-        let policy = RetentionPolicy(
-            retention: try ValueParsing.duration(retention, name: "--retention"),
-            grace: try ValueParsing.duration(retentionGrace, name: "--retention-grace"))
+        let policy = try Self.policy(
+            retention: retention, grace: retentionGrace, configured: try replicaTarget.configuredRetention())
+        guard let policy else {
+            logger.info("the bucket's retention is none: nothing is deleted")
+            return
+        }
         let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
@@ -117,6 +122,22 @@ struct PruneCommand: AsyncParsableCommand {
         logger.info(
             dryRun ? "prune planned (dry run)" : "prune complete",
             metadata: ["prune.objects": "\(plan.delete.count)", "prune.bytes": "\(plan.bytes)"])
+    }
+
+    /// The policy the flags give, else the configuration's (nil for `none`); without either,
+    /// a usage error.
+    static func policy(retention: String?, grace: String?, configured: RetentionPolicy??) throws -> RetentionPolicy? {
+        let graceValue = try grace.map { try ValueParsing.duration($0, name: "--retention-grace") }
+        if let retention {
+            if retention == "none" { return nil }
+            return RetentionPolicy(
+                retention: try ValueParsing.duration(retention, name: "--retention"),
+                grace: graceValue ?? .seconds(3600))
+        }
+        guard let configured else {
+            throw WalshipError(.usage, "give --retention (or --config, to use the bucket's retention)")
+        }
+        return configured.map { RetentionPolicy(retention: $0.retention, grace: graceValue ?? $0.grace) }
     }
 
     static func window(_ inventory: ReplicaInventory) -> Output.Window? {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import WalshipCore
 
@@ -17,5 +18,16 @@ struct ReplicaTarget: ParsableArguments {
     func replica(logger: Logger) throws -> Replica {
         try ReplicaFactory.replica(
             target: replicaURL, configPath: config, bucketName: bucket, logger: logger)
+    }
+
+    /// With `--config`, the retention policy the configuration gives the database's bucket (nil
+    /// for `retention: none`); without it, nil.
+    func configuredRetention() throws -> RetentionPolicy?? {
+        guard let config else { return nil }
+        let configuration = try ConfigFile.load(path: config, environment: ProcessInfo.processInfo.environment)
+        let database = try configuration.database(named: replicaURL)
+        let name = try configuration.bucket(for: database, named: bucket).name
+        let settings = database.settings(forBucket: name)
+        return .some(settings.retention.map { RetentionPolicy(retention: $0, grace: settings.retentionGrace) })
     }
 }

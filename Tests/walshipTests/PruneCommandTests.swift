@@ -31,6 +31,10 @@ extension CLIIntegration {
             let before = try await ReplicaInventory.load(store: store, layout: ReplicaLayout(prefix: ""))
             #expect(before.snapshots.count >= 3, "\(before.snapshots.map(\.key))")
 
+            // list with a retention shows what a prune would delete.
+            let listed = try WalshipBinary.run(["list", url, "--json", "--retention", "2s", "--retention-grace", "0s"])
+            let retention = try #require(try Self.json(listed)["retention"] as? [String: Any], "\(listed.stdout)")
+            #expect((retention["prunable_objects"] as? Int ?? 0) > 0, "\(listed.stdout)")
             let arguments = ["prune", url, "--retention", "2s", "--retention-grace", "0s", "--json"]
             let dry = try WalshipBinary.run(arguments + ["--dry-run"])
             #expect(dry.status == 0, "\(dry.stderr)")
