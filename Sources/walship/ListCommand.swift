@@ -95,21 +95,15 @@ struct ListCommand: AsyncParsableCommand {
                 retention: retention, grace: retentionGrace, configured: try replicaTarget.configuredRetention())
             : nil
         if let policy {
-            let newestMs = max(
-                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
             let plan = policy.plan(
-                inventory: inventory, forks: lineage.forks,
-                nowMs: min(UInt64(Date().timeIntervalSince1970 * 1000), newestMs))
+                inventory: inventory, forks: lineage.forks, nowMs: PruneCommand.nowMs(for: inventory))
             output.retention = Output.Retention(
                 retentionSeconds: policy.retention.seconds, graceSeconds: policy.grace.seconds,
                 windowStart: Timestamp.format(milliseconds: plan.windowStartMs), prunableObjects: plan.delete.count,
                 prunableBytes: plan.bytes, nextDue: plan.nextDueMs.map { Timestamp.format(milliseconds: $0) })
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            try PruneCommand.printJSON(output)
         } else {
             Self.printText(output)
         }

@@ -79,9 +79,7 @@ struct PruneCommand: AsyncParsableCommand {
         let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
-        let newestMs = max(
-            inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
-        let nowMs = min(UInt64(Date().timeIntervalSince1970 * 1000), newestMs)
+        let nowMs = Self.nowMs(for: inventory)
         let plan = policy.plan(inventory: inventory, forks: lineage.forks, nowMs: nowMs)
         if let problem = plan.problem {
             throw WalshipError(.internal, "the retention plan was refused: \(problem)")
@@ -106,10 +104,7 @@ struct PruneCommand: AsyncParsableCommand {
             }, keys: plan.delete, windowBefore: Self.window(inventory), windowAfter: Self.window(pruned),
             nextDue: plan.nextDueMs.map { Timestamp.format(milliseconds: $0) }, failures: failures)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            try PruneCommand.printJSON(output)
         } else {
             Self.printText(output)
         }
@@ -138,6 +133,22 @@ struct PruneCommand: AsyncParsableCommand {
             throw WalshipError(.usage, "give --retention (or --config, to use the bucket's retention)")
         }
         return configured.map { RetentionPolicy(retention: $0.retention, grace: graceValue ?? $0.grace) }
+    }
+
+    /// The "now" a prune counts back from: the wall clock, or the replica's newest restore point
+    /// when that is earlier (a clock that runs ahead never deletes more).
+    static func nowMs(for inventory: ReplicaInventory) -> UInt64 {
+        let newestMs = max(
+            inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
+        return min(UInt64(Date().timeIntervalSince1970 * 1000), newestMs)
+    }
+
+    /// Prints a command's output as JSON (snake-case keys, sorted, indented).
+    static func printJSON(_ output: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        print(String(decoding: try encoder.encode(output), as: UTF8.self))
     }
 
     static func window(_ inventory: ReplicaInventory) -> Output.Window? {
