@@ -1,3 +1,4 @@
+import Foundation
 import WalshipCore
 
 /// Everything an `S3ObjectStore` needs besides credentials: where the bucket is, how to address
@@ -25,5 +26,22 @@ public struct S3Configuration: Sendable {
         self.endpoint = endpoint
         self.region = region
         self.pathStyle = pathStyle
+    }
+
+    /// One spelling of an endpoint: scheme and host in lower case, no default port, no trailing
+    /// slash; "AWS" for none (the region picks the AWS endpoint).
+    public static func normalizedEndpoint(_ endpoint: String?) -> String {
+        guard let endpoint, var components = URLComponents(string: endpoint), components.host != nil else {
+            return endpoint ?? "AWS"
+        }
+        components.scheme = components.scheme?.lowercased()
+        components.host = components.host?.lowercased()
+        if (components.scheme == "http" && components.port == 80)
+            || (components.scheme == "https" && components.port == 443)
+        {
+            components.port = nil
+        }
+        while components.path.hasSuffix("/") { components.path.removeLast() }
+        return components.string ?? endpoint
     }
 }

@@ -27,6 +27,9 @@ public final class S3ObjectStore: ObjectStore {
     }
 
     public var location: String { "s3://\(configuration.bucket)" }
+    public var identity: String {
+        "s3://\(configuration.bucket) at \(S3Configuration.normalizedEndpoint(configuration.endpoint))"
+    }
     public var supportsConditionalPut: Bool { configuration.conditionalPut }
 
     // MARK: Sending

@@ -132,6 +132,7 @@ public struct FaultInjectingObjectStore: ObjectStore {
     }
 
     public var location: String { base.location }
+    public var identity: String { base.identity }
     public var supportsConditionalPut: Bool { base.supportsConditionalPut }
 
     private func before(_ operation: String) async throws {

@@ -555,11 +555,16 @@ public final class DatabaseReplicator: Sendable {
     private func resumeAfterFullSpool(_ loop: ReplicationLoop, spool: Spool, diskFull: Bool) throws -> Bool {
         guard spool.bytes < spool.maxBytes / 2 else { return false }
         if diskFull {
-            // Room for the snapshot's copy of the database and a few segments (two of the largest
-            // would ask more than many small file systems have at all).
-            let database = FileSystem.size(databasePath) ?? 0
-            let needed = database + min(2 * settings.segmentMaxBytes, max(4 << 20, database / 4))
-            guard let available = FileSystem.availableBytes(spool.directory), available >= needed else { return false }
+            // Room for the snapshot: its copy of the database and the compressed object beside it
+            // (at worst as large), and a few segments (two of the largest would ask more than many
+            // small file systems have at all).
+            func needed(_ database: Int64) -> Int64 {
+                2 * database + min(2 * settings.segmentMaxBytes, max(1 << 20, database / 4))
+            }
+            let fileBytes = FileSystem.size(databasePath) ?? 0
+            guard let available = FileSystem.availableBytes(spool.directory), available >= needed(fileBytes),
+                available >= needed(max(fileBytes, logicalDatabaseBytes()))
+            else { return false }
             try loop.startGeneration(.spoolFull, "space returned on the spool's file system")
         } else {
             try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
@@ -591,7 +596,7 @@ public final class DatabaseReplicator: Sendable {
     private func acquireReplicaLock(once: Bool, stop: StopSignal) async throws -> ReplicaLock? {
         var warned = false
         while true {
-            if let lock = try ReplicaLock.tryAcquire(databasePath: databasePath, replicaLocation: replica.location) {
+            if let lock = try ReplicaLock.tryAcquire(databasePath: databasePath, replicaLocation: replica.identity) {
                 if warned {
                     logger.info("the other agent stopped; replicating", metadata: ["db.path": "\(databasePath)"])
                 }
@@ -612,6 +617,15 @@ public final class DatabaseReplicator: Sendable {
             await stop.sleep(for: .seconds(1))
             if stop.isStopped { return nil }
         }
+    }
+
+    /// The database's size as SQLite reads it (its WAL included), 0 when it cannot be read.
+    private func logicalDatabaseBytes() -> Int64 {
+        guard let connection = try? Connection.openObserver(path: databasePath) else { return 0 }
+        defer { connection.close() }
+        guard let pages = try? connection.scalarInt("PRAGMA page_count"), let pageSize = try? connection.pageSize()
+        else { return 0 }
+        return pages * Int64(pageSize)
     }
 
     /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its

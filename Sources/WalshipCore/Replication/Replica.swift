@@ -12,4 +12,9 @@ public struct Replica: Sendable {
     public var location: String {
         layout.prefix.isEmpty ? store.location : "\(store.location)/\(layout.prefix.dropLast())"
     }
+
+    /// Where the replica's objects really are (`ObjectStore.identity` and the prefix).
+    public var identity: String {
+        layout.prefix.isEmpty ? store.identity : "\(store.identity)/\(layout.prefix.dropLast())"
+    }
 }

@@ -22,6 +22,7 @@ public struct FileObjectStore: ObjectStore {
     }
 
     public var location: String { "file://\(root)" }
+    public var identity: String { "file://\(FileSystem.canonical(root))" }
     public var supportsConditionalPut: Bool { true }
 
     func path(for key: String) throws -> String {

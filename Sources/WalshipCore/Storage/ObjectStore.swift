@@ -75,6 +75,11 @@ public protocol ObjectStore: Sendable {
     /// Where the store points, for logs and messages: `s3://bucket` or `file:///dir`. No secrets.
     var location: String { get }
 
+    /// Where the objects really are, one spelling per place (an S3 bucket with its endpoint, a
+    /// directory with symbolic links resolved): two agents whose stores have the same identity
+    /// write into one place. Defaults to `location`.
+    var identity: String { get }
+
     /// Writes an object. With `ifNoneMatch`, fails with `objectExists` when the key exists
     /// (where the store supports conditional writes; `supportsConditionalPut` says whether).
     func put(_ key: String, body: ObjectBody, ifNoneMatch: Bool) async throws
@@ -124,6 +129,8 @@ public protocol MultipartUploadLog: Sendable {
 }
 
 extension ObjectStore {
+    public var identity: String { location }
+
     public func put(_ key: String, body: ObjectBody) async throws {
         try await put(key, body: body, ifNoneMatch: false)
     }
