@@ -426,8 +426,9 @@ public final class DatabaseReplicator: Sendable {
         /// older, larger copy put back in place while its wal-index still holds the old size):
         /// when to try again to start a generation.
         var malformedRetry: ContinuousClock.Instant?
-        /// `--once` compared the whole file with the page hashes before exiting.
+        /// `--once` compared the whole file with the page hashes before exiting (or gave up).
         var wholeDriftChecked = false
+        var wholeDriftAttempts = 0
     }
 
     /// The WAL loop on its thread: poll every `wal-poll-interval`; on a full spool end the read
@@ -444,13 +445,23 @@ public final class DatabaseReplicator: Sendable {
                 // Before it exits, a cron run compares the whole file with its page hashes once:
                 // a copy put back in place between runs starts a new generation (with its
                 // snapshot, so the loop goes on).
-                guard progress.wholeDriftChecked else {
+                // Under steady writes a check may not decide: it reads on and tries again, for
+                // at most 100 polls.
+                guard !progress.wholeDriftChecked else { return }
+                try loop.cutSegmentIfDue(force: true)
+                progress.wholeDriftAttempts += 1
+                if try loop.checkDrift(whole: true) != nil {
                     progress.wholeDriftChecked = true
-                    try loop.cutSegmentIfDue(force: true)
-                    _ = try loop.checkDriftIfDue(whole: true)
                     continue
                 }
-                return
+                if progress.wholeDriftAttempts >= 100 {
+                    progress.wholeDriftChecked = true
+                    logger.warning(
+                        "could not compare the database file with the shipped state before exiting (the WAL kept moving); the next run tries again",
+                        metadata: ["db.path": "\(databasePath)"])
+                    continue
+                }
+                // Not decided: read on (the check runs again after the next poll).
             }
             if once && loop.snapshots.isDemanded && loop.snapshots.demandOutcome.failures > 0 {
                 throw WalshipError(.internal, "the snapshot of '\(databasePath)' failed (see the log above)")

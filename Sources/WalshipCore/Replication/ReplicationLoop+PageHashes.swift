@@ -137,7 +137,19 @@ extension ReplicationLoop {
     /// page hashes are complete; on drift, starts a new generation and returns true. `whole`
     /// compares every page at once (`--once`: a cron run is too short for the rolling scan).
     func checkDriftIfDue(whole: Bool = false) throws -> Bool {
-        guard let follower, let table, table.isComplete, builderIsEmpty, table.txid == lastTxid else { return false }
+        try checkDrift(whole: whole) == true
+    }
+
+    /// The drift check: true when it found drift (and started a new generation), false when the
+    /// file holds the shipped state, nil when it was not due or could not decide.
+    func checkDrift(whole: Bool) throws -> Bool? {
+        guard let follower, let table, table.isComplete else { return nil }
+        // Transactions read but not yet sealed into a segment are fine as long as they all come
+        // from the current WAL (their pages are skipped); across a WAL restart they are not.
+        let unsealed = !builderIsEmpty || table.txid != lastTxid
+        let restarts = (ObjectIdentifier(follower), follower.restarts)
+        if !unsealed { restartsAtSeal = restarts }
+        if unsealed && (restartsAtSeal.map { $0 != restarts } ?? true) { return nil }
         let now = ContinuousClock.now
         if !whole, let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
         // The scan keeps its rate per poll interval when checks are further apart (under steady
@@ -146,8 +158,10 @@ extension ReplicationLoop {
         lastDriftCheck = now
         var scanFrom = whole ? 2 : driftScanFrom
         let budget = whole ? Int.max : Self.driftScanBytes * Int(min(256, max(1, intervals)))
-        let result = try follower.checkDrift(table: table, scanFrom: &scanFrom, budgetBytes: budget)
-        if !whole { driftScanFrom = scanFrom }
+        let result = try follower.checkDrift(
+            table: table, scanFrom: &scanFrom, budgetBytes: budget, unsealed: unsealed)
+        if !whole && result != .inconclusive { driftScanFrom = scanFrom }
+        if result == .inconclusive { return nil }
         guard case .drift(let why) = result else { return false }
         logger.error(
             "the database file changed behind SQLite; the generation ends here and a new one starts with a snapshot",

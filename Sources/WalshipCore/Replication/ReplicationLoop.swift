@@ -40,6 +40,8 @@ final class ReplicationLoop {
     var pendingPageHashOffer: FollowerProgress.PageHashOffer?
     /// The drift checks' rolling scan position and last run.
     var driftScanFrom: UInt32 = 2
+    /// The follower and its WAL restarts when nothing was left unsealed (see `checkDrift`).
+    var restartsAtSeal: (ObjectIdentifier, Int)?
     var lastDriftCheck: ContinuousClock.Instant?
     var builderIsEmpty: Bool { builder?.isEmpty ?? true }
     private(set) var state: ReplicaState?
@@ -415,6 +417,7 @@ final class ReplicationLoop {
         previousSegment = (header.lastTxid, header.payloadSHA256)
         progress.sealedThrough = header.lastTxid
         segmentStarted = nil
+        restartsAtSeal = follower.map { (ObjectIdentifier($0), $0.restarts) }
     }
 
     private func scheduleSnapshot() throws {

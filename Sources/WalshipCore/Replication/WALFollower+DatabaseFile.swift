@@ -109,25 +109,44 @@ extension WALFollower {
     /// WAL for them. The check is sound under concurrent checkpoints: a checkpoint writes only
     /// pages with frames after `nBackfill`, and the result counts only when the wal-index shows
     /// the same WAL end before and after (nothing new that a checkpoint could copy meanwhile).
-    func checkDrift(table: PageHashTable, scanFrom: inout UInt32, budgetBytes: Int) throws -> DriftCheck {
+    func checkDrift(
+        table: PageHashTable, scanFrom: inout UInt32, budgetBytes: Int, unsealed: Bool = false
+    ) throws
+        -> DriftCheck
+    {
         guard !connections.isEmpty, let before = shm.readHeader(), let backfill = shm.readBackfill() else {
             return .inconclusive
         }
         // Everything published has been read, or a restart is pending after a complete backfill
         // of a WAL this follower read to its end (the wal-index keeps the last frame's checksum).
         // Or no frame was published since this follower positioned itself (it started while a
-        // restart was pending, or with no WAL): the file alone holds the state.
-        let sameWAL = cursor.hasSalts(before.salt1, before.salt2) && before.maxFrame == cursor.frame
+        // restart was pending, or with no WAL): the file alone holds the state. Or (steady
+        // writes) the same WAL holds frames this follower has not read yet: their pages are
+        // skipped like any page the WAL holds.
+        let sameSalts = cursor.hasSalts(before.salt1, before.salt2)
+        let sameWAL = sameSalts && before.maxFrame == cursor.frame
         let restartAfterOurEnd = before.maxFrame == 0 && before.frameChecksum == cursor.checksum
         let nothingPublished = before.maxFrame == 0 && cursor.frame == 0
-        guard sameWAL || restartAfterOurEnd || nothingPublished else {
-            return .inconclusive
-        }
-        let fullyBackfilled = before.maxFrame == 0 || backfill >= before.maxFrame
+        let ahead = sameSalts && before.maxFrame > cursor.frame
+        guard sameWAL || restartAfterOurEnd || nothingPublished || ahead else { return .inconclusive }
+        let fullyBackfilled = !ahead && !unsealed && (before.maxFrame == 0 || backfill >= before.maxFrame)
         guard fullyBackfilled || completePageFrames() else { return .inconclusive }
+        var unread: Set<UInt32> = []
+        if ahead {
+            guard
+                let pages = pageNumbers(
+                    ofFrames: (cursor.frame + 1)...before.maxFrame, salt1: before.salt1, salt2: before.salt2)
+            else { return .inconclusive }
+            unread = pages
+        }
+        // A page the WAL holds may be newer in the file than in the shipped state (a checkpoint
+        // copied it): when frames are unread or unsealed, any frame skips it; else only frames
+        // not yet backfilled (the file then holds the newest of the others, which was shipped).
+        let strict = !ahead && !unsealed
         func superseded(_ page: UInt32) -> Bool {
+            if unread.contains(page) { return true }
             guard !fullyBackfilled, let frame = walPageFrames[page] else { return false }
-            return frame > backfill
+            return strict ? frame > backfill : true
         }
         let connection = connections[current]
         let pageSize = databasePageSize
@@ -136,6 +155,7 @@ extension WALFollower {
         let fileSize = try connection.databaseFileSize()
         let expectedSize = Int64(pages) * Int64(pageSize)
         var problem: String?
+        var problemPage: UInt32?
         // A complete checkpoint truncates the file to the database size (a chunk size set with
         // SQLITE_FCNTL_CHUNK_SIZE rounds it up, so only a shorter file is certain drift).
         if fullyBackfilled && fileSize < expectedSize {
@@ -148,13 +168,14 @@ extension WALFollower {
         func differs(_ number: UInt32) throws -> Bool {
             guard number >= 1, number <= pages, number != lock, !superseded(number) else { return false }
             let offset = Int64(number - 1) * Int64(pageSize)
-            if offset + Int64(pageSize) > fileSize { return true }
-            guard try connection.readDatabaseFile(into: buffer, at: offset) else { return true }
+            if offset + Int64(pageSize) > fileSize { return !ahead && !unsealed }
+            guard try connection.readDatabaseFile(into: buffer, at: offset) else { return !ahead && !unsealed }
             return try PageChecksum.hash(page: UnsafeRawBufferPointer(buffer), number: number)
                 != table.hash(ofPage: number)
         }
         if problem == nil, try differs(1) {
             problem = "page 1 of the database file differs from the shipped state after txid \(table.txid)"
+            problemPage = 1
         }
         if problem == nil && pages > 1 {
             var checked = 0
@@ -163,13 +184,24 @@ extension WALFollower {
                 if try differs(scanFrom) {
                     problem =
                         "page \(scanFrom) of the database file differs from the shipped state after txid \(table.txid)"
+                    problemPage = scanFrom
                 }
                 checked += 1
-                scanFrom = scanFrom >= pages ? 2 : scanFrom + 1
+                if problem == nil { scanFrom = scanFrom >= pages ? 2 : scanFrom + 1 }
             }
         }
-        guard let after = shm.readHeader(), after == before, shm.readBackfill() == backfill else {
-            return .inconclusive
+        guard let after = shm.readHeader(), after.salt1 == before.salt1, after.salt2 == before.salt2,
+            after.maxFrame >= before.maxFrame
+        else { return .inconclusive }
+        if strict {
+            guard after == before, shm.readBackfill() == backfill else { return .inconclusive }
+        } else if let problemPage, after.maxFrame > before.maxFrame {
+            // Frames published during the check: the page may have been checkpointed from one.
+            guard
+                let pages = pageNumbers(
+                    ofFrames: (before.maxFrame + 1)...after.maxFrame, salt1: after.salt1, salt2: after.salt2),
+                !pages.contains(problemPage)
+            else { return .inconclusive }
         }
         return problem.map { .drift($0) } ?? .consistent
     }

@@ -49,6 +49,9 @@ final class WALFollower {
     /// Whether `walPageFrames` covers every frame before the cursor (false when the follower
     /// started in the middle of a WAL; true again from the WAL's next restart).
     private(set) var walPageFramesComplete = false
+    /// WAL restarts this follower has read across (the drift check needs to know whether frames
+    /// not yet sealed into a segment all come from the current WAL).
+    private(set) var restarts = 0
     let now: @Sendable () -> UInt64
     let metrics: ReplicationMetrics?
 
@@ -236,6 +239,26 @@ final class WALFollower {
         return true
     }
 
+    /// The page numbers of published frames `frames` of the current WAL (salts checked), from
+    /// their frame headers; nil when one cannot be read or has other salts.
+    func pageNumbers(ofFrames frames: ClosedRange<UInt32>, salt1: UInt32, salt2: UInt32) -> Set<UInt32>? {
+        guard let file = try? walFile() else { return nil }
+        var pages: Set<UInt32> = []
+        for frame in frames {
+            guard
+                let bytes = try? file.read(
+                    count: WALFormat.frameHeaderSize, at: WALFormat.frameOffset(frame, pageSize: cursor.pageSize)),
+                bytes.count == WALFormat.frameHeaderSize
+            else { return nil }
+            let (page, first, second) = bytes.withUnsafeBytes {
+                ($0.bigEndianUInt32(at: 0), $0.bigEndianUInt32(at: 8), $0.bigEndianUInt32(at: 12))
+            }
+            guard first == salt1, second == salt2 else { return nil }
+            pages.insert(page)
+        }
+        return pages
+    }
+
     /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
     func adopt(_ position: WALCursor) {
         if position.frame != cursor.frame || !position.hasSalts(cursor.salt1, cursor.salt2) {
@@ -339,6 +362,7 @@ final class WALFollower {
                 return .lost(.pageSizeChanged, "the page size changed from \(cursor.pageSize) to \(header.pageSize)")
             }
             logger.debug("WAL restarted", metadata: ["wal.salt1": "\(header.salt1)", "wal.frame": "\(cursor.frame)"])
+            restarts += 1
             cursor = WALCursor(header: header)
             walPageFrames = [:]
             walPageFramesComplete = true
