@@ -1,5 +1,6 @@
 import Foundation
 import WalshipCore
+import WalshipS3
 import Yams
 
 /// Decodes `walship.yml` into a `WalshipConfiguration`: `${ENV}` references in values are
@@ -216,10 +217,13 @@ struct ConfigFile {
         }
         let explicitPrefix = string(fields["prefix"], at + "prefix")
         if let explicitPrefix, !explicitPrefix.isEmpty,
-            (try? ReplicaURL.parse("s3://bucket/" + explicitPrefix))?.prefix != explicitPrefix
+            explicitPrefix.split(separator: "/", omittingEmptySubsequences: false).contains(where: { segment in
+                segment.isEmpty || segment == "." || segment == ".." || segment.contains("\\")
+                    || segment.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+            })
         {
             problems.append(
-                "\(at)prefix '\(explicitPrefix)': use path segments separated by single '/' (no empty, '.' or '..' segment, no leading or trailing '/')"
+                "\(at)prefix '\(explicitPrefix)': use path segments separated by single '/' (no empty, '.' or '..' segment, no leading or trailing '/', no backslash or control character)"
             )
         }
         guard let path else { return nil }
@@ -239,22 +243,24 @@ struct ConfigFile {
                     continue
                 }
                 // Where the objects go, whichever way the URL and the prefix split it: a
-                // directory (symbolic links resolved), or a bucket and a key prefix.
+                // directory (symbolic links resolved), or a bucket, its endpoint and a key prefix.
                 let path = [url.prefix, database.prefix].joined(separator: "/")
                 let replica: String
                 if url.scheme == .file {
                     let directory = FileSystem.absolute(url.bucket) + "/" + path
-                    let canonical = FileSystem.canonical(directory).split(separator: "/").joined(separator: "/")
+                    let canonical = Self.canonicalThroughAncestors(directory).split(separator: "/").joined(
+                        separator: "/")
                     replica = "file:///\(canonical)"
                 } else {
                     let keys = path.split(separator: "/").joined(separator: "/")
-                    replica =
-                        "s3://\(url.bucket) at \(bucket.endpoint ?? url.endpoint ?? "the default endpoint")/\(keys)"
+                    let endpoint = S3Configuration.normalizedEndpoint(bucket.endpoint ?? url.endpoint)
+                    replica = "s3://\(url.bucket) at \(endpoint)/\(keys)"
                 }
-                let owner = FileSystem.absolute(database.path)
+                // One database through two buckets that lead to one place is a clash too.
+                let owner = "'\(FileSystem.absolute(database.path))' (bucket '\(name)')"
                 if let other = owners[replica], other != owner {
                     problems.append(
-                        "databases '\(other)' and '\(owner)' both replicate to '\(replica)' (bucket '\(name)', prefix '\(database.prefix)'): give one of them its own prefix"
+                        "databases \(other) and \(owner) both replicate to '\(replica)' (prefix '\(database.prefix)'): give one of them its own prefix"
                     )
                 } else {
                     owners[replica] = owner
@@ -262,6 +268,18 @@ struct ConfigFile {
             }
         }
         return problems
+    }
+
+    /// `path` with symbolic links resolved in its longest existing ancestor (a replica
+    /// directory that does not exist yet may lie below a link).
+    static func canonicalThroughAncestors(_ path: String) -> String {
+        var existing = FileSystem.absolute(path)
+        var rest: [String] = []
+        while !FileSystem.exists(existing) && existing != "/" {
+            rest.insert(FileSystem.fileName(of: existing), at: 0)
+            existing = FileSystem.directory(of: existing)
+        }
+        return ([FileSystem.canonical(existing)] + rest).joined(separator: "/")
     }
 
     // MARK: Values

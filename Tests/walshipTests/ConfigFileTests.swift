@@ -186,7 +186,9 @@ struct ConfigFileTests {
               - path: /srv/b/app.db
                 bucket: s3
             """)
-        #expect(sameName.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(sameName)")
+        #expect(
+            sameName.contains("'/srv/a/app.db' (bucket 's3') and '/srv/b/app.db' (bucket 's3') both replicate"),
+            "\(sameName)")
         let samePrefix = Self.problems(
             """
             buckets:
@@ -200,7 +202,9 @@ struct ConfigFileTests {
                 bucket: dir
                 prefix: shared
             """)
-        #expect(samePrefix.contains("'/srv/app.db' and '/srv/jobs.db' both replicate"), "\(samePrefix)")
+        #expect(
+            samePrefix.contains("'/srv/app.db' (bucket 'dir') and '/srv/jobs.db' (bucket 'dir') both replicate"),
+            "\(samePrefix)")
         // Different prefixes, or the same prefix in different buckets, are fine.
         let distinct = Self.problems(
             """
@@ -240,8 +244,8 @@ struct ConfigFileTests {
               - {path: /srv/c/jobs.db, bucket: s3a}
               - {path: /srv/d/other.db, bucket: s3b, prefix: ""}
             """)
-        #expect(split.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(split)")
-        #expect(split.contains("'/srv/c/jobs.db' and '/srv/d/other.db' both replicate"), "\(split)")
+        #expect(split.contains("'/srv/a/app.db' (bucket 'one') and '/srv/b/app.db' (bucket 'two')"), "\(split)")
+        #expect(split.contains("'/srv/c/jobs.db' (bucket 's3a') and '/srv/d/other.db' (bucket 's3b')"), "\(split)")
         let linked = Self.problems(
             """
             buckets:
@@ -251,7 +255,25 @@ struct ConfigFileTests {
               - {path: /srv/a/app.db, bucket: one}
               - {path: /srv/b/app.db, bucket: two}
             """)
-        #expect(linked.contains("'/srv/a/app.db' and '/srv/b/app.db' both replicate"), "\(linked)")
+        #expect(
+            linked.contains("'/srv/a/app.db' (bucket 'one') and '/srv/b/app.db' (bucket 'two') both replicate"),
+            "\(linked)")
+        // One database through two buckets that lead to one place; an endpoint written two ways;
+        // a replica directory that does not exist yet below a link.
+        let twice = Self.problems(
+            """
+            buckets:
+              one: {url: "s3://backups/p", endpoint: "http://127.0.0.1:9000"}
+              two: {url: "s3://backups/p", endpoint: "HTTP://127.0.0.1:9000/"}
+              three: {url: "file://\(directory.file("rep/new"))"}
+              four: {url: "file://\(directory.file("link/new"))"}
+            databases:
+              - {path: /srv/a/app.db, buckets: [one, two]}
+              - {path: /srv/c/app.db, bucket: three}
+              - {path: /srv/d/app.db, bucket: four}
+            """)
+        #expect(twice.contains("'/srv/a/app.db' (bucket 'one') and '/srv/a/app.db' (bucket 'two')"), "\(twice)")
+        #expect(twice.contains("'/srv/c/app.db' (bucket 'three') and '/srv/d/app.db' (bucket 'four')"), "\(twice)")
     }
 
     @Test("a prefix with an empty, '.' or '..' segment, or a leading or trailing '/', is a configuration problem")
@@ -266,7 +288,7 @@ struct ConfigFileTests {
                 """)
             #expect(text.contains("prefix '\(prefix)': use path segments"), "\(prefix): \(text)")
         }
-        for prefix in ["app", "team/app", "app-1.v2", "my app"] {
+        for prefix in ["app", "team/app", "app-1.v2", "my app", "50%off", "a#b"] {
             let text = Self.problems(
                 """
                 buckets:
