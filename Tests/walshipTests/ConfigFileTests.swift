@@ -22,6 +22,8 @@ struct ConfigFileTests {
         #expect(app.prefix == "app")
         #expect(app.settings().walMaxFrames == 1000)
         #expect(app.settings().snapshotInterval == .seconds(86400))
+        #expect(app.settings(forBucket: "primary").retention == .seconds(30 * 86400))
+        #expect(app.settings(forBucket: "local").retention == .seconds(72 * 3600))
         let bucket = try configuration.bucket(for: app)
         #expect(bucket.endpoint == "http://127.0.0.1:9000")
         #expect(bucket.secretAccessKey == "s3cr3t")
@@ -29,6 +31,16 @@ struct ConfigFileTests {
         let jobs = try configuration.database(named: "jobs")
         #expect(jobs.prefix == "jobs")
         #expect(try configuration.bucket(for: jobs).url == "file:///var/backups/walship")
+        // retention: none never deletes.
+        var decoder = ConfigFile(environment: [:])
+        let none = try decoder.decode(
+            """
+            buckets:
+              b: {url: "file:///tmp/x", retention: none}
+            databases:
+              - {path: /srv/app.db, bucket: b}
+            """, path: "walship.yml")
+        #expect(try none.database(named: "/srv/app.db").settings().retention == nil)
     }
 
     @Test(
