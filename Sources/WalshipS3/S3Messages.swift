@@ -45,6 +45,17 @@ enum S3Messages {
         }
     }
 
+    /// A `GetBucketVersioning` answer: whether the bucket keeps old versions of objects
+    /// (`Enabled`, or `Suspended`, which keeps the versions made before); nil when the answer
+    /// is not one.
+    static func parseVersioning(_ body: [UInt8]) -> Bool? {
+        guard let root = S3XMLElement.parse(body), root.name == "VersioningConfiguration" else { return nil }
+        switch root.text(of: "Status") {
+        case "Enabled", "Suspended": return true
+        default: return false
+        }
+    }
+
     /// One `ListObjectsV2` page.
     static func parseListResult(_ body: [UInt8], bucket: String) throws -> ObjectListPage {
         guard let root = S3XMLElement.parse(body), root.name != "Error" else {

@@ -168,6 +168,15 @@ public final class S3ObjectStore: ObjectStore {
         )
     }
 
+    public func keepsOldVersions() async -> Bool? {
+        guard
+            let response = try? await send(
+                "GetBucketVersioning of bucket '\(configuration.bucket)'", method: "GET", key: nil,
+                query: [("versioning", "")])
+        else { return nil }
+        return S3Messages.parseVersioning(response.body)
+    }
+
     public func delete(_ keys: [String]) async throws -> [DeleteFailure] {
         var failures: [DeleteFailure] = []
         var start = 0

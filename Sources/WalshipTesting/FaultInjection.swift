@@ -134,6 +134,7 @@ public struct FaultInjectingObjectStore: ObjectStore {
     public var location: String { base.location }
     public var identity: String { base.identity }
     public var supportsConditionalPut: Bool { base.supportsConditionalPut }
+    public func keepsOldVersions() async -> Bool? { await base.keepsOldVersions() }
 
     private func before(_ operation: String) async throws {
         switch plan.next(operation: operation) {

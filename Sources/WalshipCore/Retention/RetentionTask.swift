@@ -52,8 +52,14 @@ final class RetentionTask: Sendable {
     }
 
     /// Prunes whenever due, until `stop`; looks at the schedule once a second in between (no
-    /// request: a snapshot taken meanwhile may have moved it earlier).
+    /// request: a snapshot taken meanwhile may have moved it earlier). First asks, once, whether
+    /// the bucket keeps old versions of what it deletes.
     func run(until stop: StopSignal) async {
+        if await replica.store.keepsOldVersions() == true {
+            logger.warning(
+                "the bucket keeps old versions of objects (versioning is on): what retention deletes still costs storage until a lifecycle rule expires noncurrent versions",
+                metadata: ["replica": "\(replica.location)"])
+        }
         while !stop.isStopped {
             let now = now()
             if let next = nextDueMs, next <= now {

@@ -80,6 +80,10 @@ public protocol ObjectStore: Sendable {
     /// write into one place. Defaults to `location`.
     var identity: String { get }
 
+    /// Whether deleted objects leave old versions that still cost storage (a versioned S3
+    /// bucket); nil when unknown (no permission to ask, or a store without versions).
+    func keepsOldVersions() async -> Bool?
+
     /// Writes an object. With `ifNoneMatch`, fails with `objectExists` when the key exists
     /// (where the store supports conditional writes; `supportsConditionalPut` says whether).
     func put(_ key: String, body: ObjectBody, ifNoneMatch: Bool) async throws
@@ -130,6 +134,8 @@ public protocol MultipartUploadLog: Sendable {
 
 extension ObjectStore {
     public var identity: String { location }
+
+    public func keepsOldVersions() async -> Bool? { nil }
 
     public func put(_ key: String, body: ObjectBody) async throws {
         try await put(key, body: body, ifNoneMatch: false)
