@@ -131,14 +131,7 @@ extension WALFollower {
         guard sameWAL || restartAfterOurEnd || nothingPublished || ahead else { return .inconclusive }
         let fullyBackfilled = !ahead && !unsealed && (before.maxFrame == 0 || backfill >= before.maxFrame)
         guard fullyBackfilled || completePageFrames() else { return .inconclusive }
-        var unread: Set<UInt32> = []
-        if ahead {
-            guard
-                let pages = pageNumbers(
-                    ofFrames: (cursor.frame + 1)...before.maxFrame, salt1: before.salt1, salt2: before.salt2)
-            else { return .inconclusive }
-            unread = pages
-        }
+        guard let unread = ahead ? unreadPages(through: before) : [] else { return .inconclusive }
         // A page the WAL holds may be newer in the file than in the shipped state (a checkpoint
         // copied it): when frames are unread or unsealed, any frame skips it; else only frames
         // not yet backfilled (the file then holds the newest of the others, which was shipped).
@@ -190,19 +183,30 @@ extension WALFollower {
                 if problem == nil { scanFrom = scanFrom >= pages ? 2 : scanFrom + 1 }
             }
         }
-        guard let after = shm.readHeader(), after.salt1 == before.salt1, after.salt2 == before.salt2,
-            after.maxFrame >= before.maxFrame
-        else { return .inconclusive }
-        if strict {
-            guard after == before, shm.readBackfill() == backfill else { return .inconclusive }
-        } else if let problemPage, after.maxFrame > before.maxFrame {
-            // Frames published during the check: the page may have been checkpointed from one.
-            guard
-                let pages = pageNumbers(
-                    ofFrames: (before.maxFrame + 1)...after.maxFrame, salt1: after.salt1, salt2: after.salt2),
-                !pages.contains(problemPage)
-            else { return .inconclusive }
+        guard stillHolds(before, backfill: backfill, strict: strict, problemPage: problemPage) else {
+            return .inconclusive
         }
         return problem.map { .drift($0) } ?? .consistent
+    }
+
+    /// The page numbers of the published frames after the cursor (same salts), or nil.
+    private func unreadPages(through before: WALIndexHeader) -> Set<UInt32>? {
+        pageNumbers(ofFrames: (cursor.frame + 1)...before.maxFrame, salt1: before.salt1, salt2: before.salt2)
+    }
+
+    /// Whether what a drift check saw still stands after it: the same WAL; in the strict mode
+    /// nothing published or backfilled meanwhile; otherwise no frame published meanwhile holds
+    /// the page found different (a checkpoint may have copied it into the file).
+    private func stillHolds(_ before: WALIndexHeader, backfill: UInt32, strict: Bool, problemPage: UInt32?) -> Bool {
+        guard let after = shm.readHeader(), after.salt1 == before.salt1, after.salt2 == before.salt2,
+            after.maxFrame >= before.maxFrame
+        else { return false }
+        if strict { return after == before && shm.readBackfill() == backfill }
+        guard let problemPage, after.maxFrame > before.maxFrame else { return true }
+        guard
+            let pages = pageNumbers(
+                ofFrames: (before.maxFrame + 1)...after.maxFrame, salt1: after.salt1, salt2: after.salt2)
+        else { return false }
+        return !pages.contains(problemPage)
     }
 }
