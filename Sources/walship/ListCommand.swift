@@ -131,12 +131,7 @@ struct ListCommand: AsyncParsableCommand {
                     bytes: snapshots.reduce(0) { $0 + $1.bytes } + segments.reduce(0) { $0 + $1.size },
                     missingTxids: planner.missingTxids(in: generation).map { [$0.lowerBound, $0.upperBound] }))
         }
-        let spans = planner.spans
-        let window = spans.first.map { first in
-            Output.Window(
-                earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
-                latestTime: Timestamp.format(milliseconds: spans.last!.lastMs), latestTxid: spans.last!.lastTxid)
-        }
+        let window = Self.window(planner.spans)
         let forkedGenerations = inventory.generations.compactMap { generation in
             planner.overlap(in: generation).map { Output.ForkedGeneration(id: "\(generation)", fromTxid: $0) }
         }
@@ -146,6 +141,14 @@ struct ListCommand: AsyncParsableCommand {
             restoreWindow: window,
             objects: inventory.snapshots.count + inventory.segments.count,
             bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
+    }
+
+    /// The restore window of `spans`: from the first restore point to the last.
+    static func window(_ spans: [RestorePlanner.GenerationSpan]) -> Output.Window? {
+        guard let first = spans.first, let last = spans.last else { return nil }
+        return Output.Window(
+            earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
+            latestTime: Timestamp.format(milliseconds: last.lastMs), latestTxid: last.lastTxid)
     }
 
     static func printText(_ output: Output) {

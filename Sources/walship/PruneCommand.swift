@@ -38,14 +38,9 @@ struct PruneCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    struct Output: Encodable {
-        struct Window: Encodable {
-            var earliestTime: String
-            var earliestTxid: UInt64
-            var latestTime: String
-            var latestTxid: UInt64
-        }
+    typealias Window = ListCommand.Output.Window
 
+    struct Output: Encodable {
         struct Generation: Encodable {
             var id: String
             var objects: Int
@@ -151,16 +146,12 @@ struct PruneCommand: AsyncParsableCommand {
         print(String(decoding: try encoder.encode(output), as: UTF8.self))
     }
 
-    static func window(_ inventory: ReplicaInventory) -> Output.Window? {
-        let spans = RestorePlanner(inventory: inventory).spans
-        guard let first = spans.first, let last = spans.last else { return nil }
-        return Output.Window(
-            earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
-            latestTime: Timestamp.format(milliseconds: last.lastMs), latestTxid: last.lastTxid)
+    static func window(_ inventory: ReplicaInventory) -> Window? {
+        ListCommand.window(RestorePlanner(inventory: inventory).spans)
     }
 
     static func printText(_ output: Output) {
-        func describe(_ window: Output.Window?) -> String {
+        func describe(_ window: Window?) -> String {
             window.map { "\($0.earliestTime) (txid \($0.earliestTxid)) to \($0.latestTime) (txid \($0.latestTxid))" }
                 ?? "none"
         }

@@ -221,19 +221,9 @@ final class WALFollower {
     /// cursor's (a WAL restarted meanwhile) leave it incomplete. Returns whether it is complete.
     @discardableResult
     func completePageFrames() -> Bool {
-        guard !walPageFramesComplete, cursor.frame > 0, let file = try? walFile() else { return walPageFramesComplete }
-        var found: [UInt32: UInt32] = [:]
-        for frame in 1...cursor.frame {
-            let offset = WALFormat.frameOffset(frame, pageSize: cursor.pageSize)
-            guard let bytes = try? file.read(count: WALFormat.frameHeaderSize, at: offset),
-                bytes.count == WALFormat.frameHeaderSize
-            else { return false }
-            let (page, salt1, salt2) = bytes.withUnsafeBytes {
-                ($0.bigEndianUInt32(at: 0), $0.bigEndianUInt32(at: 8), $0.bigEndianUInt32(at: 12))
-            }
-            guard salt1 == cursor.salt1, salt2 == cursor.salt2 else { return false }
-            found[page] = frame
-        }
+        guard !walPageFramesComplete, cursor.frame > 0,
+            let found = newestFrames(of: 1...cursor.frame, salt1: cursor.salt1, salt2: cursor.salt2)
+        else { return walPageFramesComplete }
         walPageFrames.merge(found) { read, earlier in max(read, earlier) }
         walPageFramesComplete = true
         return true
@@ -242,8 +232,14 @@ final class WALFollower {
     /// The page numbers of published frames `frames` of the current WAL (salts checked), from
     /// their frame headers; nil when one cannot be read or has other salts.
     func pageNumbers(ofFrames frames: ClosedRange<UInt32>, salt1: UInt32, salt2: UInt32) -> Set<UInt32>? {
+        newestFrames(of: frames, salt1: salt1, salt2: salt2).map { Set($0.keys) }
+    }
+
+    /// The newest of `frames` for each page they hold, from the frame headers (salts checked);
+    /// nil when one cannot be read or has other salts.
+    private func newestFrames(of frames: ClosedRange<UInt32>, salt1: UInt32, salt2: UInt32) -> [UInt32: UInt32]? {
         guard let file = try? walFile() else { return nil }
-        var pages: Set<UInt32> = []
+        var found: [UInt32: UInt32] = [:]
         for frame in frames {
             guard
                 let bytes = try? file.read(
@@ -254,9 +250,9 @@ final class WALFollower {
                 ($0.bigEndianUInt32(at: 0), $0.bigEndianUInt32(at: 8), $0.bigEndianUInt32(at: 12))
             }
             guard first == salt1, second == salt2 else { return nil }
-            pages.insert(page)
+            found[page] = frame
         }
-        return pages
+        return found
     }
 
     /// Takes `position` as the cursor (same WAL, refined fields such as the checksum byte order).
