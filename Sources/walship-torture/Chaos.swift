@@ -76,6 +76,19 @@ final class AgentController {
         self.process = nil
     }
 
+    /// One `replicate --once` run while the agent is stopped (cron mode), logged and counted like
+    /// a start and a stop; returns its exit status and log.
+    func runOnce() throws -> (status: Int32, log: String) {
+        precondition(process == nil, "--once runs while the agent is stopped")
+        starts.append(Workload.nowMs())
+        var arguments = arguments
+        if !databasePaths.isEmpty { arguments[1] = databasePaths[starts.count % databasePaths.count] }
+        let result = try WalshipBinary.run(arguments + ["--once"], environment: environment)
+        try? result.stderr.write(toFile: "\(logPath).\(starts.count)", atomically: true, encoding: .utf8)
+        stops.append((Workload.nowMs(), .term))
+        return (result.status, result.stderr)
+    }
+
     /// Stops the agent; returns the exit status of a SIGTERM stop.
     @discardableResult
     func stop(_ how: Stop) -> Int32? {
@@ -133,18 +146,22 @@ enum Victim {
 }
 
 /// A saved copy of the database put back over it in place (same inode, as `cp old.db app.db`
-/// does), in one of three ways, while the agent runs and has finished starting (one still
+/// does), in one of four ways, while the agent runs and has finished starting (one still
 /// starting may take its snapshot of the overwritten file, which needs no noticing).
 enum PutBack {
-    /// Runs the event, counting it in `events`; returns the problems found.
+    enum Way: CaseIterable { case closed, afterRestart, keepingWAL }
+
+    /// Runs the event, counting it in `events`; returns the problems found. A commit the agent
+    /// may lose to it goes into `excused`.
     static func run(
-        copy: String, workload: Workload, agent: AgentController, events: inout [String: Int],
-        using random: inout SeededGenerator
+        copy: String, workload: Workload, agent: AgentController, directory: TemporaryDirectory,
+        events: inout [String: Int], excused: inout Set<Int>, using random: inout SeededGenerator
     ) throws -> [String] {
         var problems: [String] = []
         guard let fit = workload.fit(of: copy) else { return [] }
         var event = "database overwritten in place"
-        if fit == .fits && Bool.random(using: &random) {
+        let way = fit == .fits ? Way.allCases.randomElement(using: &random)! : .closed
+        if way == .afterRestart {
             // The drift gap: the agent starts while the wal-index shows no frames (a restart
             // pending), and nothing is written after the overwrite.
             event += " (agent started on a truncated WAL)"
@@ -192,7 +209,22 @@ enum PutBack {
                 }
             }
         } else {
-            try workload.overwriteInPlace(with: copy)
+            if way == .keepingWAL {
+                // The application keeps its connections and its WAL: the file changes under
+                // them, and only its pages show it.
+                guard let commit = try workload.prepareWALAlivePutBack(copy: copy) else {
+                    events["copy put back keeping the WAL: skipped (not only meta's page in the WAL)", default: 0] += 1
+                    return problems
+                }
+                // The agent reads the commit within a poll, as a rule; if it sees the changed file
+                // first, the commit's frames can no longer be told from later ones.
+                usleep(1_000_000)
+                excused.insert(commit)
+                event = "copy put back keeping the application's connections and WAL"
+                try workload.putBackKeepingWAL(copy: copy, in: directory)
+            } else {
+                try workload.overwriteInPlace(with: copy)
+            }
             // Noticed as drift, or (an agent just starting) shipped as a transaction read from
             // the file: either way the replica holds what the application has. The application
             // waits for the new generation's first snapshot, so the state it now has is a

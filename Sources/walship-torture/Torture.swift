@@ -100,6 +100,8 @@ struct Torture: AsyncParsableCommand {
                 ProcessInfo.processInfo.environment["TORTURE_AGENT_LOG_LEVEL"] ?? "info",
             ], environment: store.agentEnvironment.merging(clock?.environment ?? [:]) { $1 },
             logPath: directory.file("agent.log"))
+        // As root, the state directory gets a file system of its own that the run can fill.
+        let spoolDisk = getuid() == 0 ? try? SmallFileSystem(path: directory.file("state"), size: "256m") : nil
         try FileManager.default.createSymbolicLink(atPath: directory.file("link"), withDestinationPath: directory.path)
         try FileManager.default.createDirectory(atPath: directory.file("sub"), withIntermediateDirectories: false)
         agent.databasePaths = [database, directory.file("link/app.db"), directory.file("sub/../app.db")]
@@ -107,7 +109,8 @@ struct Torture: AsyncParsableCommand {
 
         let run = TortureRun(
             directory: directory, workload: workload, agent: agent,
-            period: max(400, period ?? (minutes == nil ? ops : nil) ?? 4000), clock: clock, seed: seed)
+            period: max(400, period ?? (minutes == nil ? ops : nil) ?? 4000), clock: clock, spoolDisk: spoolDisk,
+            seed: seed)
         let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         let limit = ops ?? (minutes == nil ? 3000 : Int.max)
         var op = 0
@@ -119,12 +122,19 @@ struct Torture: AsyncParsableCommand {
         try run.finish { store.proxy?.setFaults(false) }
 
         var checker = Checker(
-            oracle: workload.oracle, stops: agent.stops, starts: agent.starts, replicaURL: store.replicaURL,
-            environment: store.checkEnvironment, directory: directory, seed: seed, forkEvent: run.forkEvent)
+            oracle: workload.oracle, stops: agent.stops + run.pauses.stops, starts: agent.starts + run.pauses.starts,
+            replicaURL: store.replicaURL, environment: store.checkEnvironment, directory: directory, seed: seed,
+            forkEvent: run.forkEvent, excused: run.excused)
         try await checker.run()
         workload.close()
         try workload.writeOracle(to: directory.file("oracle.tsv"))
         let failures = run.problems + checker.failures
+        if let spoolDisk {
+            if !failures.isEmpty {
+                _ = try? CommandRunner.run("/bin/cp", ["-a", spoolDisk.path, directory.file("state-kept")])
+            }
+            spoolDisk.unmount()
+        }
         report(run: run, operations: op, checker: checker, proxy: store.proxy, failures: failures)
         if failures.isEmpty {
             say("\npassed")

@@ -24,23 +24,33 @@ final class TortureRun {
     private(set) var maxCommitMs: UInt64 = 0
     /// Whether two agents ever ran at once (the checker then accepts forked generations).
     private(set) var forkEvent = false
+    /// Commits the checker may find lost without a downtime (see `Checker.excused`).
+    private(set) var excused: Set<Int> = []
+    /// Times (Unix ms) the agent ran but could not replicate (its spool's file system full), as
+    /// stops and starts for the checker.
+    private(set) var pauses: (stops: [(ms: UInt64, how: AgentController.Stop)], starts: [UInt64]) = ([], [])
+    /// The state directory's own small file system, when the run could mount one (as root).
+    let spoolDisk: SmallFileSystem?
     private var restartAt = 0
     private var secondAgent: AgentController?
     private var clockStepped = false
+    private var spoolFilledInPeriod: Int?
 
     init(
         directory: TemporaryDirectory, workload: Workload, agent: AgentController, period: Int,
-        clock: WallClockShift?, seed: UInt64
+        clock: WallClockShift?, spoolDisk: SmallFileSystem?, seed: UInt64
     ) {
         self.directory = directory
         self.workload = workload
         self.agent = agent
         self.period = period
         self.clock = clock
+        self.spoolDisk = spoolDisk
         random = SeededGenerator(seed: seed)
     }
 
     private var savedCopy: String { directory.file("saved-copy.db") }
+    private var cronCopy: String { directory.file("cron-copy.db") }
 
     /// One operation: the agent restarted when due, the scheduled event at this point of the
     /// period, and one seeded step of chaos or workload.
@@ -71,7 +81,8 @@ final class TortureRun {
         where point >= period * 9 / 20 && point < period * 3 / 5 && agent.isRunning && agent.hasSettled
             && workload.fit(of: savedCopy) != nil:
             let found = try PutBack.run(
-                copy: savedCopy, workload: workload, agent: agent, events: &events, using: &random)
+                copy: savedCopy, workload: workload, agent: agent, directory: directory, events: &events,
+                excused: &excused, using: &random)
             try? FileManager.default.removeItem(atPath: savedCopy)
             problems += found.map { "op \(op): \($0)" }
         case period * 3 / 5 where agent.isRunning && secondAgent == nil:
@@ -79,10 +90,20 @@ final class TortureRun {
         case period * 7 / 10 where secondAgent != nil:
             endFork()
             restartAt = op + 1
+        case period * 3 / 4:
+            try workload.saveCopy(to: cronCopy)
         case period * 4 / 5 where clock != nil && !clockStepped:
             try clock?.set(milliseconds: -3_600_000)
             clockStepped = true
             count("agent wall clock stepped back 1 h")
+        case period * 17 / 20 where secondAgent == nil:
+            try cron()
+            restartAt = op + 1
+        case let point
+        where point >= period * 9 / 10 && spoolFilledInPeriod != op / period && spoolDisk != nil && agent.isRunning
+            && agent.hasSettled && secondAgent == nil:
+            spoolFilledInPeriod = op / period
+            try fillSpoolDisk()
         default:
             break
         }
@@ -119,6 +140,86 @@ final class TortureRun {
             agent.stop(.kill)
             count("agent kill -9")
         }
+    }
+
+    /// Cron mode for a while: the agent stops, and `replicate --once` runs between short stretches
+    /// of the workload. The application restarts (its last connection removes the WAL) and
+    /// checkpoints between runs, so most runs must prove where they stand from the database's
+    /// content; before one run, a copy is put back keeping the application's WAL.
+    private func cron() throws {
+        if let status = agent.stop(.term), status != 0 && status != 4 {
+            problems.append("agent stop before the --once runs exited \(status)")
+        }
+        let runs = Int.random(in: 3...6, using: &random)
+        let putBackBefore = workload.fit(of: cronCopy) == .fits ? Int.random(in: 1..<runs, using: &random) : nil
+        for run in 0..<runs {
+            for _ in 0..<Int.random(in: 1...8, using: &random) {
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0: try workload.restart()
+                case 1: try workload.checkpoint(using: &random)
+                default: try workload.commit(using: &random)
+                }
+            }
+            if run == putBackBefore, try workload.prepareWALAlivePutBack(copy: cronCopy) != nil {
+                try once()  // Ships the commit before the copy goes back.
+                try workload.putBackKeepingWAL(copy: cronCopy, in: directory)
+                for _ in 0..<Int.random(in: 0...3, using: &random) { try workload.commit(using: &random) }
+                let log = try once()
+                if log.contains("changed behind SQLite") {
+                    count("cron: copy put back keeping the WAL, noticed as drift")
+                } else if log.contains("new generation") || log.contains("read from the database file") {
+                    count("cron: copy put back keeping the WAL, decided at the run's start")
+                } else {
+                    problems.append("the --once run after a copy was put back did not notice it")
+                }
+            } else {
+                try once()
+            }
+        }
+        try? FileManager.default.removeItem(atPath: cronCopy)
+        count("cron: agent stopped for --once runs")
+    }
+
+    /// One `replicate --once` run; returns its log.
+    @discardableResult
+    private func once() throws -> String {
+        let (status, log) = try agent.runOnce()
+        count("cron: --once runs")
+        if status != 0 { problems.append("replicate --once exited \(status): \(log.suffix(400))") }
+        return log
+    }
+
+    /// The state directory's file system fills up while the application keeps committing, then
+    /// space returns: the agent must say so, keep running, let go of the WAL, and start a new
+    /// generation once space returns.
+    private func fillSpoolDisk() throws {
+        guard let spoolDisk else { return }
+        let filler = spoolDisk.path + "/filler"
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "status=none"])
+        pauses.stops.append((Workload.nowMs(), .kill))
+        let logBefore = agent.currentLog.utf8.count
+        func logSince() -> Substring {
+            Substring(String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self))
+        }
+        var full = false
+        for _ in 0..<200 where !full {
+            try workload.commit(using: &random)
+            usleep(50_000)
+            full = logSince().contains("no space left for the spool")
+        }
+        try FileManager.default.removeItem(atPath: filler)
+        pauses.starts.append(Workload.nowMs())
+        guard full else {
+            problems.append("the agent did not say its spool's file system was full")
+            return
+        }
+        let resumed = (0..<600).contains { _ in
+            if logSince().contains("snapshot taken", after: "space returned") { return true }
+            usleep(100_000)
+            return false
+        }
+        if !resumed { problems.append("the agent did not start a new generation within 60 s of space returning") }
+        count("spool file system full, then space returned")
     }
 
     /// One seeded step: a kill or stop of the agent, an application process killed in COMMIT,

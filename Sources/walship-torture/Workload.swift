@@ -202,24 +202,30 @@ final class Workload {
         connections = []
         defer { connections = (try? (0..<3).map { _ in try Self.open(path) }) ?? [] }
         let connection = try Self.open(path)
+        try Self.truncateCheckpoint(connection)
+        connection.close()
+        try body()
+    }
+
+    /// Checkpoints the whole WAL and truncates it on `connection`, retrying while the agent's
+    /// reader holds it (it moves within a poll interval).
+    private static func truncateCheckpoint(_ connection: Connection) throws {
         try connection.setBusyTimeout(milliseconds: 1000)
+        defer { try? connection.setBusyTimeout(milliseconds: 10_000) }
         // A connection knows it is in WAL mode only once it has read the database.
         _ = try connection.scalarInt("SELECT count(*) FROM sqlite_master")
         var lastError = ""
-        var done = false
-        for _ in 0..<100 where !done {
+        for _ in 0..<100 {
             do {
                 let result = try connection.checkpoint(.truncate)
-                done = result.walFrames == 0
+                if result.walFrames == 0 { return }
                 lastError = "\(result)"
             } catch {
                 lastError = "\(error)"
             }
-            if !done { usleep(20_000) }
+            usleep(20_000)
         }
-        connection.close()
-        guard done else { throw WalshipError(.internal, "the TRUNCATE checkpoint never succeeded: \(lastError)") }
-        try body()
+        throw WalshipError(.internal, "the TRUNCATE checkpoint never succeeded: \(lastError)")
     }
 
     /// Checkpoints the whole WAL and truncates it (the application's connections close and open
@@ -282,6 +288,83 @@ final class Workload {
             whileClosed()
         }
         try record(k: k, connection: connections[0], startMs: start, endMs: Self.nowMs())
+    }
+
+    /// The first half of a copy put back while the application keeps its connections and its
+    /// WAL (as a `cp old.db app.db` beside a running application does): the WAL checkpointed and
+    /// truncated with the connections open, then one recorded commit that writes only `meta`'s
+    /// page. Returns that commit's oracle index, or nil when the commit wrote other pages too or
+    /// the copy keeps `meta` elsewhere (then a copy put back would mix two databases: the event
+    /// is skipped, the commit stays an ordinary one).
+    func prepareWALAlivePutBack(copy: String) throws -> Int? {
+        releaseRead(force: true)
+        try Self.truncateCheckpoint(connections[0])
+        let k = nextK
+        let start = Self.nowMs()
+        try connections[0].execute("BEGIN IMMEDIATE; UPDATE meta SET k = \(k); COMMIT;")
+        try record(k: k, connection: connections[0], startMs: start, endMs: Self.nowMs())
+        count("commits")
+        let metaPage = try connections[0].scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'meta'")
+        let editor = try Connection(path: copy)
+        defer { editor.close() }
+        guard try editor.scalarInt("SELECT rootpage FROM sqlite_schema WHERE name = 'meta'") == metaPage,
+            let metaPage, try Self.walPages(path + "-wal") == [metaPage]
+        else { return nil }
+        // Read from the file or from the WAL, `meta`'s page then says the same.
+        try editor.execute("UPDATE meta SET k = \(k)")
+        return oracle.count - 1
+    }
+
+    /// The page numbers of the WAL's frames.
+    private static func walPages(_ walPath: String) throws -> Set<Int64> {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: walPath)))
+        guard bytes.count >= 32 else { return [] }
+        let pageSize = Int(bytes[8]) << 24 | Int(bytes[9]) << 16 | Int(bytes[10]) << 8 | Int(bytes[11])
+        var pages: Set<Int64> = []
+        var offset = 32
+        while offset + 24 + pageSize <= bytes.count {
+            pages.insert(
+                Int64(bytes[offset]) << 24 | Int64(bytes[offset + 1]) << 16 | Int64(bytes[offset + 2]) << 8
+                    | Int64(bytes[offset + 3]))
+            offset += 24 + pageSize
+        }
+        return pages
+    }
+
+    /// The second half: the copy (prepared by `prepareWALAlivePutBack`) written over the
+    /// database in place while the connections stay open and the WAL keeps its frame; the state
+    /// the application now reads is recorded (under the same `k` as the commit before: a
+    /// different content). The connections are replaced by new ones, whose page caches never
+    /// held the overwritten file's pages.
+    func putBackKeepingWAL(copy: String, in directory: TemporaryDirectory) throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: copy))
+        let current = Int(FileSystem.size(path) ?? 0)
+        if bytes.count < current { bytes += Data(count: current - bytes.count) }
+        let padded = directory.file("padded-copy.db")
+        try bytes.write(to: URL(fileURLWithPath: padded))
+        defer { try? FileManager.default.removeItem(atPath: padded) }
+        let start = Self.nowMs()
+        // Another process writes it: closing a descriptor of the file in this one would drop the
+        // connections' locks.
+        let dd = try CommandRunner.run(
+            "/bin/dd", ["if=\(padded)", "of=\(path)", "bs=1M", "conv=notrunc,fsync", "status=none"])
+        guard dd.status == 0 else { throw WalshipError(.internal, "dd failed: \(dd.stderr)") }
+        releaseRead(force: true)
+        let fresh = try (0..<connections.count).map { _ in try Self.open(path) }
+        // Read first: a connection that never read holds no lock, and closing the last one that
+        // did would checkpoint the WAL and delete it when no agent runs.
+        for connection in fresh { _ = try connection.scalarInt("SELECT count(*) FROM sqlite_schema") }
+        for connection in connections { connection.close() }
+        connections = fresh
+        let check = try connections[0].textColumn("PRAGMA quick_check")
+        guard check == ["ok"] else {
+            throw WalshipError(.internal, "the copy put back reads as a broken database: \(check.prefix(3))")
+        }
+        guard try connections[0].scalarInt("SELECT k FROM meta") == lastK else {
+            throw WalshipError(.internal, "the copy put back does not read meta.k \(lastK)")
+        }
+        try record(k: lastK, connection: connections[0], startMs: start, endMs: Self.nowMs())
+        count("copies put back keeping the WAL")
     }
 
     /// The oracle as text, one commit per line: index, k, start ms, end ms, content hash.

@@ -186,6 +186,55 @@ extension CLIIntegration {
             #expect(try restored.scalarText("SELECT tag FROM meta") == "after")
         }
 
+        /// Found by the torture test's cron event: the commits after the copy went back (frames
+        /// written over the changed file) were caught up and shipped into the old generation
+        /// before the run's drift check, so their restore points mixed the two databases.
+        @Test(
+            "commits made over a copy put back between two --once runs never become restore points of the old generation"
+        )
+        func commitsOverCopyAreNotShippedIntoOldGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            let app = try Self.heldOpenWithCopy(directory)
+            defer { app.close() }
+            let once = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+            try app.execute("VACUUM INTO '\(directory.file("old.db"))'")
+            try app.execute("UPDATE t SET v = 'new' || substr(v, 4) WHERE id > 3500")
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            try app.execute("UPDATE meta SET tag = 'before'")
+            #expect(try WalshipBinary.run(once).status == 0)
+            let old = try Connection(path: directory.file("old.db"))
+            try old.execute("UPDATE meta SET tag = 'before'")
+            old.close()
+            try Self.putBack(directory.file("old.db"), over: database)
+            for tag in ["after1", "after2", "after3"] { try app.execute("UPDATE meta SET tag = '\(tag)'") }
+            let run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("the database file changed behind SQLite"), "\(run.stderr)")
+            // Every restore point is a state the application had: 'new' rows only before the
+            // copy went back, never with a tag written after it.
+            var checked = 0
+            for txid in 0...8 {
+                let name = "txid-\(txid).db"
+                guard try ReplicateCommandTests.restore(directory, ["--txid", "\(txid)"], to: name).status == 0 else {
+                    continue
+                }
+                let restored = try Connection(path: directory.file(name), mode: [.readOnly])
+                defer { restored.close() }
+                let newRows = try restored.scalarInt("SELECT count(*) FROM t WHERE v LIKE 'new%'")
+                let tag = try restored.scalarText("SELECT tag FROM meta") ?? ""
+                #expect(
+                    tag.hasPrefix("after") ? newRows == 0 : newRows == 500,
+                    "txid \(txid): tag \(tag), \(newRows ?? -1) new rows")
+                checked += 1
+            }
+            #expect(checked >= 2)
+        }
+
         @Test(
             "under commits as fast as the application makes them, a copy put back in place far into the file is noticed within seconds"
         )

@@ -447,7 +447,7 @@ public final class DatabaseReplicator: Sendable {
                 // snapshot, so the loop goes on).
                 // Under steady writes a check may not decide: it reads on and tries again, for
                 // at most 100 polls.
-                guard !progress.wholeDriftChecked else { return }
+                guard !progress.wholeDriftChecked && !loop.checkedWholeFileAtStart else { return }
                 try loop.cutSegmentIfDue(force: true)
                 progress.wholeDriftAttempts += 1
                 if try loop.checkDrift(whole: true) != nil {

@@ -140,9 +140,32 @@ extension ReplicationLoop {
         try checkDrift(whole: whole) == true
     }
 
+    /// At a start that continues its generation, before the transactions caught up are shipped:
+    /// the whole file compared with the page hashes of the state the generation resumes from
+    /// (pages the WAL holds skipped). A file changed while no agent ran (a copy put back between
+    /// two cron runs, with the application's WAL still alive) ends the generation here, and the
+    /// transactions caught up (frames written over the changed file) are dropped: the new
+    /// generation's snapshot holds them. Returns true when it started a new generation. When
+    /// the WAL keeps moving so that no check decides, the rolling scan goes on from there.
+    func checkDriftAtStart() throws -> Bool {
+        guard let follower, table?.isComplete == true else { return false }
+        restartsAtSeal = (ObjectIdentifier(follower), follower.restarts)
+        for _ in 0..<20 {
+            switch try checkDrift(whole: true, dropUnsealed: true) {
+            case .some(let drift):
+                checkedWholeFileAtStart = true
+                return drift
+            case .none:
+                OnlineBackup.sleep(.milliseconds(5))
+            }
+        }
+        return false
+    }
+
     /// The drift check: true when it found drift (and started a new generation), false when the
-    /// file holds the shipped state, nil when it was not due or could not decide.
-    func checkDrift(whole: Bool) throws -> Bool? {
+    /// file holds the shipped state, nil when it was not due or could not decide. `dropUnsealed`
+    /// (at a start) drops what was read but not sealed before the new generation starts.
+    func checkDrift(whole: Bool, dropUnsealed: Bool = false) throws -> Bool? {
         guard let follower, let table, table.isComplete else { return nil }
         // Transactions read but not yet sealed into a segment are fine as long as they all come
         // from the current WAL (their pages are skipped); across a WAL restart they are not.
@@ -166,6 +189,11 @@ extension ReplicationLoop {
         logger.error(
             "the database file changed behind SQLite; the generation ends here and a new one starts with a snapshot",
             metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])
+        if dropUnsealed {
+            builder?.close()
+            builder = nil
+            lastTxid = table.txid
+        }
         try startGeneration(.databaseChanged, why)
         return true
     }

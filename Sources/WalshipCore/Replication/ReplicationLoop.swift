@@ -42,6 +42,9 @@ final class ReplicationLoop {
     var driftScanFrom: UInt32 = 2
     /// The follower and its WAL restarts when nothing was left unsealed (see `checkDrift`).
     var restartsAtSeal: (ObjectIdentifier, Int)?
+    /// The start compared the whole file with the page hashes (`checkDriftAtStart`): a `--once`
+    /// run need not do it again before it exits.
+    var checkedWholeFileAtStart = false
     var lastDriftCheck: ContinuousClock.Instant?
     var builderIsEmpty: Bool { builder?.isEmpty ?? true }
     private(set) var state: ReplicaState?
@@ -128,6 +131,10 @@ final class ReplicationLoop {
             (lastTxid, lastCommitMs, shippedTransactions) = resumed
             decision = ContinuityDecision.byContent(try continueByContent(resumeTxid: resumeTxid))
         } else if decision == .continueGeneration {
+            // The transactions caught up were written over whatever the file held meanwhile:
+            // they go into the generation only once the file is shown to be its shipped state.
+            if try checkDriftAtStart() { return }
+            try cutSegmentIfDue(force: true)
             logger.info(
                 "continuing generation",
                 metadata: ["db.path": "\(databasePath)", "generation": "\(saved.generation)", "txid": "\(lastTxid)"])
@@ -207,7 +214,6 @@ final class ReplicationLoop {
                     return false
                 }
                 syncFromFollower()
-                try cutSegmentIfDue(force: true)
                 follower.rotate()
                 return true
             case .accepted(_, false):
