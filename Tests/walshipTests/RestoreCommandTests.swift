@@ -334,6 +334,45 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
         }
 
+        /// Issue 14: the replica lock stayed on the replaced file, so an agent starting on the new
+        /// one took the lock too and both replicated it (a fork).
+        @Test(
+            "after mv new.db app.db, the running agent's replica lock moves to the new file: a second agent with a copy of the state waits, no fork"
+        )
+        func replicaLockFollowsReplacedFile() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
+            for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            // An empty WAL, so that SQLite reads the new file alone (the agent keeps the `-wal`).
+            try app.setBusyTimeout(milliseconds: 5000)
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            app.close()
+            try LedgerDatabase.create(at: directory.file("new.db"), rows: 20)
+            #expect(rename(directory.file("new.db"), database) == 0)
+            #expect(first.waitForLog("the database file was replaced"), "\(first.log)")
+            #expect(first.waitForLog("snapshot taken", after: "the database file was replaced"), "\(first.log)")
+            _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
+            let second = try AgentProcess(
+                [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state2"), "--sync-interval", "200ms",
+                ], logPath: directory.file("agent2.log"))
+            #expect(second.waitForLog("waiting for it to stop"), "\(second.log)")
+            let replaced = try Connection(path: database)
+            defer { replaced.close() }
+            for _ in 0..<4 { try LedgerDatabase.commitNext(on: replaced) }
+            #expect(first.stop() == 0, "\(first.log)")
+            #expect(second.waitForLog("the other agent stopped"), "\(second.log)")
+            for _ in 0..<2 { try LedgerDatabase.commitNext(on: replaced) }
+            #expect(second.stop() == 0, "\(second.log)")
+            let listed = try Self.generations(directory)
+            #expect(listed.forks.isEmpty, "\(listed)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 26)
+        }
+
         @Test(
             "two agents on one database and replica (each with its own state directory) are a fork: list shows it, restore exits 11 unless --generation picks one"
         )

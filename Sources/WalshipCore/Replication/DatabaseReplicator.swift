@@ -121,6 +121,10 @@ public final class DatabaseReplicator: Sendable {
             statePath: stateDirectory + "/state.json",
             logger: logger, metrics: metrics, now: now, requestSnapshot: { requestContinuation.yield($0) })
         loop.afterCatchUpRead = afterCatchUpRead
+        if let replicaLock, replicaLock.isHeld {
+            let path = databasePath
+            loop.followReplicaLock = { try replicaLock.follow(databasePath: path) }
+        }
         loop.databaseID = identity
         loop.restored = restored
         let box = LoopBox(loop)

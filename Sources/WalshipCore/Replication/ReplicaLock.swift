@@ -17,7 +17,9 @@ import Synchronization
 /// closing any descriptor of the database file drops every POSIX lock the process holds on it,
 /// SQLite's included; `release` unlocks the byte.
 public final class ReplicaLock: Sendable {
-    private let descriptor: Int32
+    /// The descriptor whose byte is locked, and that file's identity; nil descriptor when the
+    /// file system has no open file description locks (the lock then holds nothing).
+    private let held: Mutex<(descriptor: Int32, file: FileIdentity?)?>
     private let offset: Int64
 
     /// Linux's `F_OFD_SETLK` (Glibc declares it only with _GNU_SOURCE).
@@ -25,8 +27,8 @@ public final class ReplicaLock: Sendable {
     /// The first byte the locks use: past SQLite's lock bytes.
     static let base: Int64 = 0x4000_0000 + 4096
 
-    private init(descriptor: Int32, offset: Int64) {
-        self.descriptor = descriptor
+    private init(descriptor: Int32?, file: FileIdentity?, offset: Int64) {
+        held = Mutex(descriptor.map { ($0, file) })
         self.offset = offset
     }
 
@@ -38,30 +40,64 @@ public final class ReplicaLock: Sendable {
     /// Takes the lock, or returns nil when another agent holds it. A file system without open
     /// file description locks gives a lock that holds nothing (`isHeld` false).
     public static func tryAcquire(databasePath: String, replicaLocation: String) throws -> ReplicaLock? {
-        let descriptor = try descriptors.withLock { open in
-            if let descriptor = open[databasePath] { return descriptor }
-            let descriptor = Glibc.open(databasePath, O_RDWR | O_CLOEXEC)
-            guard descriptor >= 0 else { throw LocalFile.error("open for the replica lock", databasePath, errno) }
-            open[databasePath] = descriptor
-            return descriptor
-        }
+        let (descriptor, file) = try descriptor(for: databasePath)
         let offset = offset(for: replicaLocation)
         switch set(descriptor, offset, type: Int16(F_WRLCK)) {
-        case 0: return ReplicaLock(descriptor: descriptor, offset: offset)
+        case 0: return ReplicaLock(descriptor: descriptor, file: file, offset: offset)
         case EAGAIN, EACCES: return nil
-        default: return ReplicaLock(descriptor: descriptor, offset: -1)
+        default: return ReplicaLock(descriptor: nil, file: nil, offset: offset)
         }
     }
 
-    /// The descriptor of each database file for these locks, by path; never closed.
-    private static let descriptors = Mutex<[String: Int32]>([:])
+    /// A descriptor of the file now at `path`, one per file (by device and inode), never closed.
+    private static func descriptor(for path: String) throws -> (Int32, FileIdentity?) {
+        try descriptors.withLock { open in
+            if let file = FileIdentity(path: path), let descriptor = open[file] { return (descriptor, file) }
+            let descriptor = Glibc.open(path, O_RDWR | O_CLOEXEC)
+            guard descriptor >= 0 else { throw LocalFile.error("open for the replica lock", path, errno) }
+            var info = stat()
+            let file =
+                fstat(descriptor, &info) == 0
+                ? FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) : nil
+            if let file { open[file] = descriptor }
+            return (descriptor, file)
+        }
+    }
+
+    /// The descriptor of each database file for these locks; never closed.
+    private static let descriptors = Mutex<[FileIdentity: Int32]>([:])
 
     /// Whether the lock is held (false on a file system without open file description locks).
-    public var isHeld: Bool { offset >= 0 }
+    public var isHeld: Bool { held.withLock { $0 != nil } }
+
+    /// After the database file was replaced by another one (`mv new.db app.db`): locks the same
+    /// byte of the file now at `databasePath` and unlocks the old one's, so that a second agent
+    /// starting on the new file still waits. Throws when another agent holds the new file's byte
+    /// (it started on the new file first): two agents must not replicate it.
+    public func follow(databasePath: String) throws {
+        guard let current = held.withLock({ $0 }), let now = FileIdentity(path: databasePath), now != current.file
+        else { return }
+        let (descriptor, file) = try Self.descriptor(for: databasePath)
+        switch Self.set(descriptor, offset, type: Int16(F_WRLCK)) {
+        case 0:
+            _ = Self.set(current.descriptor, offset, type: Int16(F_UNLCK))
+            held.withLock { $0 = (descriptor, file) }
+        case EAGAIN, EACCES:
+            throw WalshipError(
+                .databaseUnusable,
+                "the database file '\(databasePath)' was replaced, and another walship agent already replicates the new file to this replica (it holds the replica lock)"
+            )
+        default:
+            break
+        }
+    }
 
     /// Unlocks the byte; the descriptor stays open until the process exits.
     public func release() {
-        if offset >= 0 { _ = Self.set(descriptor, offset, type: Int16(F_UNLCK)) }
+        held.withLock { held in
+            if let held { _ = Self.set(held.descriptor, offset, type: Int16(F_UNLCK)) }
+            held = nil
+        }
     }
 
     private static func set(_ descriptor: Int32, _ offset: Int64, type: Int16) -> Int32 {

@@ -58,6 +58,9 @@ final class ReplicationLoop {
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
+    /// Moves the replica lock to the file now at the database path when it was replaced (see
+    /// `ReplicaLock.follow`); nil without a replica lock.
+    var followReplicaLock: (() throws -> Void)?
     /// Tests only (see `DatabaseReplicator.afterCatchUpRead`).
     var afterCatchUpRead: (@Sendable () -> Void)?
 
@@ -255,6 +258,8 @@ final class ReplicationLoop {
         snapshotGate.closeAndWait()
         follower?.close()
         builder?.close()
+        // A replaced database file: the replica lock moves to the new file first.
+        try followReplicaLock?()
         // The lineage continues from this agent's generation; without one, from the newest
         // generation in the replica; a restored database's, from the point it was restored from.
         var predecessor = state?.generation ?? newestStoredGeneration
