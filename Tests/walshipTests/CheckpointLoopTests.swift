@@ -87,5 +87,56 @@ extension CLIIntegration {
             #expect(restored.status == 0, "\(restored.stderr)")
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 191)
         }
+
+        /// Issue 14 (review): overlapping read transactions of the application (1.6 s reports
+        /// every 0.8 s) keep moving the oldest reader, so "one reader held for a second" never
+        /// held and busy RESTARTs followed each other, each holding the writer lock.
+        @Test(
+            "overlapping application read transactions make the agent wait between busy RESTART checkpoints at once"
+        )
+        func overlappingReadersBackOff() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (database, app, agent) = try Self.start(directory, walMaxFrames: 100)
+            defer { app.close() }
+            try app.setBusyTimeout(milliseconds: 10_000)
+            for _ in 0..<150 { try LedgerDatabase.commitNext(on: app) }
+            var readers: [(connection: Connection, started: ContinuousClock.Instant)] = []
+            let clock = ContinuousClock()
+            let started = clock.now
+            var lastReader = started - .seconds(1)
+            var commits = 0
+            while clock.now - started < .seconds(8) {
+                if clock.now - lastReader >= .milliseconds(800) {
+                    let reader = try Connection(path: database)
+                    try reader.execute("BEGIN")
+                    _ = try reader.scalarInt("SELECT count(*) FROM ledger")
+                    readers.append((reader, clock.now))
+                    lastReader = clock.now
+                }
+                for (index, reader) in readers.enumerated().reversed()
+                where clock.now - reader.started >= .milliseconds(1600) {
+                    try reader.connection.execute("COMMIT")
+                    reader.connection.close()
+                    readers.remove(at: index)
+                }
+                try LedgerDatabase.commitNext(on: app)
+                commits += 1
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            for reader in readers {
+                try reader.connection.execute("COMMIT")
+                reader.connection.close()
+            }
+            // Waiting at once after each busy RESTART: 0.25, 0.5, 1, 2, 4 s, so about 6 in 8 s
+            // (back to back, every 50 ms, it was about 100); a bound with a wide margin.
+            let busy = agent.log.components(separatedBy: "restart checkpoint busy").count - 1
+            #expect(busy <= 30, "\(busy) busy RESTART checkpoints in 8 s")
+            #expect(agent.stop() == 0, "\(agent.log.suffix(3000))")
+            let restored = try CLIIntegration.ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(restored.status == 0, "\(restored.stderr)")
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == Int64(150 + commits))
+        }
     }
 }

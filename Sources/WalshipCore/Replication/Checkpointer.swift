@@ -23,8 +23,9 @@ final class Checkpointer: @unchecked Sendable {
     private var finished = false
     private let running = Atomic<Bool>(false)
     private let metrics: ReplicationMetrics?
-    /// After busy RESTARTs behind a reader that has not moved for `heldBeforeBackoff` (an
-    /// application's long read transaction), requests are ignored until then:
+    /// After a busy RESTART while another process (the application) holds a read transaction on
+    /// the WAL, or behind a reader that has not moved for `heldBeforeBackoff`, requests are
+    /// ignored until then:
     /// 250 ms, doubling to 5 s, until the backfill moves or a RESTART succeeds. Back to back,
     /// such RESTARTs would hold the application's writer lock almost all the time. A RESTART
     /// that is busy because writers keep the lock is retried at once (it holds nothing). Under
@@ -126,6 +127,10 @@ final class Checkpointer: @unchecked Sendable {
                     } else {
                         heldSince = (backfill, ContinuousClock.now)
                     }
+                    // A read transaction of another process (the application's) uses the WAL:
+                    // waiting at once spares the application's writers the next busy RESTARTs,
+                    // also while overlapping readers keep moving the backfill.
+                    stuck = stuck || shared?.otherProcessReadsWAL(path: databasePath + "-shm") == true
                 } else {
                     heldSince = nil
                 }

@@ -129,6 +129,22 @@ final class SharedMemoryFile: @unchecked Sendable {  // Mutable fields are guard
         return fd
     }
 
+    /// Whether another process holds a read lock on one of the wal-index's read-mark slots 1 to 4
+    /// of the `-shm` file at `path`: a read transaction of the application that uses the WAL (slot
+    /// 0 reads the database file alone). A query for a POSIX lock never reports the calling
+    /// process's own locks, so the agent's readers (every replicator of this process) do not
+    /// count. False when it cannot tell.
+    func otherProcessReadsWAL(path: String) -> Bool {
+        guard let fd = try? descriptor(for: path) else { return false }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = off_t(WALIndexHeader.readLockOffset + 1)
+        lock.l_len = 4
+        guard fcntl(fd, F_GETLK, &lock) == 0 else { return false }
+        return lock.l_type != Int16(F_UNLCK)
+    }
+
     /// One replicator leaves; the last closes the descriptors.
     func release() {
         Self.registry.withLock { files in

@@ -6,6 +6,9 @@
 /// transaction yet (its writer may have died before publishing it).
 public struct WALIndexHeader: Sendable, Equatable {
     public static let size = 48
+    /// The `-shm` byte of SQLite's read lock on read-mark slot 0 (`WALINDEX_LOCK_OFFSET` 120 plus
+    /// `WAL_READ_LOCK(0)` 3); slot i's is i bytes later.
+    static let readLockOffset = 123
 
     public var version: UInt32
     public var change: UInt32
