@@ -37,6 +37,8 @@ struct Checker {
     /// generation and txid: every restore of one must report having verified exactly it.
     private var recordedChecksums: [String: [UInt64: UInt64]] = [:]
     private(set) var checksumsVerified = 0
+    /// What `walship verify` reported, by kind.
+    private(set) var verifyFindings: [String: Int] = [:]
 
     /// A second agent continued a copy of the first one's state for a while (a rolling deploy):
     /// the generations it forked are checked for validity only (every restore is a state the
@@ -220,6 +222,27 @@ struct Checker {
         }
         txidRestores += 1
         try checkList()
+        try checkVerify()
+    }
+
+    /// 6. `walship verify` finds every object sound and every segment chain linked; it may
+    /// report forks (after a cloned machine) and orphans (a generation whose agent was killed
+    /// before its first snapshot went up), which are no damage.
+    private mutating func checkVerify() throws {
+        let result = try WalshipBinary.run(["verify", replicaURL, "--json"], environment: environment)
+        let output = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        guard let problems = output?["problems"] as? [[String: Any]] else {
+            fail("walship verify exited \(result.status) without a report: \(result.stderr.suffix(400))")
+            return
+        }
+        for problem in problems {
+            let kind = problem["kind"] as? String ?? "?"
+            verifyFindings[kind, default: 0] += 1
+            if !["fork", "orphan"].contains(kind) || (kind == "fork" && !forkEvent) {
+                fail("walship verify: \(kind): \(problem["message"] as? String ?? "")")
+            }
+        }
+        if problems.isEmpty && result.status != 0 { fail("walship verify exited \(result.status) with no problem") }
     }
 
     /// Audits the replica and reads its generations, forks and transactions; false (and a

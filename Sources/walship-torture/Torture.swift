@@ -168,6 +168,13 @@ struct Torture: AsyncParsableCommand {
             ("restores checked by txid", "\(checker.txidRestores)"),
             ("restores checked by time", "\(checker.timeRestores)"),
             ("restores whose recorded checksum was verified", "\(checker.checksumsVerified)"),
+            (
+                "walship verify findings",
+                checker.verifyFindings.isEmpty
+                    ? "none"
+                    : checker.verifyFindings.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                        separator: ", ")
+            ),
             ("largest commit-to-observed lag", "\(checker.maxObserveLag) ms"),
             ("slowest app commit", "\(run.maxCommitMs) ms"), ("failures", "\(failures.count)"),
         ]

@@ -141,7 +141,7 @@ struct PruneCommand: AsyncParsableCommand {
     /// Prints a command's output as JSON (snake-case keys, sorted, indented).
     static func printJSON(_ output: some Encodable) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         print(String(decoding: try encoder.encode(output), as: UTF8.self))
     }

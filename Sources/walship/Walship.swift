@@ -17,7 +17,7 @@ struct Walship: AsyncParsableCommand {
         version: WalshipVersion.current,
         subcommands: [
             ReplicateCommand.self, RestoreCommand.self, ListCommand.self, PruneCommand.self, SnapshotCommand.self,
-            BackupCommand.self,
+            BackupCommand.self, VerifyCommand.self,
             VersionCommand.self,
         ]
     )

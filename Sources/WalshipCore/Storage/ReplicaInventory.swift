@@ -3,6 +3,8 @@
 public struct ReplicaInventory: Sendable {
     public var snapshots: [ReplicaLayout.SnapshotEntry] = []
     public var segments: [ReplicaLayout.SegmentEntry] = []
+    /// Keys under `generations/` that are no walship object (`walship verify` reports them).
+    public var unrecognized: [String] = []
 
     public init(snapshots: [ReplicaLayout.SnapshotEntry] = [], segments: [ReplicaLayout.SegmentEntry] = []) {
         self.snapshots = snapshots
@@ -16,7 +18,7 @@ public struct ReplicaInventory: Sendable {
             switch layout.parse(key: object.key, size: object.size) {
             case .snapshot(let entry)?: inventory.snapshots.append(entry)
             case .segment(let entry)?: inventory.segments.append(entry)
-            case nil: break
+            case nil: inventory.unrecognized.append(object.key)
             }
         }
         inventory.snapshots.sort {

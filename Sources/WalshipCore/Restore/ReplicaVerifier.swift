@@ -1,0 +1,259 @@
+import Foundation
+import Logging
+
+/// `walship verify`: checks that a replica really restores. From one LIST it downloads every
+/// object (a few at a time, each to a temporary file deleted once checked: never a full copy of
+/// the replica) and checks its header against its key, its size, its payload SHA-256 and that its
+/// payload decompresses to the size the header gives; then the links of each generation's segment
+/// chain (each segment names the previous one's last txid and payload SHA-256), the gaps in it,
+/// forks, and objects no restore can use. Trial restores (the latest point, and a time) run
+/// through the same `Restorer` as `walship restore`, which checks the database checksum recorded
+/// for the point and runs `PRAGMA integrity_check`.
+public struct ReplicaVerifier: Sendable {
+    /// One thing found wrong.
+    public struct Finding: Sendable, Equatable, Encodable {
+        public enum Kind: String, Sendable, Encodable {
+            /// An object fails its checks (header, size, checksum, compression).
+            case corrupt
+            /// An object listed could not be read back (deleted meanwhile, or lost).
+            case missing
+            /// A segment does not name the one before it (a replaced or foreign object).
+            case chain
+            /// Txids a generation's segment chain lacks.
+            case gap
+            /// Two lineages, or a generation two agents continued.
+            case fork
+            /// Objects no restore can use: segments of a generation without a snapshot, or keys
+            /// walship does not recognize under `generations/`.
+            case orphan
+            /// A trial restore failed.
+            case restore
+        }
+
+        public var kind: Kind
+        public var key: String?
+        public var message: String
+
+        public init(kind: Kind, key: String?, message: String) {
+            self.kind = kind
+            self.key = key
+            self.message = message
+        }
+
+        /// The failure class (and so the exit status) this finding stands for.
+        public var code: WalshipError.Code {
+            switch kind {
+            case .corrupt, .missing, .chain, .gap, .orphan: .objectCorrupt
+            case .fork: .fork
+            case .restore: .integrityCheckFailed
+            }
+        }
+    }
+
+    /// One trial restore.
+    public struct TrialRestore: Sendable, Encodable {
+        /// `latest`, or the time asked for.
+        public var target: String
+        public var generation: String?
+        public var txid: UInt64?
+        /// The database checksum the restore verified (hex), or nil when the point has none.
+        public var checksum: String?
+        public var seconds: Double
+        public var error: String?
+
+        public init(target: String) {
+            self.target = target
+            seconds = 0
+        }
+    }
+
+    public struct Report: Sendable {
+        public var objects = 0
+        public var bytes: Int64 = 0
+        public var generations = 0
+        public var findings: [Finding] = []
+        public var restores: [TrialRestore] = []
+
+        /// Nil when all is well, else the most serious finding's failure class (a corrupt or
+        /// missing object before a failed restore before a fork).
+        public var failure: WalshipError.Code? {
+            let order: [Finding.Kind] = [.corrupt, .missing, .chain, .gap, .orphan, .restore, .fork]
+            return order.lazy.compactMap { kind in findings.first { $0.kind == kind }?.code }.first
+        }
+    }
+
+    let replica: Replica
+    let logger: Logger
+    /// Objects checked at once.
+    var parallel = 4
+
+    public init(replica: Replica, logger: Logger, parallel: Int = 4) {
+        self.replica = replica
+        self.logger = logger
+        self.parallel = max(1, parallel)
+    }
+
+    /// Checks every object of `inventory` and the structure of the replica. Temporary files go
+    /// into `directory`. Store errors (other than a missing object) are thrown.
+    public func check(
+        inventory: ReplicaInventory, directory: String,
+        progress: @escaping @Sendable (_ objects: Int, _ bytes: Int64) -> Void = { _, _ in }
+    ) async throws -> Report {
+        var report = Report()
+        report.generations = inventory.generations.count
+        let headers = try await checkObjects(inventory, directory: directory, report: &report, progress: progress)
+        report.findings += Self.chainFindings(inventory: inventory, headers: headers)
+        report.findings += Self.structureFindings(inventory: inventory)
+        let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
+        for fork in lineage.forks {
+            report.findings.append(
+                Finding(
+                    kind: .fork, key: nil,
+                    message:
+                        "generations \(fork.map { "\($0)" }.joined(separator: ", ")) are separate lineages (two agents replicating to one replica); restores of them need --generation"
+                ))
+        }
+        return report
+    }
+
+    /// Downloads and checks each object; returns the headers of the sound ones by key.
+    private func checkObjects(
+        _ inventory: ReplicaInventory, directory: String, report: inout Report,
+        progress: @escaping @Sendable (Int, Int64) -> Void
+    ) async throws -> [String: ObjectHeader] {
+        let expected: [(key: String, size: Int64, check: @Sendable (ObjectHeader) -> String?)] =
+            inventory.snapshots.map { entry in
+                (
+                    entry.key, entry.size,
+                    { header in
+                        header.kind == .snapshot && header.generation == entry.generation.value
+                            && header.firstTxid == entry.fromTxid && header.lastTxid == entry.usableTxid
+                            ? nil
+                            : "its header (\(header.kind), txids \(header.firstTxid)-\(header.lastTxid)) does not match its key"
+                    }
+                )
+            }
+            + inventory.segments.map { entry in
+                (
+                    entry.key, entry.size,
+                    { header in
+                        header.kind == .segment && header.generation == entry.generation.value
+                            && header.firstTxid == entry.firstTxid && header.lastTxid == entry.lastTxid
+                            ? nil
+                            : "its header (\(header.kind), txids \(header.firstTxid)-\(header.lastTxid)) does not match its key"
+                    }
+                )
+            }
+        var headers: [String: ObjectHeader] = [:]
+        let store = replica.store
+        try await withThrowingTaskGroup(of: (String, Int64, Result<ObjectHeader, WalshipError>).self) { group in
+            var next = 0
+            func schedule() {
+                guard next < expected.count else { return }
+                let object = expected[next]
+                let path = "\(directory)/object-\(next)"
+                next += 1
+                group.addTask {
+                    defer { try? FileSystem.removeIfPresent(path) }
+                    do {
+                        _ = try await store.download(object.key, to: path)
+                        let header = try ObjectFile.read(path: path, key: object.key) { _, _ in }
+                        if let problem = object.check(header) {
+                            return (object.key, object.size, .failure(WalshipError(.objectCorrupt, problem)))
+                        }
+                        return (object.key, object.size, .success(header))
+                    } catch let error as WalshipError
+                        where error.code == .objectNotFound || error.code == .objectCorrupt
+                    {
+                        return (object.key, object.size, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<parallel { schedule() }
+            while let (key, size, result) = try await group.next() {
+                report.objects += 1
+                report.bytes += size
+                switch result {
+                case .success(let header): headers[key] = header
+                case .failure(let error):
+                    report.findings.append(
+                        Finding(
+                            kind: error.code == .objectNotFound ? .missing : .corrupt, key: key, message: error.message)
+                    )
+                }
+                progress(report.objects, report.bytes)
+                schedule()
+            }
+        }
+        return headers
+    }
+
+    /// Each segment that follows another (its first txid right after the other's last) must
+    /// name it: its last txid and its payload SHA-256.
+    static func chainFindings(inventory: ReplicaInventory, headers: [String: ObjectHeader]) -> [Finding] {
+        var findings: [Finding] = []
+        for generation in inventory.generations {
+            var previous: (entry: ReplicaLayout.SegmentEntry, header: ObjectHeader)?
+            for entry in inventory.segments(of: generation) {
+                guard let header = headers[entry.key] else {
+                    previous = nil
+                    continue
+                }
+                if let previous, entry.firstTxid == previous.entry.lastTxid + 1,
+                    header.predecessorTxid != previous.header.lastTxid
+                        || header.predecessorSHA256 != previous.header.payloadSHA256
+                {
+                    findings.append(
+                        Finding(
+                            kind: .chain, key: entry.key,
+                            message:
+                                "segment '\(entry.key)' does not name the segment before it ('\(previous.entry.key)'): one of them was replaced or written by another agent"
+                        ))
+                }
+                previous = (entry, header)
+            }
+        }
+        return findings
+    }
+
+    /// Gaps in segment chains, generations two agents continued, and objects no restore can use.
+    static func structureFindings(inventory: ReplicaInventory) -> [Finding] {
+        let planner = RestorePlanner(inventory: inventory)
+        var findings: [Finding] = []
+        let newest = inventory.generations.last
+        for generation in inventory.generations {
+            for hole in planner.missingTxids(in: generation) {
+                findings.append(
+                    Finding(
+                        kind: .gap, key: nil,
+                        message:
+                            "generation \(generation) lacks the segments of txids \(hole.lowerBound)-\(hole.upperBound): restore points after them are reachable only from a later snapshot"
+                    ))
+            }
+            if let branch = planner.overlap(in: generation) {
+                findings.append(
+                    Finding(
+                        kind: .fork, key: nil,
+                        message:
+                            "generation \(generation) was continued by two agents from txid \(branch): its segments overlap"
+                    ))
+            }
+            // The newest generation may be taking its first snapshot right now.
+            let segments = inventory.segments(of: generation)
+            if inventory.snapshots(of: generation).isEmpty && !segments.isEmpty && generation != newest {
+                findings.append(
+                    Finding(
+                        kind: .orphan, key: segments.first?.key,
+                        message:
+                            "generation \(generation) has \(segments.count) segments and no snapshot: none of its points can be restored"
+                    ))
+            }
+        }
+        for key in inventory.unrecognized {
+            findings.append(
+                Finding(
+                    kind: .orphan, key: key, message: "'\(key)' is not a walship object (left there by another tool?)"))
+        }
+        return findings
+    }
+}
