@@ -195,9 +195,10 @@ final class TortureRun {
     private func fillSpoolDisk() throws {
         guard let spoolDisk else { return }
         let filler = spoolDisk.path + "/filler"
-        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "status=none"])
-        pauses.stops.append((Workload.nowMs(), .kill))
+        // The agent may say so while dd still fills the file system.
         let logBefore = agent.currentLog.utf8.count
+        pauses.stops.append((Workload.nowMs(), .kill))
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "status=none"])
         func logSince() -> Substring {
             Substring(String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self))
         }
