@@ -235,6 +235,59 @@ extension CLIIntegration {
             #expect(checked >= 2)
         }
 
+        /// Found by review: with transactions caught up (unsealed), the start's drift check skipped
+        /// every page the WAL held, but SQLite reads frames a checkpoint has copied from the file:
+        /// a copy put back over such pages went unnoticed and the caught-up commits mixed the two.
+        @Test(
+            "a copy put back over pages a checkpoint had already copied from the WAL is noticed before the caught-up commits ship"
+        )
+        func overwriteOverBackfilledPagesIsNoticedAtStart() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            let app = try Connection(path: database)
+            defer { app.close() }
+            _ = try app.scalarText("PRAGMA journal_mode=WAL")
+            try app.execute("PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+            for _ in 0..<50 { try app.execute("INSERT INTO t(v) VALUES (printf('%.200c', 'x'))") }
+            #expect(try app.checkpoint(.truncate).walFrames == 0)
+            try FileManager.default.copyItem(atPath: database, toPath: directory.file("old.db"))
+            try app.execute("UPDATE t SET v = v || 'u'")
+            let once = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+            #expect(try WalshipBinary.run(once).status == 0)
+            try app.execute("INSERT INTO t(v) VALUES ('w2')")
+            // A reader keeps the WAL from restarting; a PASSIVE checkpoint copies every frame.
+            let reader = try Connection(path: database)
+            defer { reader.close() }
+            try reader.execute("BEGIN")
+            _ = try reader.scalarInt("SELECT count(*) FROM t")
+            let passive = try app.checkpoint(.passive)
+            #expect(passive.checkpointedFrames == passive.walFrames)
+            try Self.putBack(directory.file("old.db"), over: database)
+            try app.execute("INSERT INTO t(v) VALUES ('w3')")
+            let run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("the database file changed behind SQLite"), "\(run.stderr)")
+            // No restore point holds all the updated rows together with a commit made after the
+            // copy. (The application's own state now mixes a few: its connection's page cache
+            // still held a page of the updated rows when it inserted 'w3'; the new generation's
+            // snapshot holds that, as the application does.)
+            for txid in 0...6 {
+                let name = "txid-\(txid).db"
+                guard try ReplicateCommandTests.restore(directory, ["--txid", "\(txid)"], to: name).status == 0 else {
+                    continue
+                }
+                let restored = try Connection(path: directory.file(name), mode: [.readOnly])
+                defer { restored.close() }
+                let updated = try restored.scalarInt("SELECT count(*) FROM t WHERE v LIKE '%u'") ?? 0
+                let after = try restored.scalarInt("SELECT count(*) FROM t WHERE v = 'w3'") ?? 0
+                #expect(updated < 50 || after == 0, "txid \(txid) mixes the two databases")
+            }
+        }
+
         @Test(
             "under commits as fast as the application makes them, a copy put back in place far into the file is noticed within seconds"
         )

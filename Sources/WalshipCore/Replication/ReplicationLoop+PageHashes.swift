@@ -91,6 +91,7 @@ extension ReplicationLoop {
         if scan.differingPages == 0 && scan.pages == table.pageCount {
             try fileBuilder.discardPending()
             builder = fileBuilder
+            sealedFrame = cursor.frame
             logger.info(
                 "continuing generation: the database file is exactly the last shipped state (checked by content)",
                 metadata: metadata)
@@ -182,7 +183,8 @@ extension ReplicationLoop {
         var scanFrom = whole ? 2 : driftScanFrom
         let budget = whole ? Int.max : Self.driftScanBytes * Int(min(256, max(1, intervals)))
         let result = try follower.checkDrift(
-            table: table, scanFrom: &scanFrom, budgetBytes: budget, unsealed: unsealed)
+            table: table, scanFrom: &scanFrom, budgetBytes: budget, unsealed: unsealed,
+            shippedFrame: unsealed ? sealedFrame : follower.cursor.frame)
         if !whole && result != .inconclusive { driftScanFrom = scanFrom }
         if result == .inconclusive { return nil }
         guard case .drift(let why) = result else { return false }

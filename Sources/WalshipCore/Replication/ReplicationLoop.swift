@@ -45,6 +45,10 @@ final class ReplicationLoop {
     /// The start compared the whole file with the page hashes (`checkDriftAtStart`): a `--once`
     /// run need not do it again before it exits.
     var checkedWholeFileAtStart = false
+    /// The frame of the current WAL up to which the page-hash table holds the shipped state (the
+    /// last seal, the resume position, a new generation's start); nil when not known (then the
+    /// drift checks skip every page the WAL holds while transactions are unsealed).
+    var sealedFrame: UInt32?
     var lastDriftCheck: ContinuousClock.Instant?
     var builderIsEmpty: Bool { builder?.isEmpty ?? true }
     private(set) var state: ReplicaState?
@@ -188,6 +192,7 @@ final class ReplicationLoop {
         state = saved
         progress.generation = saved.generation
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
+        sealedFrame = cursor.frame
         return (follower, cursor)
     }
 
@@ -318,6 +323,8 @@ final class ReplicationLoop {
         builder = try SegmentBuilder(directory: spool.directory, pageSize: cursor.pageSize)
         previousSegment = (lastTxid, [])
         progress.sealedThrough = lastTxid
+        // Known again at the first seal, once the snapshot has completed the page hashes.
+        sealedFrame = nil
         generationsStarted += 1
         metrics.record { values in
             values.generation = generation
@@ -426,6 +433,7 @@ final class ReplicationLoop {
         try spool.add(path)
         try table?.commitChanges()
         previousSegment = (header.lastTxid, header.payloadSHA256)
+        sealedFrame = header.walFrame
         progress.sealedThrough = header.lastTxid
         segmentStarted = nil
         restartsAtSeal = follower.map { (ObjectIdentifier($0), $0.restarts) }

@@ -109,8 +109,14 @@ extension WALFollower {
     /// WAL for them. The check is sound under concurrent checkpoints: a checkpoint writes only
     /// pages with frames after `nBackfill`, and the result counts only when the wal-index shows
     /// the same WAL end before and after (nothing new that a checkpoint could copy meanwhile).
+    ///
+    /// `shippedFrame` is the frame of the current WAL up to which `table` holds the state (nil when
+    /// unknown): with frames unread or unsealed, a page whose newest frame is at or below both it
+    /// and `nBackfill` is still compared, because SQLite reads such frames from the file (a copy
+    /// put back over pages a checkpoint had already copied is found there).
     func checkDrift(
-        table: PageHashTable, scanFrom: inout UInt32, budgetBytes: Int, unsealed: Bool = false
+        table: PageHashTable, scanFrom: inout UInt32, budgetBytes: Int, unsealed: Bool = false,
+        shippedFrame: UInt32? = nil
     ) throws
         -> DriftCheck
     {
@@ -133,13 +139,16 @@ extension WALFollower {
         guard fullyBackfilled || completePageFrames() else { return .inconclusive }
         guard let unread = ahead ? unreadPages(through: before) : [] else { return .inconclusive }
         // A page the WAL holds may be newer in the file than in the shipped state (a checkpoint
-        // copied it): when frames are unread or unsealed, any frame skips it; else only frames
-        // not yet backfilled (the file then holds the newest of the others, which was shipped).
+        // copied a frame the shipped state does not hold yet): skipped when its newest frame is
+        // unread, unsealed (after `shippedFrame`; any frame when that is unknown), or not yet
+        // backfilled (the file lags). The others are in the file as shipped.
         let strict = !ahead && !unsealed
         func superseded(_ page: UInt32) -> Bool {
             if unread.contains(page) { return true }
             guard !fullyBackfilled, let frame = walPageFrames[page] else { return false }
-            return strict ? frame > backfill : true
+            if strict { return frame > backfill }
+            guard let shippedFrame else { return true }
+            return frame > min(shippedFrame, backfill)
         }
         let connection = connections[current]
         let pageSize = databasePageSize
