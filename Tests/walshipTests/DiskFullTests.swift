@@ -84,6 +84,51 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 33)
         }
 
+        /// Found by review: a cron run waited for space forever (holding the database's lock, so
+        /// every later run exited 3), both when the first snapshot did not fit and when the disk
+        /// filled after one.
+        @Test(
+            "replicate --once on a full state disk exits 13 at once, and the next run after space returns ships everything"
+        )
+        func onceOnFullDiskExits() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let disk = try SmallFileSystem(path: directory.file("state"), size: "4m")
+            defer { disk.unmount() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            for _ in 0..<30 { try LedgerDatabase.commitNext(on: app, payloadBytes: 200_000) }  // About 6 MB.
+            let once = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+            // The first snapshot does not fit.
+            let clock = ContinuousClock()
+            var started = clock.now
+            var run = try WalshipBinary.run(once)
+            #expect(run.status == 13, "\(run.stderr.suffix(2000))")
+            #expect(clock.now - started < .seconds(60), "took \(clock.now - started)")
+            try disk.resize("64m")
+            run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+            // Full after a snapshot exists.
+            let filler = directory.file("state/filler")
+            _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "status=none"])
+            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app, payloadBytes: 60_000) }
+            started = clock.now
+            run = try WalshipBinary.run(once)
+            #expect(run.status == 13, "\(run.stderr.suffix(2000))")
+            #expect(clock.now - started < .seconds(60), "took \(clock.now - started)")
+            try FileManager.default.removeItem(atPath: filler)
+            run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 45)
+        }
+
         @Test("walship backup onto a full disk says the disk is full and names the path (exit 13), and leaves nothing")
         func backupDiskFull() throws {
             let directory = try TemporaryDirectory()

@@ -181,7 +181,10 @@ enum ContinuityDecision: Equatable {
         case .continued: return .continueGeneration
         case .changed(let why): return .newGeneration(.databaseChanged, why)
         case .unproven:
-            return .newGeneration(.continuityLost, "the WAL no longer holds the position this agent shipped last")
+            return .newGeneration(
+                .continuityLost,
+                "the WAL no longer holds the position this agent shipped last, and the database file cannot stand in for it (the WAL holds frames the file lacks, or there are no page hashes to compare with)"
+            )
         }
     }
 }

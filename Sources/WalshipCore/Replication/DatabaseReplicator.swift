@@ -166,6 +166,7 @@ public final class DatabaseReplicator: Sendable {
         let loopDone = StopSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
+                var failedSnapshots = 0
                 for await request in requests {
                     do {
                         let header = try await Blocking.run {
@@ -180,6 +181,13 @@ public final class DatabaseReplicator: Sendable {
                             "snapshot failed", metadata: ["db.path": "\(self.databasePath)", "error": "\(error)"])
                         box.loop.snapshotFinished(generation: request.generation, header: nil)
                         self.metrics.record { $0.snapshotFailures += 1 }
+                        failedSnapshots += 1
+                        // A cron run gives up on a full disk, or after three failures, instead of
+                        // retrying until someone kills it: the next run tries again.
+                        if once && ((error as? WalshipError)?.isDiskFull == true || failedSnapshots >= 3) {
+                            stop.stop()
+                            throw error
+                        }
                         await stop.sleep(for: .seconds(5))
                     }
                 }
@@ -281,6 +289,9 @@ public final class DatabaseReplicator: Sendable {
                 try await Blocking.run { try box.loop.start(start) }
                 return
             } catch let error as WalshipError where error.isDiskFull && !stop.isStopped {
+                // A cron run does not wait: it would hold the database's lock, and every later
+                // run would exit 3 until space returned. The next run tries again.
+                if once { throw error }
                 waitingOn = error
                 box.loop.endReadChain(discardingOpenSegment: true)
                 metrics.record { $0.spoolFullEvents += 1 }
@@ -298,7 +309,14 @@ public final class DatabaseReplicator: Sendable {
                 }
             }
             await stop.sleep(for: .seconds(5))
-            if stop.isStopped { throw waitingOn }
+            if stop.isStopped {
+                guard waitingOn.isDiskFull else { throw waitingOn }
+                // Like a stop while replication is paused: nothing is lost, but commits wait.
+                throw WalshipError(
+                    .storeUnavailable,
+                    "stopped while waiting for space on the state directory's file system: commits made since then are not shipped until the next start",
+                    cause: waitingOn)
+            }
         }
     }
 

@@ -63,7 +63,7 @@ public struct ObjectHeader: Sendable, Equatable {
             case .firstStart: "first start"
             case .continuityLost: "WAL continuity could not be proven"
             case .databaseReplaced: "database file replaced"
-            case .spoolFull: "spool full during a store outage"
+            case .spoolFull: "spool full (a store outage) or no space for it"
             case .pageSizeChanged: "page size changed"
             case .walInconsistent: "WAL changed unexpectedly"
             case .objectConflict: "an object's key held a different object in the store"
