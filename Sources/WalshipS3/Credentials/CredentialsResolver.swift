@@ -80,14 +80,57 @@ public enum CredentialsResolver {
                     authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport)
             )
         }
+        // Every source before the instance metadata was not configured: say so for each, so that
+        // a user with no credentials anywhere learns where walship looked.
+        let skipped = [
+            "configuration file: no credentials given",
+            "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set",
+            "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set",
+            credentialsFile.map { file in
+                FileSystem.exists(file)
+                    ? "shared credentials file '\(file)': no profile 'default'"
+                    : "shared credentials file '\(file)': not found"
+            } ?? "shared credentials file: no home directory",
+            "container credentials: AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_CREDENTIALS_RELATIVE_URI are not set",
+        ]
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" {
             throw WalshipError(
                 .usage,
-                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in ~/.aws/credentials, or credentials in the configuration file"
+                "no AWS credentials found; tried: \((skipped + ["EC2 instance metadata: disabled (AWS_EC2_METADATA_DISABLED=true)"]).joined(separator: "; "))"
             )
         }
         let endpoint = environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? "http://169.254.169.254"
         return RefreshingCredentialsProvider(
-            InstanceMetadataCredentialsProvider(endpoint: endpoint, transport: transport))
+            LastResortCredentialsProvider(
+                InstanceMetadataCredentialsProvider(endpoint: endpoint, transport: transport), skipped: skipped))
+    }
+}
+
+/// The instance metadata as the last source tried: when it fails too (the usual case off EC2),
+/// its error names every source walship looked at and why each gave nothing, keeping the
+/// underlying failure's class and whether it is worth retrying.
+struct LastResortCredentialsProvider: CredentialsProvider {
+    let base: any CredentialsProvider
+    let skipped: [String]
+
+    init(_ base: any CredentialsProvider, skipped: [String]) {
+        self.base = base
+        self.skipped = skipped
+    }
+
+    var sourceName: String { base.sourceName }
+
+    func credentials() async throws -> AWSCredentials {
+        do {
+            return try await base.credentials()
+        } catch {
+            let failure = error as? WalshipError
+            var result = WalshipError(
+                failure?.code ?? .accessDenied,
+                "no AWS credentials found; tried: \(skipped.joined(separator: "; ")); \(sourceName): \(failure?.message ?? "\(error)") (off EC2, set AWS_EC2_METADATA_DISABLED=true to skip it)",
+                cause: error)
+            result.isTransient = failure?.isTransient ?? false
+            throw result
+        }
     }
 }

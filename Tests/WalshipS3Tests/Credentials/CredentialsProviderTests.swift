@@ -129,6 +129,34 @@ struct CredentialsProviderTests {
         #expect(credentials.sessionToken == "standin-token-1")
     }
 
+    /// Issue 19 (item 6): with no credentials anywhere, the error said only "instance metadata
+    /// token request ... failed with HTTP 403".
+    @Test("with no credentials anywhere, the error names every source tried and why each gave nothing")
+    func noCredentialsNamesEverySource() async throws {
+        let standIn = try CredentialsStandIn(environment: ["IMDS_FORBIDDEN": "1"])
+        defer { standIn.stop() }
+        let provider = try CredentialsResolver.provider(
+            explicit: nil, profile: nil, region: "us-east-1",
+            environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": standIn.endpoint], homeDirectory: "/nonexistent",
+            transport: CurlTransport())
+        let error = await #expect(throws: WalshipError.self) { try await provider.credentials() }
+        let message = error?.message ?? ""
+        for source in [
+            "no AWS credentials found", "configuration file", "AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "shared credentials file '/nonexistent/.aws/credentials': not found", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "instance metadata", "HTTP 403", "AWS_EC2_METADATA_DISABLED=true",
+        ] {
+            #expect(message.contains(source), "\(source) is not in: \(message)")
+        }
+        let disabled = #expect(throws: WalshipError.self) {
+            try CredentialsResolver.provider(
+                explicit: nil, profile: nil, region: "us-east-1", environment: ["AWS_EC2_METADATA_DISABLED": "true"],
+                homeDirectory: "/nonexistent", transport: CurlTransport())
+        }
+        #expect(disabled?.message.contains("EC2 instance metadata: disabled") == true, "\(disabled?.message ?? "")")
+        #expect(disabled?.code == .usage)
+    }
+
     @Test("precedence: configuration, then environment, then the shared file; named but unusable sources are errors")
     func precedence() throws {
         let directory = try TemporaryDirectory()

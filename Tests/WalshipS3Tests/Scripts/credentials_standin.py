@@ -52,7 +52,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_PUT(self):
-        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+        if os.environ.get("IMDS_FORBIDDEN"):
+            self.reply(403, "forbidden", "text/plain")
+        elif self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
             self.reply(200, IMDS_TOKEN, "text/plain")
         else:
             self.reply(400, "bad token request", "text/plain")
