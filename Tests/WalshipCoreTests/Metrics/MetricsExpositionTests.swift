@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import Testing
@@ -44,6 +45,34 @@ struct MetricsExpositionTests {
         for line in lines {
             if line.hasPrefix("# TYPE ") { family = String(line.split(separator: " ")[2]) }
             if !line.hasPrefix("#") { #expect(line.hasPrefix(family + "{"), "\(line) after \(family)") }
+        }
+    }
+
+    /// docs/operations.md's metric table names every family `/metrics` serves (and no other),
+    /// and every generation reason label.
+    @Test("the metrics table in docs/operations.md matches what /metrics serves")
+    func docsListEveryFamily() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/operations.md").path
+        let docs = try String(contentsOfFile: path, encoding: .utf8)
+        let table = docs.components(separatedBy: "\n").filter { $0.hasPrefix("| `walship_") }
+        var documented: Set<String> = []
+        for row in table {
+            let cell = row.split(separator: "|")[0]
+            for name in cell.split(separator: "`").filter({ $0.hasPrefix("walship_") }) {
+                documented.insert(String(name.split(separator: "{")[0]))
+            }
+        }
+        let text = MetricsExposition.render(
+            [.init(database: "/d.db", replica: "file:///r", spoolMaxBytes: 1, metrics: ReplicationMetrics())],
+            version: "1.0", sqliteVersion: "3.40.1", nowMs: 0)
+        let served = Set(
+            text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
+        #expect(served.subtracting(documented).isEmpty, "not in docs: \(served.subtracting(documented).sorted())")
+        #expect(documented.subtracting(served).isEmpty, "not served: \(documented.subtracting(served).sorted())")
+        let reasons = table.first { $0.contains("walship_generations_started_total") } ?? ""
+        for reason in ObjectHeader.GenerationReason.allCases where reason != .none {
+            #expect(reasons.contains("`\(reason.label)`"), "reason \(reason.label) is not in the docs' table")
         }
     }
 
