@@ -52,6 +52,21 @@ public final class FaultProxy: @unchecked Sendable {  // Immutable after init; `
 
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
+    /// How the proxy answers DeleteObjects: forwarded, reported deleted while nothing is deleted
+    /// (as R2 has been seen to do), or refused per key with AccessDenied.
+    public enum DeleteBehaviour { case forward, keep, deny }
+
+    public func setDeletes(_ behaviour: DeleteBehaviour) {
+        for name in ["delete-keep", "delete-deny"] {
+            try? FileManager.default.removeItem(atPath: "\(controlDirectory)/\(name)")
+        }
+        switch behaviour {
+        case .forward: break
+        case .keep: _ = FileManager.default.createFile(atPath: "\(controlDirectory)/delete-keep", contents: Data())
+        case .deny: _ = FileManager.default.createFile(atPath: "\(controlDirectory)/delete-deny", contents: Data())
+        }
+    }
+
     public func setFaults(_ on: Bool) {
         if on {
             try? FileManager.default.removeItem(atPath: offPath)

@@ -118,5 +118,64 @@ extension CLIIntegration {
                 #expect(segment.lastTxid > kept, "\(segment.key) is needed by no kept snapshot")
             }
         }
+
+        /// Issue 18: deletes that fail on a real S3 server (rclone behind the fault proxy): a
+        /// DeleteObjects answered 200 with nothing deleted (as R2 has been seen to do) and one
+        /// refused per key are named and exit 4; nothing is lost, and a prune that works then
+        /// deletes the same keys.
+        @Test(
+            "on S3, prune names objects a DeleteObjects left in place or refused (exit 4), then deletes them once deletes work"
+        )
+        func pruneOnS3ReportsFailedDeletes() async throws {
+            let server = try await S3TestServer.start(buckets: ["walship"], kind: .rclone)
+            defer { server.stop() }
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
+            defer { proxy.stop() }
+            let environment = [
+                "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
+            ]
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            let agent = try AgentProcess(
+                [
+                    "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"),
+                    "--sync-interval", "100ms", "--snapshot-interval", "1s", "--retention", "none",
+                ], logPath: directory.file("agent.log"), environment: environment)
+            for _ in 0..<30 {
+                try LedgerDatabase.commitNext(on: app)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            let prune = ["prune", "s3://walship/db", "--retention", "1s", "--retention-grace", "0s", "--json"]
+            let planned = try Self.json(try WalshipBinary.run(prune + ["--dry-run"], environment: environment))
+            let keys = try #require(planned["keys"] as? [String])
+            #expect(!keys.isEmpty, "\(planned)")
+            for behaviour in [FaultProxy.DeleteBehaviour.keep, .deny] {
+                proxy.setDeletes(behaviour)
+                let run = try WalshipBinary.run(prune, environment: environment)
+                #expect(run.status == 4, "\(behaviour): \(run.stdout)\(run.stderr)")
+                #expect(
+                    run.stderr.contains(keys[0]) || run.stdout.contains(keys[0]),
+                    "\(behaviour): \(run.stdout)\(run.stderr)")
+                if behaviour == .deny {
+                    #expect(
+                        run.stdout.contains("AccessDenied") || run.stderr.contains("AccessDenied"),
+                        "\(run.stdout)\(run.stderr)")
+                }
+            }
+            proxy.setDeletes(.forward)
+            let run = try WalshipBinary.run(prune, environment: environment)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            #expect(try Self.json(run)["keys"] as? [String] == keys)
+            let latest = try WalshipBinary.run(
+                ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"], environment: environment)
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 40)
+        }
     }
 }

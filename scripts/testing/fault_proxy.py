@@ -15,13 +15,15 @@ with (seed, n), so a seed replays the same fault schedule by request count:
 Faults stop while the file named by --off exists. Counts go to --stats (JSON) after every
 request. Prints the port it listens on to --port-file once it is ready.
 
-Two controls for deterministic tests:
+Controls for deterministic tests:
 
   --control DIR   while DIR/hold exists, the first PUT whose path contains its text is read in
                   full and held: the proxy writes the path to DIR/held and waits until DIR/release
                   exists (then forwards it and writes the upstream status to DIR/landed) or
                   DIR/discard exists (then drops it). So a request can land after the client that
-                  sent it was killed and restarted.
+                  sent it was killed and restarted. While DIR/delete-keep exists, DeleteObjects
+                  is answered 200 with every key reported deleted and nothing deleted (as R2 has
+                  been seen to do); while DIR/delete-deny exists, with AccessDenied per key.
   --head-length-zero
                   answer HEAD with "Content-Length: 0", the length of its (empty) body, as a
                   proxy that recomputes the length of what it forwards does; clients must not
@@ -35,6 +37,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import random
 import socket
 import struct
@@ -100,6 +103,24 @@ def hold_if_asked(method, path):
         time.sleep(0.01)
 
 
+def delete_answer(method, path, body):
+    """While DIR/delete-keep exists, a DeleteObjects request is answered 200 with every key
+    reported deleted and nothing forwarded (as R2 has been seen to do); while DIR/delete-deny
+    exists, with an AccessDenied error per key. Otherwise None (forwarded as usual)."""
+    if not args.control or method != "POST" or "delete" not in path.split("?", 1)[-1]:
+        return None
+    keep = os.path.exists(os.path.join(args.control, "delete-keep"))
+    deny = os.path.exists(os.path.join(args.control, "delete-deny"))
+    if not keep and not deny:
+        return None
+    keys = re.findall(rb"<Key>(.*?)</Key>", body)
+    if keep:
+        items = b"".join(b"<Deleted><Key>" + key + b"</Key></Deleted>" for key in keys)
+    else:
+        items = b"".join(b"<Error><Key>" + key + b"</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>" for key in keys)
+    return b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' + items + b"</DeleteResult>"
+
+
 def error_body(code, message):
     return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error>").encode()
@@ -148,6 +169,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reset()
         if fate == "delay":
             time.sleep(random.Random(number).uniform(0.2, 1.5))
+        deletes = delete_answer(self.command, self.path, body)
+        if deletes is not None:
+            return self.answer(200, [("Content-Type", "application/xml")], deletes)
         held = hold_if_asked(self.command, self.path)
         if held == "discard":
             return self.reset()
