@@ -56,10 +56,18 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--shutdown-timeout").flagHelp))
     var shutdownTimeout: String?
 
-    @Option(name: .long, help: .hidden)
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run this command (with /bin/sh) as the application: signals are passed on to it, and when it exits walship ships what is committed and exits with its status."
+        ))
     var exec: String?
 
-    @Flag(name: .long, help: .hidden)
+    @Flag(
+        name: .long,
+        help:
+            "Restore a database that does not exist from its replica's latest point first (an empty replica: start without)."
+    )
     var restoreIfMissing = false
 
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--retention").flagHelp))
@@ -84,12 +92,15 @@ struct ReplicateCommand: AsyncParsableCommand {
         } else if database == nil || replicaURL == nil {
             throw ValidationError("give DB and REPLICA_URL, or --config walship.yml")
         }
+        if once && exec != nil {
+            throw ValidationError("--exec runs an application alongside replication; not with --once")
+        }
+        if let exec, exec.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--exec needs a command")
+        }
         // Flags of features that are not built yet are refused, never silently ignored.
-        for (flag, given) in [
-            ("--exec", exec != nil), ("--restore-if-missing", restoreIfMissing),
-            ("--encryption-key-file", encryptionKeyFile != nil),
-        ] where given {
-            throw ValidationError("\(flag) is not supported yet by this walship version")
+        if encryptionKeyFile != nil {
+            throw ValidationError("--encryption-key-file is not supported yet by this walship version")
         }
     }
 
@@ -114,11 +125,23 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         let logger = try logging.bootstrapLogging()
         if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
-        let jobs = try self.jobs(configuration: configuration, logger: logger)
+        var jobs = try self.jobs(configuration: configuration, logger: logger)
+        if restoreIfMissing { try await SidecarStart.restoreMissing(jobs, logger: logger) }
         if setWal {
-            for job in jobs { try WALMode.enable(databaseAt: job.path, logger: logger) }
+            for job in jobs where exec == nil || FileSystem.exists(job.path) {
+                try WALMode.enable(databaseAt: job.path, logger: logger)
+            }
         }
-        let stop = SignalStop.install()
+        let stop: StopSignal
+        var application: Application?
+        if let exec {
+            // The application creates its database if it must; the agent waits for it.
+            for index in jobs.indices { jobs[index].settings.waitForDatabase = true }
+            stop = StopSignal()
+            application = try Application.start(exec, logger: logger, stop: stop)
+        } else {
+            stop = SignalStop.install()
+        }
         let replicators = jobs.map { job in
             DatabaseReplicator(
                 databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
@@ -140,7 +163,19 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         defer { server?.close() }
         let results = await Self.runAll(replicators, once: once, stop: stop, logger: logger)
-        try Self.finish(results, logger: logger)
+        guard let application else { return try Self.finish(results, logger: logger) }
+        // With --exec, the application's status is walship's, unless it exited 0 and what it
+        // committed could not all be shipped. Replication that ended on its own (an error) asks
+        // the application to stop first: walship is its parent.
+        application.terminate()
+        let status = await application.status()
+        do {
+            try Self.finish(results, logger: logger)
+        } catch {
+            if status == 0 { throw error }
+            logger.error("\(error)")
+        }
+        if status != 0 { throw ExitCode(status) }
     }
 
     /// One job per database and bucket (a database with several buckets has a position,

@@ -19,6 +19,9 @@ public struct ReplicationSettings: Sendable, Equatable {
     /// database to the same replica). Only tests turn it off, to stand for two machines that
     /// share a replica (`WALSHIP_TEST_WITHOUT_REPLICA_LOCK=1`, docs/testing.md).
     public var replicaLock = true
+    /// Wait for the database to exist and be in WAL mode instead of exiting 3 (`--exec`: the
+    /// application creates it).
+    public var waitForDatabase = false
 
     public init() {}
 }
