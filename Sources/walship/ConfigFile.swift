@@ -53,6 +53,8 @@ struct ConfigFile {
                 problems.append("http-addr: \(error.message)")
             }
         }
+        configuration.exec = string(top["exec"], "exec")
+        configuration.restoreIfMissing = bool(top["restore-if-missing"], "restore-if-missing")
         spoolMaxBytes = size(top["spool-max-bytes"], "spool-max-bytes")
         shutdownTimeout = duration(top["shutdown-timeout"], "shutdown-timeout")
 

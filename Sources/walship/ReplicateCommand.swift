@@ -56,18 +56,10 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--shutdown-timeout").flagHelp))
     var shutdownTimeout: String?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Run this command (with /bin/sh) as the application: signals are passed on to it, and when it exits walship ships what is committed and exits with its status."
-        ))
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--exec").flagHelp))
     var exec: String?
 
-    @Flag(
-        name: .long,
-        help:
-            "Restore a database that does not exist from its replica's latest point first (an empty replica: start without)."
-    )
+    @Flag(name: .long, help: ArgumentHelp(Setting.flag("--restore-if-missing").flagHelp))
     var restoreIfMissing = false
 
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--retention").flagHelp))
@@ -126,7 +118,13 @@ struct ReplicateCommand: AsyncParsableCommand {
         let logger = try logging.bootstrapLogging()
         if let warning = SQLiteLibrary.walResetBugWarning { logger.warning("\(warning)") }
         var jobs = try self.jobs(configuration: configuration, logger: logger)
-        if restoreIfMissing { try await SidecarStart.restoreMissing(jobs, logger: logger) }
+        let exec = self.exec ?? configuration?.exec
+        if once && exec != nil {
+            throw WalshipError(.usage, "exec runs an application alongside replication; not with --once")
+        }
+        if restoreIfMissing || configuration?.restoreIfMissing == true {
+            try await SidecarStart.restoreMissing(jobs, logger: logger)
+        }
         if setWal {
             for job in jobs where exec == nil || FileSystem.exists(job.path) {
                 try WALMode.enable(databaseAt: job.path, logger: logger)

@@ -34,6 +34,14 @@ struct Setting: Sendable {
         Setting(
             key: "http-addr", levels: [.global], defaultValue: "off", flag: "--http-addr",
             meaning: "Serve Prometheus metrics at http://HOST:PORT/metrics"),
+        Setting(
+            key: "exec", levels: [.global], defaultValue: "off", flag: "--exec",
+            meaning:
+                "Run this command as the application: signals are passed on to it; when it exits, walship ships what is committed and exits with its status"
+        ),
+        Setting(
+            key: "restore-if-missing", levels: [.global], defaultValue: "false", flag: "--restore-if-missing",
+            meaning: "Restore a database that does not exist from its replica first (an empty replica: start without)"),
         Setting(key: "buckets", levels: [.global], defaultValue: "required", meaning: "The buckets, by name"),
         Setting(key: "databases", levels: [.global], defaultValue: "required", meaning: "The databases"),
         Setting(key: "url", levels: [.bucket], defaultValue: "required", meaning: "s3://bucket/base or file:///dir"),

@@ -59,6 +59,10 @@ public struct WalshipConfiguration: Sendable {
     public var logFormat: String?
     /// `http-addr`: where to serve `/metrics` (off when nil).
     public var httpAddress: String?
+    /// `exec`: the application to run as a child (see `replicate --exec`).
+    public var exec: String?
+    /// `restore-if-missing`: restore a missing database from its replica before starting.
+    public var restoreIfMissing: Bool?
     public var buckets: [String: Bucket] = [:]
     public var databases: [Database] = []
 
