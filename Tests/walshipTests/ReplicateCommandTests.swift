@@ -309,6 +309,18 @@ extension CLIIntegration {
             let observed = samples["walship_observed_commit_timestamp_seconds{\(labels)}"] ?? 0
             #expect(abs(observed - Date().timeIntervalSince1970) < 60)
             #expect(samples.keys.contains { $0.hasPrefix("walship_build_info{version=") })
+            // Prometheus' own parser reads every family (prometheus_client, installed by scripts/setup).
+            let body = try LoopbackHTTP.request(port: port, path: "/metrics").body
+            try body.write(toFile: directory.file("metrics.txt"), atomically: true, encoding: .utf8)
+            let parsed = try CommandRunner.run(
+                CommandRunner.which("python3") ?? "/usr/bin/python3",
+                [
+                    "-c",
+                    "import sys; from prometheus_client.parser import text_string_to_metric_families as f; print(len([m for m in f(open(sys.argv[1]).read())]))",
+                    directory.file("metrics.txt"),
+                ])
+            #expect(parsed.status == 0, "\(parsed.stderr)")
+            #expect((Int(parsed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 20, "\(parsed.stdout)")
             #expect(try LoopbackHTTP.request(port: port, path: "/healthz").body == "ok\n")
             #expect(try LoopbackHTTP.request(port: port, path: "/").status == 404)
             #expect(try LoopbackHTTP.request("POST", port: port, path: "/metrics").status == 405)
