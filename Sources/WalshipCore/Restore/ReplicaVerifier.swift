@@ -189,28 +189,28 @@ public struct ReplicaVerifier: Sendable {
     }
 
     /// Each segment that follows another (its first txid right after the other's last) must
-    /// name it: its last txid and its payload SHA-256.
+    /// name it: its last txid and its payload SHA-256. In a generation two agents continued, two
+    /// segments can end at one txid: naming either of them is a link (the fork is reported apart).
     static func chainFindings(inventory: ReplicaInventory, headers: [String: ObjectHeader]) -> [Finding] {
         var findings: [Finding] = []
         for generation in inventory.generations {
-            var previous: (entry: ReplicaLayout.SegmentEntry, header: ObjectHeader)?
-            for entry in inventory.segments(of: generation) {
-                guard let header = headers[entry.key] else {
-                    previous = nil
-                    continue
+            let segments = inventory.segments(of: generation).compactMap { entry in
+                headers[entry.key].map { (entry: entry, header: $0) }
+            }
+            let endingAt = Dictionary(grouping: segments, by: \.entry.lastTxid)
+            for (entry, header) in segments {
+                guard entry.firstTxid > 0, let before = endingAt[entry.firstTxid - 1] else { continue }
+                let linked = before.contains {
+                    header.predecessorTxid == $0.header.lastTxid && header.predecessorSHA256 == $0.header.payloadSHA256
                 }
-                if let previous, entry.firstTxid == previous.entry.lastTxid + 1,
-                    header.predecessorTxid != previous.header.lastTxid
-                        || header.predecessorSHA256 != previous.header.payloadSHA256
-                {
+                if !linked {
                     findings.append(
                         Finding(
                             kind: .chain, key: entry.key,
                             message:
-                                "segment '\(entry.key)' does not name the segment before it ('\(previous.entry.key)'): one of them was replaced or written by another agent"
+                                "segment '\(entry.key)' does not name the segment before it ('\(before[0].entry.key)'): one of them was replaced or written by another agent"
                         ))
                 }
-                previous = (entry, header)
             }
         }
         return findings
