@@ -129,6 +129,36 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 45)
         }
 
+        /// Found by review: the page hashes could not be rewritten on the full disk, which read as
+        /// "no page hashes" and started a new generation (a full snapshot at the next run).
+        @Test("a full state disk at the start of a run keeps the generation: exit 13, then the next run continues it")
+        func fullDiskAtStartKeepsTheGeneration() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let disk = try SmallFileSystem(path: directory.file("state"), size: "2m")
+            defer { disk.unmount() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let once = [
+                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+            #expect(try WalshipBinary.run(once).status == 0)
+            let app = try Connection(path: database)
+            for _ in 0..<50 { try LedgerDatabase.commitNext(on: app) }
+            app.close()  // The last connection: the WAL goes into the file and is removed.
+            let filler = directory.file("state/filler")
+            _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=4k", "status=none"])
+            var run = try WalshipBinary.run(once)
+            #expect(run.status == 13, "\(run.stderr.suffix(2000))")
+            #expect(!run.stderr.contains("new generation"), "\(run.stderr.suffix(2000))")
+            try FileManager.default.removeItem(atPath: filler)
+            run = try WalshipBinary.run(once)
+            #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+            #expect(run.stderr.contains("continuing generation"), "\(run.stderr.suffix(2000))")
+            #expect(!run.stderr.contains("new generation"), "\(run.stderr.suffix(2000))")
+        }
+
         @Test("walship backup onto a full disk says the disk is full and names the path (exit 13), and leaves nothing")
         func backupDiskFull() throws {
             let directory = try TemporaryDirectory()

@@ -112,5 +112,78 @@ extension CLIIntegration {
             let result = try Self.verify(directory)
             #expect(result.status == 8, "\(result.stdout)\(result.stderr)")
         }
+
+        /// Two generations, each a snapshot and three segments (the second started by a run
+        /// without the first one's state). Returns the replica's files per generation, oldest first.
+        static func twoGenerations(_ directory: TemporaryDirectory) throws -> [[String]] {
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 20)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            try LedgerDatabase.commitNext(on: app)
+            for state in ["state", "state-2"] {
+                let once = [
+                    "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file(state), "--once",
+                ]
+                #expect(try WalshipBinary.run(once).status == 0)
+                for _ in 0..<3 {
+                    for _ in 0..<2 { try LedgerDatabase.commitNext(on: app, payloadBytes: 2000) }
+                    #expect(try WalshipBinary.run(once).status == 0)
+                }
+            }
+            let files = try FileManager.default.subpathsOfDirectory(atPath: directory.file("replica")).sorted()
+                .filter { $0.hasSuffix(".snapshot") || $0.hasSuffix(".segment") }
+            let generations = Set(files.map { $0.split(separator: "/")[1] }).sorted()
+            #expect(generations.count == 2, "\(files)")
+            return generations.map { generation in files.filter { $0.split(separator: "/")[1] == generation } }
+        }
+
+        @Test(
+            "an empty first snapshot of an older generation is named by verify (exit 9), and does not stop restore, list or prune"
+        )
+        func corruptOlderSnapshotIsContained() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let generations = try Self.twoGenerations(directory)
+            let snapshot = try #require(generations[0].first { $0.hasSuffix(".snapshot") })
+            try Data().write(to: URL(fileURLWithPath: directory.file("replica/\(snapshot)")))
+            let verify = try Self.verify(directory, ["--json"])
+            #expect(verify.status == 9, "\(verify.stdout)\(verify.stderr)")
+            #expect(verify.stdout.contains(URL(fileURLWithPath: snapshot).lastPathComponent), "\(verify.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            #expect(list.status == 0, "\(list.stderr)")
+            let prune = try WalshipBinary.run(
+                ["prune", ReplicateCommandTests.replicaURL(directory), "--retention", "1s", "--retention-grace", "0s"])
+            #expect(prune.status == 0, "\(prune.stderr)")
+        }
+
+        @Test("the newest generation's snapshot deleted: verify names its segments as unusable (exit 9)")
+        func newestSnapshotDeleted() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let generations = try Self.twoGenerations(directory)
+            let snapshot = try #require(generations[1].first { $0.hasSuffix(".snapshot") })
+            try FileManager.default.removeItem(atPath: directory.file("replica/\(snapshot)"))
+            let verify = try Self.verify(directory)
+            #expect(verify.status == 9, "\(verify.stdout)\(verify.stderr)")
+            #expect(verify.stdout.contains("no snapshot"), "\(verify.stdout)")
+        }
+
+        @Test(
+            "the segments right after an older generation's snapshot deleted: verify names the points it cannot reach (exit 9)"
+        )
+        func holeAfterSnapshot() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let generations = try Self.twoGenerations(directory)
+            let first = try #require(generations[0].first { $0.hasSuffix(".segment") })
+            try FileManager.default.removeItem(atPath: directory.file("replica/\(first)"))
+            let verify = try Self.verify(directory)
+            #expect(verify.status == 9, "\(verify.stdout)\(verify.stderr)")
+            #expect(verify.stdout.contains("cannot be restored"), "\(verify.stdout)")
+        }
     }
 }

@@ -86,8 +86,10 @@ final class PageHashTable {
 
     /// The table of `generation` at exactly `txid`, from the files a previous run left; nil when
     /// they do not hold that state (another generation, a newer txid, a lost journal, a partial
-    /// table, an older walship's state directory).
-    static func load(directory: String, generation: GenerationID, txid: UInt64, pageSize: Int) -> PageHashTable? {
+    /// table, an older walship's state directory). A full disk is thrown, not taken for "no
+    /// table": the generation must wait for space, not end for want of its page hashes.
+    static func load(directory: String, generation: GenerationID, txid: UInt64, pageSize: Int) throws -> PageHashTable?
+    {
         guard let data = try? FileSystem.contents(of: directory + "/base"),
             let base = try? JSONDecoder().decode(Base.self, from: Data(data)),
             base.generation == generation, base.pageSize == pageSize, base.txid <= txid,
@@ -97,7 +99,13 @@ final class PageHashTable {
             return nil
         }
         // Start a clean journal at this state (records past it were never shipped).
-        guard (try? table.fold()) != nil else { return nil }
+        do {
+            try table.fold()
+        } catch let error as WalshipError where error.isDiskFull {
+            throw error
+        } catch {
+            return nil
+        }
         return table
     }
 

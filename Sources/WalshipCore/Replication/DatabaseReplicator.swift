@@ -194,6 +194,9 @@ public final class DatabaseReplicator: Sendable {
                             throw error
                         }
                         await stop.sleep(for: .seconds(5))
+                        // After a stop the wait above returns at once: the snapshot the stop
+                        // waits for is tried again once a second, not in a tight loop.
+                        if stop.isStopped { try? await Task.sleep(for: .seconds(1)) }
                     }
                 }
             }

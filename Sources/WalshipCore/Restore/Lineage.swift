@@ -85,15 +85,26 @@ public struct Lineage: Sendable {
             }
         }
         var links: [GenerationID: Link] = [:]
-        try await withThrowingTaskGroup(of: (GenerationID, Link).self) { group in
+        try await withThrowingTaskGroup(of: (GenerationID, Link)?.self) { group in
             var next = 0
             func schedule() {
                 guard next < firsts.count else { return }
                 let (generation, key) = firsts[next]
                 next += 1
                 group.addTask {
-                    let header = try ObjectHeader.decode(
-                        try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
+                    // A first snapshot that is corrupt, or gone since the LIST (a prune), leaves
+                    // its generation's link unknown: it cannot be restored from anyway (restore
+                    // and verify name that object), and it must not stop restores, lists and
+                    // prunes of every other generation.
+                    let header: ObjectHeader
+                    do {
+                        header = try ObjectHeader.decode(
+                            try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
+                    } catch let error as WalshipError
+                        where error.code == .objectCorrupt || error.code == .objectNotFound
+                    {
+                        return nil
+                    }
                     let predecessor =
                         header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration)
                     return (
@@ -102,8 +113,8 @@ public struct Lineage: Sendable {
                 }
             }
             for _ in 0..<16 { schedule() }
-            while let (generation, link) = try await group.next() {
-                links[generation] = link
+            while let result = try await group.next() {
+                if let (generation, link) = result { links[generation] = link }
                 schedule()
             }
         }

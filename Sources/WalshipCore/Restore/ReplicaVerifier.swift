@@ -216,6 +216,29 @@ public struct ReplicaVerifier: Sendable {
         return findings
     }
 
+    /// The first run of a generation's txids (from its earliest restore point to its newest
+    /// segment) that no snapshot reaches through consecutive segments, or nil. This also finds a
+    /// hole between a snapshot and the generation's first segment, which has no segment before it.
+    static func unreachable(_ generation: GenerationID, planner: RestorePlanner) -> ClosedRange<UInt64>? {
+        let reaches = planner.reaches(of: generation)
+        let segments = planner.inventory.segments(of: generation)
+        guard let newest = segments.map(\.lastTxid).max() else { return nil }
+        let starts = planner.inventory.snapshots(of: generation).map(\.usableTxid)
+        guard var txid = starts.min(), txid < newest else { return nil }
+        while txid <= newest {
+            if let covering = reaches.filter({ $0.snapshot.usableTxid <= txid && $0.lastTxid >= txid }).map(\.lastTxid)
+                .max()
+            {
+                txid = covering + 1
+                continue
+            }
+            // Uncovered from here to the next point a snapshot makes restorable.
+            let next = starts.filter { $0 > txid }.min().map { $0 - 1 } ?? newest
+            return txid...min(next, newest)
+        }
+        return nil
+    }
+
     /// Gaps in segment chains, generations two agents continued, and objects no restore can use.
     static func structureFindings(inventory: ReplicaInventory) -> [Finding] {
         let planner = RestorePlanner(inventory: inventory)
@@ -238,14 +261,24 @@ public struct ReplicaVerifier: Sendable {
                             "generation \(generation) was continued by two agents from txid \(branch): its segments overlap"
                     ))
             }
-            // The newest generation may be taking its first snapshot right now.
             let segments = inventory.segments(of: generation)
-            if inventory.snapshots(of: generation).isEmpty && !segments.isEmpty && generation != newest {
+            if inventory.snapshots(of: generation).isEmpty && !segments.isEmpty {
+                let transient =
+                    generation == newest
+                    ? " (if an agent started it just now, its first snapshot may still be on its way: verify again later)"
+                    : ""
                 findings.append(
                     Finding(
                         kind: .orphan, key: segments.first?.key,
                         message:
-                            "generation \(generation) has \(segments.count) segments and no snapshot: none of its points can be restored"
+                            "generation \(generation) has \(segments.count) segments and no snapshot: none of its points can be restored\(transient)"
+                    ))
+            } else if let unreachable = Self.unreachable(generation, planner: planner) {
+                findings.append(
+                    Finding(
+                        kind: .gap, key: nil,
+                        message:
+                            "generation \(generation): the points of txids \(unreachable.lowerBound)-\(unreachable.upperBound) cannot be restored: no snapshot reaches them through its segments (segments missing after a snapshot)"
                     ))
             }
         }

@@ -101,7 +101,7 @@ struct PageHashTableTests {
                 try table.commitChanges()
                 table.close()
                 table = try #require(
-                    PageHashTable.load(
+                    try PageHashTable.load(
                         directory: directory.file("pages"), generation: generation, txid: txid, pageSize: 512))
                 #expect(table.checksum == model.checksum)
                 #expect(table.txid == txid)
@@ -162,27 +162,27 @@ struct PageHashTableTests {
             let copy = try TemporaryDirectory()
             defer { copy.remove() }
             _ = try CommandRunner.run("/bin/cp", ["-a", pages, copy.file("pages")])
-            let loaded = PageHashTable.load(
+            let loaded = try PageHashTable.load(
                 directory: copy.file("pages"), generation: generation, txid: txid, pageSize: 512)
             #expect(loaded?.checksum == checksums[txid], "txid \(txid)")
         }
-        #expect(PageHashTable.load(directory: pages, generation: GenerationID(4), txid: 5, pageSize: 512) == nil)
-        #expect(PageHashTable.load(directory: pages, generation: generation, txid: 5, pageSize: 4096) == nil)
-        #expect(PageHashTable.load(directory: pages, generation: generation, txid: 6, pageSize: 512) == nil)
+        #expect(try PageHashTable.load(directory: pages, generation: GenerationID(4), txid: 5, pageSize: 512) == nil)
+        #expect(try PageHashTable.load(directory: pages, generation: generation, txid: 5, pageSize: 4096) == nil)
+        #expect(try PageHashTable.load(directory: pages, generation: generation, txid: 6, pageSize: 512) == nil)
         // A record cut short by a crash ends the replay there.
         let journal = try LocalFile(path: pages + "/journal", flags: O_RDWR)
         try journal.truncate(to: try journal.size() - 3)
         try journal.close()
-        #expect(PageHashTable.load(directory: pages, generation: generation, txid: 5, pageSize: 512) == nil)
+        #expect(try PageHashTable.load(directory: pages, generation: generation, txid: 5, pageSize: 512) == nil)
         #expect(
-            PageHashTable.load(directory: pages, generation: generation, txid: 4, pageSize: 512)?.checksum
+            try PageHashTable.load(directory: pages, generation: generation, txid: 4, pageSize: 512)?.checksum
                 == checksums[4])
         // A partial table proves nothing.
         let partial = try PageHashTable.startPartial(
             directory: directory.file("partial"), generation: generation, txid: 9, pageSize: 512, pageCount: 3)
         partial.close()
         #expect(
-            PageHashTable.load(directory: directory.file("partial"), generation: generation, txid: 9, pageSize: 512)
+            try PageHashTable.load(directory: directory.file("partial"), generation: generation, txid: 9, pageSize: 512)
                 == nil)
     }
 }
