@@ -218,7 +218,10 @@ struct ReplicateCommand: AsyncParsableCommand {
                 database: replicator.databasePath, replica: replicator.replica.location,
                 spoolMaxBytes: replicator.settings.spoolMaxBytes, metrics: replicator.metrics)
         }
-        return try MetricsServer.start(address: address, logger: logger) {
+        // Ready once every replicator has started (after --restore-if-missing, which runs
+        // before the server). Replication lag is a metric, never a readiness condition.
+        let ready: @Sendable () -> Bool = { replicators.allSatisfy { $0.metrics.started } }
+        return try MetricsServer.start(address: address, logger: logger, ready: ready) {
             MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
         }
     }

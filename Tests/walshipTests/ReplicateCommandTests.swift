@@ -322,6 +322,7 @@ extension CLIIntegration {
             #expect(parsed.status == 0, "\(parsed.stderr)")
             #expect((Int(parsed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 20, "\(parsed.stdout)")
             #expect(try LoopbackHTTP.request(port: port, path: "/healthz").body == "ok\n")
+            #expect(try LoopbackHTTP.request(port: port, path: "/readyz").body == "ready\n")
             #expect(try LoopbackHTTP.request(port: port, path: "/").status == 404)
             #expect(try LoopbackHTTP.request("POST", port: port, path: "/metrics").status == 405)
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")

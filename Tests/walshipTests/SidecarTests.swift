@@ -90,6 +90,29 @@ extension CLIIntegration {
             #expect(try Self.rows(directory.file("latest.db")) == 4)
         }
 
+        @Test(
+            "/readyz answers 503 until start-up is done (here: the application never creates its database), /healthz 200 throughout"
+        )
+        func readinessWaitsForStartUp() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(
+                atPath: directory.file("replica"), withIntermediateDirectories: true)
+            let agent = try AgentProcess(
+                [
+                    "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"), "--http-addr", "127.0.0.1:0", "--exec", "sleep 30",
+                ], logPath: directory.file("agent.log"))
+            #expect(agent.waitForLog("waiting for the application to create the database"), "\(agent.log)")
+            let port = try #require(
+                agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) }, "\(agent.log)")
+            let ready = try LoopbackHTTP.request(port: port, path: "/readyz")
+            #expect(ready.status == 503 && ready.body == "starting\n", "\(ready)")
+            #expect(try LoopbackHTTP.request(port: port, path: "/healthz").status == 200)
+            // SIGTERM reaches `sleep`, which it ends: walship exits with its status (128 + 15).
+            #expect(agent.stop() == 143, "\(agent.log.suffix(2000))")
+        }
+
         @Test("--exec with --once is a usage error")
         func execWithOnceIsRefused() throws {
             let directory = try TemporaryDirectory()

@@ -7,7 +7,8 @@ import Synchronization
 #endif
 
 /// The HTTP endpoint of `--http-addr HOST:PORT`: `GET /metrics` answers with
-/// `MetricsExposition`, `GET /healthz` with `ok`; anything else is 404 (or 405 for another
+/// `MetricsExposition`, `GET /healthz` with `ok` (the process is up), `GET /readyz` with `ready`
+/// once start-up is done (else 503 `starting`); anything else is 404 (or 405 for another
 /// method). Each connection is answered on a thread of its own, at most `maxConnections` at
 /// once (more are closed at once), and a client gets 5 seconds in all to send its request, so
 /// slow or idle clients cannot hold the endpoint. It never touches the database or the store.
@@ -18,22 +19,29 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
     private let listener: Int32
     public let port: UInt16
     private let render: @Sendable () -> String
+    /// Whether start-up is done (`/readyz`).
+    let ready: @Sendable () -> Bool
     private let logger: Logger
     /// Whether `close` was called, and whether the listening descriptor is still open.
     private let state = Mutex((closed: false, open: true))
     private let connections = Atomic<Int>(0)
 
-    private init(listener: Int32, port: UInt16, render: @escaping @Sendable () -> String, logger: Logger) {
+    private init(
+        listener: Int32, port: UInt16, render: @escaping @Sendable () -> String, ready: @escaping @Sendable () -> Bool,
+        logger: Logger
+    ) {
         self.listener = listener
         self.port = port
         self.render = render
+        self.ready = ready
         self.logger = logger
     }
 
     /// Listens on `address` (`127.0.0.1:9090`, `[::1]:9090`, `:9090` for every interface, IPv6
     /// and IPv4 where the host has both; port 0 for any free port) and starts serving.
     public static func start(
-        address: String, logger: Logger, render: @escaping @Sendable () -> String
+        address: String, logger: Logger, ready: @escaping @Sendable () -> Bool = { true },
+        render: @escaping @Sendable () -> String
     ) throws -> MetricsServer {
         let (host, portText) = try split(address)
         var hints = addrinfo()
@@ -72,7 +80,7 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
                 Glibc.close(fd)
                 continue
             }
-            let server = MetricsServer(listener: fd, port: boundPort(fd), render: render, logger: logger)
+            let server = MetricsServer(listener: fd, port: boundPort(fd), render: render, ready: ready, logger: logger)
             let thread = Thread { server.serve() }
             thread.name = "walship-http"
             thread.start()
@@ -220,9 +228,12 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
             path = rest.firstIndex(of: "/").map { String(rest[$0...]) } ?? "/"
         }
         let text = "text/plain; charset=utf-8"
-        guard path == "/metrics" || path == "/healthz" else { return ("404 Not Found", text, "not found\n") }
+        guard ["/metrics", "/healthz", "/readyz"].contains(path) else { return ("404 Not Found", text, "not found\n") }
         guard method == "GET" || method == "HEAD" else { return ("405 Method Not Allowed", text, "use GET\n") }
         if path == "/healthz" { return ("200 OK", text, "ok\n") }
+        if path == "/readyz" {
+            return ready() ? ("200 OK", text, "ready\n") : ("503 Service Unavailable", text, "starting\n")
+        }
         return ("200 OK", MetricsExposition.contentType, render())
     }
 }

@@ -136,6 +136,7 @@ public final class DatabaseReplicator: Sendable {
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         try await startLoop(box, start, once: once, stop: stop)
+        metrics.record { $0.started = true }
         if restored != nil && box.loop.restored == nil {
             for directory in [stateDirectory, databaseDirectory] {
                 try? FileSystem.removeIfPresent(RestoredMarker.path(in: directory))

@@ -5,6 +5,8 @@ import Synchronization
 /// checkpointer record into it from their threads; a scrape copies it.
 public final class ReplicationMetrics: Sendable {
     public struct Values: Sendable {
+        /// Start-up is done: the generation continued or started (after its first catch-up).
+        public var started = false
         /// The newest transaction read from the WAL, and its observed commit time.
         public var observedTxid: UInt64 = 0
         public var observedCommitMs: UInt64 = 0
@@ -79,6 +81,9 @@ public final class ReplicationMetrics: Sendable {
     func attach(_ spool: Spool) {
         self.spool.withLock { $0 = spool }
     }
+
+    /// Whether start-up is done (cheaper than `current`: no spool listing).
+    public var started: Bool { values.withLock { $0.started } }
 
     func record(_ change: (inout Values) -> Void) {
         values.withLock { change(&$0) }
