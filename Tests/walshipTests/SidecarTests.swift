@@ -113,6 +113,29 @@ extension CLIIntegration {
             #expect(agent.stop() == 143, "\(agent.log.suffix(2000))")
         }
 
+        @Test(
+            "a sidecar started before its application created the database waits for it, then replicates; --once exits 3"
+        )
+        func sidecarWaitsForTheDatabase() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(
+                atPath: directory.file("replica"), withIntermediateDirectories: true)
+            let once = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ])
+            #expect(once.status == 3, "\(once.stderr)")
+            let agent = try ReplicateCommandTests.agent(directory)
+            #expect(agent.waitForLog("waiting for the application to create the database"), "\(agent.log)")
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 7)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 7)
+        }
+
         @Test("--exec with --once is a usage error")
         func execWithOnceIsRefused() throws {
             let directory = try TemporaryDirectory()

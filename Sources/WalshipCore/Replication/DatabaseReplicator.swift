@@ -79,7 +79,11 @@ public final class DatabaseReplicator: Sendable {
         try FileSystem.createDirectories(stateDirectory, mode: 0o700)
         let lock = try DatabaseLock.acquire(directory: databaseDirectory, databasePath: databasePath)
         defer { lock.release() }
-        if settings.waitForDatabase, !(await waitForDatabase(stop: stop)) {
+        // A sidecar may start before its application has created the database: wait for it
+        // (with --exec also for WAL mode, which the application sets). A cron run does not wait.
+        if settings.waitForDatabase || (!once && !FileSystem.exists(databasePath)),
+            !(await waitForDatabase(stop: stop))
+        {
             return Report(
                 transactionsShipped: 0, generationsStarted: 0, pendingObjects: 0, lastTxid: 0, generation: nil,
                 lastSnapshot: nil, generationHasSnapshot: true, stoppedWhilePaused: false)
@@ -672,22 +676,26 @@ public final class DatabaseReplicator: Sendable {
 
     /// Start-up checks (DESIGN.md section 3): the database exists, this process may write its
     /// directory and `-shm`, and it runs as the database's owner or root.
-    /// Waits until the database exists and is in WAL mode (an application started by `--exec`
-    /// creates it); false when a stop came while it still did not. An application that created
-    /// it and exited before the agent looked still gets its commits shipped: the replication then
-    /// starts already stopped, which ships what is committed (and the first snapshot).
+    /// Waits until the database exists (and, with `waitForDatabase`, is in WAL mode: an
+    /// application started by `--exec` creates it); false when a stop came while it still did
+    /// not. An application that created it and exited before the agent looked still gets its
+    /// commits shipped: the replication then starts already stopped, which ships what is
+    /// committed (and the first snapshot).
     private func waitForDatabase(stop: StopSignal) async -> Bool {
         var logged = false
         while true {
-            if FileSystem.exists(databasePath), let connection = try? Connection.openObserver(path: databasePath) {
-                let mode = try? connection.scalarText("PRAGMA journal_mode")
-                connection.close()
-                if mode == "wal" { return true }
+            if FileSystem.exists(databasePath) {
+                guard settings.waitForDatabase else { return true }
+                if let connection = try? Connection.openObserver(path: databasePath) {
+                    let mode = try? connection.scalarText("PRAGMA journal_mode")
+                    connection.close()
+                    if mode == "wal" { return true }
+                }
             }
             if stop.isStopped { return false }
             if !logged {
-                logger.info(
-                    "waiting for the application to create the database in WAL mode",
+                logger.warning(
+                    "waiting for the application to create the database in WAL mode (check the path if this lasts)",
                     metadata: ["db.path": "\(databasePath)"])
                 logged = true
             }
