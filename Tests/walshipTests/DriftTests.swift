@@ -143,6 +143,14 @@ extension CLIIntegration {
             return app
         }
 
+        /// `replicate --once` of the test's app.db to its file replica.
+        static func once(_ directory: TemporaryDirectory) -> [String] {
+            [
+                "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--once",
+            ]
+        }
+
         /// Puts `copy` back over the database in place (same inode) with SQLite's file size kept.
         static func putBack(_ copy: String, over database: String) throws {
             var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: copy)))
@@ -162,10 +170,7 @@ extension CLIIntegration {
             let database = directory.file("app.db")
             let app = try Self.heldOpenWithCopy(directory)
             defer { app.close() }
-            let once = [
-                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                directory.file("state"), "--once",
-            ]
+            let once = Self.once(directory)
             #expect(try WalshipBinary.run(once).status == 0)
             try app.execute("VACUUM INTO '\(directory.file("old.db"))'")
             try app.execute("UPDATE t SET v = 'new' || substr(v, 4) WHERE id > 3500")
@@ -198,10 +203,7 @@ extension CLIIntegration {
             let database = directory.file("app.db")
             let app = try Self.heldOpenWithCopy(directory)
             defer { app.close() }
-            let once = [
-                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                directory.file("state"), "--once",
-            ]
+            let once = Self.once(directory)
             try app.execute("VACUUM INTO '\(directory.file("old.db"))'")
             try app.execute("UPDATE t SET v = 'new' || substr(v, 4) WHERE id > 3500")
             #expect(try app.checkpoint(.truncate).walFrames == 0)
@@ -253,10 +255,7 @@ extension CLIIntegration {
             #expect(try app.checkpoint(.truncate).walFrames == 0)
             try FileManager.default.copyItem(atPath: database, toPath: directory.file("old.db"))
             try app.execute("UPDATE t SET v = v || 'u'")
-            let once = [
-                "replicate", database, ReplicateCommandTests.replicaURL(directory), "--state-dir",
-                directory.file("state"), "--once",
-            ]
+            let once = Self.once(directory)
             #expect(try WalshipBinary.run(once).status == 0)
             try app.execute("INSERT INTO t(v) VALUES ('w2')")
             // A reader keeps the WAL from restarting; a PASSIVE checkpoint copies every frame.

@@ -121,28 +121,28 @@ public struct ReplicaVerifier: Sendable {
         _ inventory: ReplicaInventory, directory: String, report: inout Report,
         progress: @escaping @Sendable (Int, Int64) -> Void
     ) async throws -> [String: ObjectHeader] {
-        let expected: [(key: String, size: Int64, check: @Sendable (ObjectHeader) -> String?)] =
-            inventory.snapshots.map { entry in
-                (
-                    entry.key, entry.size,
-                    { header in
-                        header.kind == .snapshot && header.generation == entry.generation.value
-                            && header.firstTxid == entry.fromTxid && header.lastTxid == entry.usableTxid
-                            ? nil
-                            : "its header (\(header.kind), txids \(header.firstTxid)-\(header.lastTxid)) does not match its key"
-                    }
-                )
+        typealias Expected = (key: String, size: Int64, check: @Sendable (ObjectHeader) -> String?)
+        /// An object whose header must say what its key says.
+        func expected(
+            _ key: String, _ size: Int64, _ kind: ObjectHeader.Kind, _ generation: GenerationID, _ first: UInt64,
+            _ last: UInt64
+        ) -> Expected {
+            (
+                key, size,
+                { header in
+                    header.kind == kind && header.generation == generation.value && header.firstTxid == first
+                        && header.lastTxid == last
+                        ? nil
+                        : "its header (\(header.kind), txids \(header.firstTxid)-\(header.lastTxid)) does not match its key"
+                }
+            )
+        }
+        let expected =
+            inventory.snapshots.map {
+                expected($0.key, $0.size, .snapshot, $0.generation, $0.fromTxid, $0.usableTxid)
             }
-            + inventory.segments.map { entry in
-                (
-                    entry.key, entry.size,
-                    { header in
-                        header.kind == .segment && header.generation == entry.generation.value
-                            && header.firstTxid == entry.firstTxid && header.lastTxid == entry.lastTxid
-                            ? nil
-                            : "its header (\(header.kind), txids \(header.firstTxid)-\(header.lastTxid)) does not match its key"
-                    }
-                )
+            + inventory.segments.map {
+                expected($0.key, $0.size, .segment, $0.generation, $0.firstTxid, $0.lastTxid)
             }
         var headers: [String: ObjectHeader] = [:]
         let store = replica.store
