@@ -4,6 +4,10 @@ import WalshipTesting
 
 @testable import WalshipCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension CLIIntegration {
     /// Issue 14, item 1: a database file changed behind SQLite while the agent runs.
     @Suite("database file changed behind SQLite")
@@ -423,7 +427,30 @@ extension CLIIntegration {
             #expect(first.stop() == 0)
             // The first agent alone again: it must not extend the forked generation.
             first = try agent("state-a", "a3.log")
-            #expect(first.waitForLog("new generation"), "\(first.log)")
+            let decided = (0..<300).contains { _ in
+                if first.log.contains("new generation") || first.log.contains("continuing generation") { return true }
+                usleep(100_000)
+                return false
+            }
+            #expect(decided, "\(first.log)")
+            if first.log.contains("continuing generation") {
+                // Rarely, under load, the two agents built byte-identical segments (the same
+                // commits seen in the same milliseconds: the same keys and bytes, which count as
+                // uploaded), or every segment of the second met the first's under its key and it
+                // stopped before starting a generation of its own: the replica holds one linear
+                // chain, and there is no fork to leave.
+                for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
+                #expect(first.stop() == 0)
+                let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+                let object = try #require(
+                    try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])
+                #expect((object["forks"] as? [Any])?.isEmpty == true, "\(list.stdout)")
+                #expect((object["forked_generations"] as? [Any])?.isEmpty == true, "\(list.stdout)")
+                let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+                #expect(latest.status == 0, "\(latest.stderr)")
+                #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+                return
+            }
             // Overlapping segments; or, when both agents built one under the same key, the object
             // conflict that ended the generation already (at this start, or during the last run:
             // then this agent's newer generation and the other agent's old one are a fork).
