@@ -110,7 +110,10 @@ extension CLIIntegration {
             let audit = try await ReplicaAudit.run(replica: replica)
             #expect(audit.problems.isEmpty, "\(audit.problems)")
             let transactions = try #require(audit.generations.last?.transactions)
-            #expect(transactions.count >= 400)
+            #expect(
+                transactions.count >= 400,
+                "\(agent.log.split(separator: "\n").filter { $0.contains("generation") || $0.contains("error") }.joined(separator: "\n"))"
+            )
             var random = SeededGenerator(seed: 7)
             var previous: (txid: UInt64, k: Int64)?
             for txid in Set((0..<50).map({ _ in transactions.randomElement(using: &random)!.txid })).sorted() {
