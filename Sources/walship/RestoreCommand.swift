@@ -89,7 +89,14 @@ struct RestoreCommand: AsyncParsableCommand {
         // init container, a typo or an unmounted volume must not start the application on an
         // empty database. Only a reachable, empty replica is "nothing to do".
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        if let at { target = .time(try Self.time(at, inventory: inventory)) }
+        if let at, at.trimmingCharacters(in: .whitespaces).hasPrefix("-") {
+            // A relative time counts back from now, or from the replica's newest commit time when
+            // that is later: commit times keep advancing when the agent's wall clock steps back.
+            let newestMs = max(
+                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
+            let base = max(Date(), Date(timeIntervalSince1970: Double(newestMs) / 1000))
+            target = .time(try Timestamp.parse(at, now: base))
+        }
         let planner = RestorePlanner(inventory: inventory)
         let plan: RestorePlanner.Plan
         do {
@@ -126,12 +133,6 @@ struct RestoreCommand: AsyncParsableCommand {
                 "time.integrity_check_seconds": "\(ValueParsing.seconds(report.integrityCheckTime))",
                 "restore.checksum": "\(report.verifiedChecksum.map { Hex.pad($0, 16) } ?? "none")",
             ])
-    }
-
-    /// A time target. A relative one counts back from now, or from the replica's newest commit
-    /// time when that is later: commit times keep advancing when the agent's wall clock steps back.
-    static func time(_ text: String, inventory: ReplicaInventory) throws -> UInt64 {
-        try Timestamp.parse(text, now: max(Date(), Date(timeIntervalSince1970: Double(inventory.newestMs) / 1000)))
     }
 
     /// The target `--at` or `--txid` names (a relative `--at` is resolved once the replica's

@@ -30,11 +30,6 @@ public struct ReplicaInventory: Sendable {
 
     public var isEmpty: Bool { snapshots.isEmpty && segments.isEmpty }
 
-    /// The newest time the replica records (a segment's last commit, a snapshot's time), or 0.
-    public var newestMs: UInt64 {
-        max(segments.map(\.lastMs).max() ?? 0, snapshots.map(\.takenMs).max() ?? 0)
-    }
-
     /// Generations, oldest first.
     public var generations: [GenerationID] {
         Array(Set(snapshots.map(\.generation) + segments.map(\.generation))).sorted()
