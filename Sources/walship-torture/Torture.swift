@@ -110,14 +110,14 @@ struct Torture: AsyncParsableCommand {
         let run = TortureRun(
             directory: directory, workload: workload, agent: agent,
             period: max(400, period ?? (minutes == nil ? ops : nil) ?? 4000), clock: clock, spoolDisk: spoolDisk,
-            seed: seed)
+            replicaURL: store.replicaURL, checkEnvironment: store.checkEnvironment, seed: seed)
         let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         let limit = ops ?? (minutes == nil ? 3000 : Int.max)
         var op = 0
         say("walship-torture: seed \(seed), work directory \(directory.path)")
         while op < limit, deadline.map({ Date() < $0 }) ?? true {
             op += 1
-            try run.step(op)
+            try await run.step(op)
         }
         try run.finish { store.proxy?.setFaults(false) }
 

@@ -31,6 +31,9 @@ final class TortureRun {
     private(set) var pauses: (stops: [(ms: UInt64, how: AgentController.Stop)], starts: [UInt64]) = ([], [])
     /// The state directory's own small file system, when the run could mount one (as root).
     let spoolDisk: SmallFileSystem?
+    /// The replica, and the environment that reaches its store directly (not through the proxy).
+    let replicaURL: String
+    let checkEnvironment: [String: String]
     private var restartAt = 0
     private var secondAgent: AgentController?
     private var clockStepped = false
@@ -38,8 +41,11 @@ final class TortureRun {
 
     init(
         directory: TemporaryDirectory, workload: Workload, agent: AgentController, period: Int,
-        clock: WallClockShift?, spoolDisk: SmallFileSystem?, seed: UInt64
+        clock: WallClockShift?, spoolDisk: SmallFileSystem?, replicaURL: String, checkEnvironment: [String: String],
+        seed: UInt64
     ) {
+        self.replicaURL = replicaURL
+        self.checkEnvironment = checkEnvironment
         self.directory = directory
         self.workload = workload
         self.agent = agent
@@ -54,14 +60,14 @@ final class TortureRun {
 
     /// One operation: the agent restarted when due, the scheduled event at this point of the
     /// period, and one seeded step of chaos or workload.
-    func step(_ op: Int) throws {
+    func step(_ op: Int) async throws {
         agent.checkAlive()
         workload.releaseRead()
         if !agent.isRunning && op >= restartAt {
             try agent.start()
             count("agent starts")
         }
-        try scheduledEvent(op)
+        try await scheduledEvent(op)
         do {
             try chaos(op)
         } catch {
@@ -70,11 +76,16 @@ final class TortureRun {
         usleep(UInt32.random(in: 0...2000, using: &random))
     }
 
-    /// The events at fixed points of each period: a copy of the database saved, then put back
-    /// over it in place; a second agent continuing a copy of the first one's state for a while
-    /// (a rolling deploy); and (file replicas) the agent's wall clock stepped one hour back.
-    private func scheduledEvent(_ op: Int) throws {
+    /// The events at fixed points of each period: a start on a full state disk; a copy of the
+    /// database saved, then put back over it in place; a first snapshot damaged in the store for
+    /// a while; a second agent continuing a copy of the first one's state for a while (a rolling
+    /// deploy); (file replicas) the agent's wall clock stepped one hour back; cron mode; and the
+    /// spool's file system filled while the agent runs.
+    private func scheduledEvent(_ op: Int) async throws {
         switch op % period {
+        case period / 5 where spoolDisk != nil && secondAgent == nil:
+            try startOnFullDisk()
+            restartAt = op + 1
         case period / 4:
             try workload.saveCopy(to: savedCopy)
         case let point
@@ -84,6 +95,11 @@ final class TortureRun {
                 copy: savedCopy, workload: workload, agent: agent, directory: directory, events: &events,
                 excused: &excused, using: &random)
             try? FileManager.default.removeItem(atPath: savedCopy)
+            problems += found.map { "op \(op): \($0)" }
+        case period * 3 / 10:
+            let (event, found) = try await SnapshotDamage.run(
+                replicaURL: replicaURL, environment: checkEnvironment, directory: directory, using: &random)
+            count(event ?? "first snapshot damage: skipped (no snapshot the latest point does not need)")
             problems += found.map { "op \(op): \($0)" }
         case period * 3 / 5 where agent.isRunning && secondAgent == nil:
             try startSecondAgent()
@@ -221,6 +237,51 @@ final class TortureRun {
         }
         if !resumed { problems.append("the agent did not start a new generation within 60 s of space returning") }
         count("spool file system full, then space returned")
+    }
+
+    /// The agent stopped, its state directory's file system filled, and the agent started (or
+    /// one `--once` run, which must exit 13 and say why): it must wait for space without ending,
+    /// and once space returns go on (its generation, or a new one with a snapshot).
+    private func startOnFullDisk() throws {
+        guard let spoolDisk else { return }
+        if let status = agent.stop(.term), status != 0 && status != 4 {
+            problems.append("agent stop before filling the state disk exited \(status)")
+        }
+        for _ in 0..<Int.random(in: 1...5, using: &random) { try workload.commit(using: &random) }
+        let filler = spoolDisk.path + "/filler"
+        _ = try CommandRunner.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k", "status=none"])
+        defer { try? FileManager.default.removeItem(atPath: filler) }
+        if Bool.random(using: &random) {
+            let (status, log) = try agent.runOnce()
+            count("cron: --once on a full state disk")
+            if status != 13 && status != 0 {
+                problems.append("replicate --once on a full state disk exited \(status): \(log.suffix(400))")
+            } else if status == 13 && !log.contains("No space left") && !log.contains("disk is full") {
+                problems.append("replicate --once on a full state disk exited 13 without saying why: \(log.suffix(400))")
+            }
+        }
+        pauses.stops.append((Workload.nowMs(), .kill))
+        try agent.start()
+        var waited = false
+        for _ in 0..<100 where !waited {
+            try workload.commit(using: &random)
+            usleep(100_000)
+            agent.checkAlive()
+            waited = agent.currentLog.contains("no space left") || !agent.isRunning
+        }
+        try FileManager.default.removeItem(atPath: filler)
+        pauses.starts.append(Workload.nowMs())
+        guard agent.isRunning else { return }  // checkAlive counted the exit as a problem.
+        // Settled after the last time it said the disk was full (or it never needed the space).
+        let settled = (0..<600).contains { _ in
+            let log = agent.currentLog
+            let after = log.range(of: "no space left", options: .backwards).map { log[$0.upperBound...] } ?? Substring(log)
+            if after.contains("continuing generation") || after.contains("snapshot taken") { return true }
+            usleep(100_000)
+            return false
+        }
+        if !settled { problems.append("the agent started on a full state disk did not go on within 60 s of space returning") }
+        count(waited ? "agent started on a full state disk, waited for space" : "agent started on a full state disk, needed no space")
     }
 
     /// One seeded step: a kill or stop of the agent, an application process killed in COMMIT,
