@@ -27,68 +27,14 @@ struct ListCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    struct Output: Encodable {
-        struct Snapshot: Encodable {
-            var key: String
-            var takenAt: String
-            var fromTxid: UInt64
-            var usableTxid: UInt64
-            var bytes: Int64
-        }
-
-        struct Generation: Encodable {
-            var id: String
-            var firstTxid: UInt64?
-            var lastTxid: UInt64?
-            var firstTime: String?
-            var lastTime: String?
-            var snapshots: [Snapshot]
-            var segments: Int
-            var bytes: Int64
-            /// Txid ranges whose segments are missing (lost objects), as [first, last] pairs.
-            var missingTxids: [[UInt64]]
-        }
-
-        /// A generation two agents continued from one state: its segments overlap from `fromTxid`.
-        struct ForkedGeneration: Encodable {
-            var id: String
-            var fromTxid: UInt64
-        }
-
-        struct Window: Encodable {
-            var earliestTime: String
-            var earliestTxid: UInt64
-            var latestTime: String
-            var latestTxid: UInt64
-        }
-
-        var replica: String
-        var forks: [[String]]
-        var forkedGenerations: [ForkedGeneration]
-        var generations: [Generation]
-        var restoreWindow: Window?
-        var objects: Int
-        var bytes: Int64
-        /// With a retention (`--retention`, or the bucket's with `--config`): what it guarantees
-        /// and what a prune would delete now.
-        var retention: Retention?
-
-        struct Retention: Encodable {
-            var retentionSeconds: Double
-            var graceSeconds: Double
-            var windowStart: String
-            var prunableObjects: Int
-            var prunableBytes: Int64
-            var nextDue: String?
-        }
-    }
+    typealias Output = ReplicaListing
 
     func run() async throws {
         let logger = try global.bootstrapLogging()
         let replica = try replicaTarget.replica(logger: logger)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
-        var output = Self.output(location: replica.location, inventory: inventory, lineage: lineage)
+        var output = ReplicaListing(location: replica.location, inventory: inventory, lineage: lineage)
         let policy =
             retention != nil || replicaTarget.config != nil
             ? try PruneCommand.policy(
@@ -107,48 +53,6 @@ struct ListCommand: AsyncParsableCommand {
         } else {
             Self.printText(output)
         }
-    }
-
-    /// What a replica holds: its generations, their snapshots and restore points, forks, and
-    /// the restore window.
-    static func output(location: String, inventory: ReplicaInventory, lineage: Lineage) -> Output {
-        let planner = RestorePlanner(inventory: inventory)
-        var generations: [Output.Generation] = []
-        for generation in inventory.generations {
-            let span = planner.span(of: generation)
-            let snapshots = inventory.snapshots(of: generation).map {
-                Output.Snapshot(
-                    key: $0.key, takenAt: Timestamp.format(milliseconds: $0.takenMs), fromTxid: $0.fromTxid,
-                    usableTxid: $0.usableTxid, bytes: $0.size)
-            }
-            let segments = inventory.segments(of: generation)
-            generations.append(
-                Output.Generation(
-                    id: "\(generation)", firstTxid: span?.firstTxid, lastTxid: span?.lastTxid,
-                    firstTime: span.map { Timestamp.format(milliseconds: $0.firstMs) },
-                    lastTime: span.map { Timestamp.format(milliseconds: $0.lastMs) }, snapshots: snapshots,
-                    segments: segments.count,
-                    bytes: snapshots.reduce(0) { $0 + $1.bytes } + segments.reduce(0) { $0 + $1.size },
-                    missingTxids: planner.missingTxids(in: generation).map { [$0.lowerBound, $0.upperBound] }))
-        }
-        let window = Self.window(planner.spans)
-        let forkedGenerations = inventory.generations.compactMap { generation in
-            planner.overlap(in: generation).map { Output.ForkedGeneration(id: "\(generation)", fromTxid: $0) }
-        }
-        return Output(
-            replica: location, forks: lineage.forks.map { $0.map { "\($0)" } },
-            forkedGenerations: forkedGenerations, generations: generations,
-            restoreWindow: window,
-            objects: inventory.snapshots.count + inventory.segments.count,
-            bytes: inventory.snapshots.reduce(0) { $0 + $1.size } + inventory.segments.reduce(0) { $0 + $1.size })
-    }
-
-    /// The restore window of `spans`: from the first restore point to the last.
-    static func window(_ spans: [RestorePlanner.GenerationSpan]) -> Output.Window? {
-        guard let first = spans.first, let last = spans.last else { return nil }
-        return Output.Window(
-            earliestTime: Timestamp.format(milliseconds: first.firstMs), earliestTxid: first.firstTxid,
-            latestTime: Timestamp.format(milliseconds: last.lastMs), latestTxid: last.lastTxid)
     }
 
     static func printText(_ output: Output) {

@@ -38,7 +38,7 @@ struct PruneCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    typealias Window = ListCommand.Output.Window
+    typealias Window = ReplicaListing.Window
 
     struct Output: Encodable {
         struct Generation: Encodable {
@@ -147,7 +147,7 @@ struct PruneCommand: AsyncParsableCommand {
     }
 
     static func window(_ inventory: ReplicaInventory) -> Window? {
-        ListCommand.window(RestorePlanner(inventory: inventory).spans)
+        ReplicaListing.window(RestorePlanner(inventory: inventory).spans)
     }
 
     static func printText(_ output: Output) {

@@ -221,7 +221,11 @@ struct ReplicateCommand: AsyncParsableCommand {
         // Ready once every replicator has started (after --restore-if-missing, which runs
         // before the server). Replication lag is a metric, never a readiness condition.
         let ready: @Sendable () -> Bool = { replicators.allSatisfy { $0.metrics.started } }
-        return try MetricsServer.start(address: address, logger: logger, ready: ready) {
+        let status: @Sendable (String?) -> StatusReport = { at in
+            StatusReport.make(
+                sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version, ready: ready(), at: at)
+        }
+        return try MetricsServer.start(address: address, logger: logger, ready: ready, status: status) {
             MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
         }
     }

@@ -7,11 +7,13 @@ import Synchronization
 #endif
 
 /// The HTTP endpoint of `--http-addr HOST:PORT`: `GET /metrics` answers with
-/// `MetricsExposition`, `GET /healthz` with `ok` (the process is up), `GET /readyz` with `ready`
-/// once start-up is done (else 503 `starting`); anything else is 404 (or 405 for another
-/// method). Each connection is answered on a thread of its own, at most `maxConnections` at
-/// once (more are closed at once), and a client gets 5 seconds in all to send its request, so
-/// slow or idle clients cannot hold the endpoint. It never touches the database or the store.
+/// `MetricsExposition`, `GET /` with the status page and `GET /api/v1/status` with the same as
+/// JSON (`StatusReport`; both take `?at=TIME`), `GET /healthz` with `ok` (the process is up),
+/// `GET /readyz` with `ready` once start-up is done (else 503 `starting`); anything else is 404
+/// (or 405 for another method). Each connection is answered on a thread of its own, at most
+/// `maxConnections` at once; more wait in the listen backlog until a thread is free. A client
+/// gets 5 seconds in all to send its request, so slow or idle clients hold a thread at most that
+/// long. It never touches the database or the store.
 public final class MetricsServer: @unchecked Sendable {  // `listener` is guarded by `state`.
     static let maxConnections = 32
     static let requestDeadline: Duration = .seconds(5)
@@ -19,6 +21,7 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
     private let listener: Int32
     public let port: UInt16
     private let render: @Sendable () -> String
+    private let status: @Sendable (_ at: String?) -> StatusReport
     /// Whether start-up is done (`/readyz`).
     let ready: @Sendable () -> Bool
     private let logger: Logger
@@ -27,12 +30,14 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
     private let connections = Atomic<Int>(0)
 
     private init(
-        listener: Int32, port: UInt16, render: @escaping @Sendable () -> String, ready: @escaping @Sendable () -> Bool,
+        listener: Int32, port: UInt16, render: @escaping @Sendable () -> String,
+        status: @escaping @Sendable (_ at: String?) -> StatusReport, ready: @escaping @Sendable () -> Bool,
         logger: Logger
     ) {
         self.listener = listener
         self.port = port
         self.render = render
+        self.status = status
         self.ready = ready
         self.logger = logger
     }
@@ -41,6 +46,9 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
     /// and IPv4 where the host has both; port 0 for any free port) and starts serving.
     public static func start(
         address: String, logger: Logger, ready: @escaping @Sendable () -> Bool = { true },
+        status: @escaping @Sendable (_ at: String?) -> StatusReport = { _ in
+            StatusReport.make([], version: "", sqliteVersion: "", ready: true, at: nil)
+        },
         render: @escaping @Sendable () -> String
     ) throws -> MetricsServer {
         let (host, portText) = try split(address)
@@ -49,9 +57,9 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
         var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, portText, &hints, &list)
-        guard status == 0, list != nil else {
-            throw WalshipError(.usage, "invalid http-addr '\(address)': \(String(cString: gai_strerror(status)))")
+        let lookup = getaddrinfo(host, portText, &hints, &list)
+        guard lookup == 0, list != nil else {
+            throw WalshipError(.usage, "invalid http-addr '\(address)': \(String(cString: gai_strerror(lookup)))")
         }
         defer { freeaddrinfo(list) }
         var candidates: [UnsafeMutablePointer<addrinfo>] = []
@@ -75,12 +83,13 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
                 var off: Int32 = 0
                 setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
             }
-            guard bind(fd, entry.pointee.ai_addr, entry.pointee.ai_addrlen) == 0, listen(fd, 16) == 0 else {
+            guard bind(fd, entry.pointee.ai_addr, entry.pointee.ai_addrlen) == 0, listen(fd, 1024) == 0 else {
                 failure = errno
                 Glibc.close(fd)
                 continue
             }
-            let server = MetricsServer(listener: fd, port: boundPort(fd), render: render, ready: ready, logger: logger)
+            let server = MetricsServer(
+                listener: fd, port: boundPort(fd), render: render, status: status, ready: ready, logger: logger)
             let thread = Thread { server.serve() }
             thread.name = "walship-http"
             thread.start()
@@ -139,6 +148,10 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
             }
         }
         while true {
+            // At the limit, the next connection waits in the backlog for a free thread.
+            while connections.load(ordering: .relaxed) >= Self.maxConnections && !state.withLock({ $0.closed }) {
+                OnlineBackup.sleep(.milliseconds(5))
+            }
             let connection = accept(listener, nil, nil)
             if state.withLock({ $0.closed }) {
                 if connection >= 0 { Glibc.close(connection) }
@@ -154,11 +167,7 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
                 continue
             }
             _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            guard connections.add(1, ordering: .relaxed).newValue <= Self.maxConnections else {
-                connections.subtract(1, ordering: .relaxed)
-                Glibc.close(connection)
-                continue
-            }
+            connections.add(1, ordering: .relaxed)
             let thread = Thread { [self] in
                 answer(connection)
                 Glibc.close(connection)
@@ -228,12 +237,32 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
             path = rest.firstIndex(of: "/").map { String(rest[$0...]) } ?? "/"
         }
         let text = "text/plain; charset=utf-8"
-        guard ["/metrics", "/healthz", "/readyz"].contains(path) else { return ("404 Not Found", text, "not found\n") }
-        guard method == "GET" || method == "HEAD" else { return ("405 Method Not Allowed", text, "use GET\n") }
-        if path == "/healthz" { return ("200 OK", text, "ok\n") }
-        if path == "/readyz" {
-            return ready() ? ("200 OK", text, "ready\n") : ("503 Service Unavailable", text, "starting\n")
+        guard ["/", "/api/v1/status", "/metrics", "/healthz", "/readyz"].contains(path) else {
+            return ("404 Not Found", text, "not found\n")
         }
-        return ("200 OK", MetricsExposition.contentType, render())
+        guard method == "GET" || method == "HEAD" else { return ("405 Method Not Allowed", text, "use GET\n") }
+        switch path {
+        case "/healthz": return ("200 OK", text, "ok\n")
+        case "/readyz": return ready() ? ("200 OK", text, "ready\n") : ("503 Service Unavailable", text, "starting\n")
+        case "/metrics": return ("200 OK", MetricsExposition.contentType, render())
+        case "/": return ("200 OK", StatusPage.contentType, StatusPage.render(status(Self.query(target, "at"))))
+        default:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let json = (try? encoder.encode(status(Self.query(target, "at")))).map { String(decoding: $0, as: UTF8.self) }
+            return ("200 OK", "application/json", (json ?? "{}") + "\n")
+        }
+    }
+
+    /// The value of `name` in the request target's query, form-decoded (`+` is a space).
+    static func query(_ target: String, _ name: String) -> String? {
+        guard let mark = target.firstIndex(of: "?") else { return nil }
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.first == Substring(name) else { continue }
+            let value = parts.count > 1 ? String(parts[1]).replacingOccurrences(of: "+", with: " ") : ""
+            return value.removingPercentEncoding ?? value
+        }
+        return nil
     }
 }

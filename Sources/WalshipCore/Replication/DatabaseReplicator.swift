@@ -109,6 +109,7 @@ public final class DatabaseReplicator: Sendable {
         let saved = ReplicaState.load(from: stateDirectory + "/state.json")
         try await uploadLeftovers(spool: spool, uploader: uploader, saved: saved, stop: stop)
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        metrics.attach(inventory, layout: replica.layout)
         let restored =
             RestoredMarker.load(from: stateDirectory, replica: replica.location)
             ?? RestoredMarker.load(from: databaseDirectory, replica: replica.location)

@@ -206,6 +206,10 @@ final class ReplicationLoop {
             lastTxid: saved.lastSnapshotTxid)
         if !hasSnapshot { askForSnapshot() }
         wantPageHashesIfPartial()
+        metrics.record { values in
+            values.generation = saved.generation
+            values.generationStartedMs = saved.generation.createdMilliseconds
+        }
     }
 
     /// Reads everything published since the recorded position (marked late), then checks that

@@ -52,11 +52,16 @@ public final class ReplicationMetrics: Sendable {
         public var retentionDeletedObjects: UInt64 = 0
         public var retentionFailures: UInt64 = 0
         public var retentionWindowStartMs: UInt64 = 0
+        /// When the store last confirmed an upload (Unix ms, 0 before one).
+        public var lastUploadMs: UInt64 = 0
     }
 
     private let values = Mutex(Values())
     private let spool = Mutex<Spool?>(nil)
     private let clock = Mutex<CommitClock?>(nil)
+    /// What the replica holds as this agent knows it without asking the store: its start LIST,
+    /// every object it uploaded since, less what its retention deleted (the status page's data).
+    private let stored = Mutex<(layout: ReplicaLayout, inventory: ReplicaInventory)?>(nil)
 
     public init() {}
 
@@ -80,6 +85,42 @@ public final class ReplicationMetrics: Sendable {
 
     func attach(_ spool: Spool) {
         self.spool.withLock { $0 = spool }
+    }
+
+    /// The replica's objects as the agent knows them (nil before its start LIST).
+    public var inventory: ReplicaInventory? { stored.withLock { $0?.inventory } }
+
+    func attach(_ inventory: ReplicaInventory, layout: ReplicaLayout) {
+        stored.withLock { $0 = (layout, inventory) }
+    }
+
+    /// An object the store confirmed (or already held).
+    func recordStored(key: String, size: Int64) {
+        stored.withLock { stored in
+            guard let layout = stored?.layout else { return }
+            switch layout.parse(key: key, size: size) {
+            case .snapshot(let entry)?:
+                guard !stored!.inventory.snapshots.contains(where: { $0.key == key }) else { return }
+                stored!.inventory.snapshots.append(entry)
+                stored!.inventory.snapshots.sort {
+                    ($0.generation, $0.usableTxid, $0.takenMs) < ($1.generation, $1.usableTxid, $1.takenMs)
+                }
+            case .segment(let entry)?:
+                guard !stored!.inventory.segments.contains(where: { $0.key == key }) else { return }
+                stored!.inventory.segments.append(entry)
+                stored!.inventory.segments.sort { ($0.generation, $0.firstTxid) < ($1.generation, $1.firstTxid) }
+            case nil:
+                return
+            }
+        }
+    }
+
+    /// Objects retention confirmed gone.
+    func recordDeleted(_ keys: Set<String>) {
+        stored.withLock { stored in
+            stored?.inventory.snapshots.removeAll { keys.contains($0.key) }
+            stored?.inventory.segments.removeAll { keys.contains($0.key) }
+        }
     }
 
     /// Whether start-up is done (cheaper than `current`: no spool listing).

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 #if canImport(Glibc)
@@ -78,7 +79,7 @@ struct Uploader {
             }
         }
         spool.remove(item)
-        record(uploaded: header, bytes: item.size)
+        record(uploaded: header, key: key, bytes: item.size)
         logger.debug("object uploaded", metadata: ["object.key": "\(key)", "object.bytes": "\(item.size)"])
         return true
     }
@@ -113,8 +114,11 @@ struct Uploader {
         return .same
     }
 
-    private func record(uploaded header: ObjectHeader, bytes: Int64) {
+    private func record(uploaded header: ObjectHeader, key: String, bytes: Int64) {
+        metrics?.recordStored(key: key, size: bytes)
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
         metrics?.record { values in
+            values.lastUploadMs = now
             values.bytesUploaded += UInt64(bytes)
             switch header.kind {
             case .segment:

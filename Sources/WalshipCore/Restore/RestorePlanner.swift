@@ -138,9 +138,15 @@ public struct RestorePlanner: Sendable {
         }
         let candidates = options.generation.map { chosen in spans.filter { $0.generation == chosen } } ?? spans
         guard let newest = candidates.last else {
+            let chosen = options.generation.map { "\($0)" } ?? ""
+            // A generation with objects but no snapshot (its snapshot lost or pruned) is a
+            // target outside the window; one the replica does not hold at all is a typo.
+            guard let generation = options.generation, inventory.generations.contains(generation) else {
+                throw WalshipError(.usage, "generation '\(chosen)' is not in this replica")
+            }
             throw WalshipError(
-                .usage,
-                "generation '\(options.generation.map { "\($0)" } ?? "")' has no restore point in this replica")
+                .targetOutsideWindow,
+                "generation '\(chosen)' has no restore point in this replica (no snapshot of it is stored: lost or pruned)")
         }
         let scope = Scope(
             candidates: candidates,

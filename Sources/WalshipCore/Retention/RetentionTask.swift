@@ -84,6 +84,8 @@ final class RetentionTask: Sendable {
             }
             guard !plan.delete.isEmpty else { return }
             let outcome = try await Pruner(replica: replica).execute(plan)
+            let kept = Set(outcome.failures.map(\.key) + outcome.persisting)
+            metrics.recordDeleted(Set(plan.delete).subtracting(kept))
             metrics.record {
                 $0.retentionDeletedObjects += UInt64(outcome.deleted)
                 $0.retentionWindowStartMs = plan.windowStartMs
