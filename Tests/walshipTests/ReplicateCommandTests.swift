@@ -58,12 +58,12 @@ extension CLIIntegration {
         /// A ledger database of `rows` rows with an application connection (close it) and an
         /// agent that has taken its first snapshot.
         static func replicatedLedger(
-            _ directory: TemporaryDirectory, rows: Int
+            _ directory: TemporaryDirectory, rows: Int, extra: [String] = []
         ) throws -> (database: String, app: Connection, agent: AgentProcess) {
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: rows)
             let app = try Connection(path: database)
-            let agent = try Self.agent(directory)
+            let agent = try Self.agent(directory, extra: extra)
             #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
             return (database, app, agent)
         }
