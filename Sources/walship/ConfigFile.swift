@@ -149,6 +149,12 @@ struct ConfigFile {
             bucket.retention = .some(retention)
         }
         bucket.retentionGrace = duration(fields["retention-grace"], at + "retention-grace")
+        if string(fields["verify-interval"], at + "verify-interval") == "off" {
+            bucket.verifyInterval = .some(nil)
+        } else if let interval = duration(fields["verify-interval"], at + "verify-interval") {
+            bucket.verifyInterval = .some(interval)
+        }
+        bucket.verifyMaxBytes = size(fields["verify-max-bytes"], at + "verify-max-bytes")
         return bucket
     }
 
@@ -208,6 +214,8 @@ struct ConfigFile {
             if let value = bucket?.compression { settings.compression = value }
             if let value = bucket?.retention { settings.retention = value }
             if let value = bucket?.retentionGrace { settings.retentionGrace = value }
+            if let value = bucket?.verifyInterval { settings.verifyInterval = value }
+            if let value = bucket?.verifyMaxBytes { settings.verifyMaxBytes = value }
             if let walPollInterval { settings.walPollInterval = walPollInterval }
             if let syncInterval { settings.syncInterval = syncInterval }
             if let segmentMaxBytes { settings.segmentMaxBytes = segmentMaxBytes }

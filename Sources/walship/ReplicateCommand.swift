@@ -68,6 +68,12 @@ struct ReplicateCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--retention-grace").flagHelp))
     var retentionGrace: String?
 
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--verify-interval").flagHelp))
+    var verifyInterval: String?
+
+    @Option(name: .long, help: ArgumentHelp(Setting.flag("--verify-max-bytes").flagHelp))
+    var verifyMaxBytes: String?
+
     @Option(name: .long, help: ArgumentHelp(Setting.flag("--http-addr").flagHelp))
     var httpAddr: String?
 
@@ -304,6 +310,16 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         if let retentionGrace {
             settings.retentionGrace = try ValueParsing.duration(retentionGrace, name: "--retention-grace")
+        }
+        if let verifyInterval {
+            settings.verifyInterval =
+                verifyInterval == "off" ? nil : try ValueParsing.duration(verifyInterval, name: "--verify-interval")
+            if let interval = settings.verifyInterval, interval <= .zero {
+                throw WalshipError(.usage, "invalid --verify-interval '\(verifyInterval)': use a positive duration or off")
+            }
+        }
+        if let verifyMaxBytes {
+            settings.verifyMaxBytes = try ValueParsing.byteSize(verifyMaxBytes, name: "--verify-max-bytes")
         }
         if let syncInterval { settings.syncInterval = try ValueParsing.duration(syncInterval, name: "--sync-interval") }
         if let snapshotInterval {

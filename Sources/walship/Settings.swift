@@ -92,6 +92,14 @@ struct Setting: Sendable {
             key: "retention-grace", levels: [.bucket], defaultValue: "1h", flag: "--retention-grace",
             meaning: "Kept beyond the retention for restores planned just before a prune"),
         Setting(
+            key: "verify-interval", levels: [.bucket], defaultValue: "off", flag: "--verify-interval",
+            meaning:
+                "How often the agent verifies its replica (new objects, chains, a trial restore of the latest point) when something changed (off: never)"
+        ),
+        Setting(
+            key: "verify-max-bytes", levels: [.bucket], defaultValue: "1GiB", flag: "--verify-max-bytes",
+            meaning: "The largest trial restore (bytes of objects) a scheduled verify tries"),
+        Setting(
             key: "encryption-key-file", levels: [.bucket], defaultValue: "none", meaning: "Client-side encryption",
             unsupported: true),
     ]

@@ -81,8 +81,8 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         display.finish()
         for (name, target) in targets {
-            let trial = await trialRestore(
-                name, target, inventory: inventory, replica: replica, directory: directory, logger: logger)
+            let trial = await ReplicaVerifier(replica: replica, logger: logger).trialRestore(
+                name, target, inventory: inventory, directory: directory) { Cancellation.isRequested }
             report.restores.append(trial)
             if let error = trial.error {
                 report.findings.append(ReplicaVerifier.Finding(kind: .restore, key: nil, message: error))
@@ -105,34 +105,6 @@ struct VerifyCommand: AsyncParsableCommand {
     static func time(_ text: String, inventory: ReplicaInventory) throws -> UInt64 {
         let newestMs = max(inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
         return try Timestamp.parse(text, now: max(Date(), Date(timeIntervalSince1970: Double(newestMs) / 1000)))
-    }
-
-    /// Restores one target into the work directory and deletes the result.
-    private func trialRestore(
-        _ name: String, _ target: RestorePlanner.Target, inventory: ReplicaInventory, replica: Replica,
-        directory: String, logger: Logger
-    ) async -> ReplicaVerifier.TrialRestore {
-        var trial = ReplicaVerifier.TrialRestore(target: name)
-        let output = "\(directory)/trial-\(name == "latest" ? "latest" : "at").db"
-        defer {
-            for suffix in ["", "-wal", "-shm"] { try? FileSystem.removeIfPresent(output + suffix) }
-        }
-        let clock = ContinuousClock()
-        let started = clock.now
-        do {
-            let plan = try RestorePlanner(inventory: inventory).plan(target)
-            trial.generation = "\(plan.generation)"
-            var options = Restorer.Options()
-            options.isCancelled = { Cancellation.isRequested }
-            let report = try await Restorer(replica: replica, options: options, logger: logger).restore(
-                plan, to: output)
-            trial.txid = report.txid
-            trial.checksum = report.verifiedChecksum.map { Hex.pad($0, 16) }
-        } catch {
-            trial.error = "trial restore of \(name) failed: \(error)"
-        }
-        trial.seconds = (clock.now - started).seconds
-        return trial
     }
 
     static func makeWorkDirectory(in parent: String?) throws -> String {

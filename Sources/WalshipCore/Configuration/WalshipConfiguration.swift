@@ -22,6 +22,9 @@ public struct WalshipConfiguration: Sendable {
         /// `retention`: nil when not set (the default applies), `.some(nil)` for `none`.
         public var retention: Duration??
         public var retentionGrace: Duration?
+        /// `verify-interval`: nil when not set, `.some(nil)` for `off`.
+        public var verifyInterval: Duration??
+        public var verifyMaxBytes: Int64?
 
         public init(name: String, url: String) {
             self.name = name

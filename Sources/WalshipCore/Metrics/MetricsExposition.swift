@@ -141,6 +141,17 @@ public enum MetricsExposition {
             "walship_checkpoint_write_lock_seconds_max", "gauge",
             "Longest time one RESTART checkpoint of the agent held the write lock."
         ) { v, _ in v.longestWriteLockSeconds },
+        one("walship_verify_runs_total", "counter", "Scheduled verifies of the replica (verify-interval).") { v, _ in
+            Double(v.verifyRuns)
+        },
+        one(
+            "walship_verify_failures_total", "counter",
+            "Scheduled verifies that found a problem or could not run."
+        ) { v, _ in Double(v.verifyFailures) },
+        one(
+            "walship_verify_last_success_timestamp_seconds", "gauge",
+            "When the last scheduled verify that found no problem finished (Unix seconds; 0: none)."
+        ) { v, _ in Double(v.lastVerifySuccessMs) / 1000 },
     ]
 
     /// The exposition of every source, each sample labelled with its database and replica.

@@ -65,6 +65,7 @@ public enum StatusPage {
                 "uploads \(db.uploadFailures), snapshots \(db.snapshotFailures), object conflicts \(db.objectConflicts), prunes \(db.retentionFailures)"
             ),
             ("retention", "\(db.retentionDeletedObjects) objects deleted by this process"),
+            ("last verify", verifyText(db.lastVerify)),
         ]
         if let window = db.listing?.restoreWindow {
             rows.append(
@@ -120,6 +121,26 @@ public enum StatusPage {
         }
         html += "</table>\n"
         return html
+    }
+
+    private static func verifyText(_ verify: VerifyResult?) -> String {
+        guard let verify else {
+            return "<span class=\"muted\">none yet (set verify-interval, or run <code>walship verify</code>)</span>"
+        }
+        var text = verify.ok ? "<span class=\"ok\">ok</span>" : "<span class=\"bad\">FAILED</span>"
+        text += " at \(escape(verify.at)): \(verify.objectsChecked) new objects checked, \(verify.objectsKnown) sound in all"
+        if let trial = verify.trialRestore {
+            if let skipped = trial.skipped {
+                text += "; trial restore skipped: \(escape(skipped))"
+            } else if trial.error == nil {
+                text += "; latest point (txid \(trial.txid ?? 0)) restored and checked"
+            }
+        }
+        if let error = verify.error { text += "<br><span class=\"bad\">\(escape(error))</span>" }
+        for problem in verify.problems.prefix(10) {
+            text += "<br>\(escape(problem.kind.rawValue)): \(escape(problem.message))"
+        }
+        return text
     }
 
     /// Text for HTML content and attribute values.

@@ -38,6 +38,8 @@ public struct StatusReport: Encodable, Sendable {
         public var objectConflicts: UInt64
         public var retentionDeletedObjects: UInt64
         public var retentionFailures: UInt64
+        /// The last scheduled verify (`verify-interval`); absent before one, or when off.
+        public var lastVerify: VerifyResult?
         /// The replica as `walship list --json` shows it (forks only as the inventory shows
         /// them: `walship list` also reads each generation's first snapshot header).
         public var listing: ReplicaListing?
@@ -90,7 +92,8 @@ public struct StatusReport: Encodable, Sendable {
             spoolObjects: values.spoolObjects, spoolBytes: values.spoolBytes, spoolMaxBytes: source.spoolMaxBytes,
             spoolFullEvents: values.spoolFullEvents, uploadFailures: values.uploadFailures,
             snapshotFailures: values.snapshotFailures, objectConflicts: values.objectConflicts,
-            retentionDeletedObjects: values.retentionDeletedObjects, retentionFailures: values.retentionFailures)
+            retentionDeletedObjects: values.retentionDeletedObjects, retentionFailures: values.retentionFailures,
+            lastVerify: source.metrics.lastVerify)
         guard let inventory else { return database }
         let listing = ReplicaListing(location: source.replica, inventory: inventory, lineage: Lineage(inventory: inventory))
         database.listing = listing

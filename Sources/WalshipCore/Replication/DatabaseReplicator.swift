@@ -139,6 +139,11 @@ public final class DatabaseReplicator: Sendable {
         loop.restored = restored
         let box = LoopBox(loop)
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
+        let verification = once ? nil : settings.verifyInterval.map { interval in
+            VerifyTask(
+                replica: replica, interval: interval, maxBytes: settings.verifyMaxBytes,
+                directory: stateDirectory + "/verify", logger: logger, metrics: metrics)
+        }
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         try await startLoop(box, start, once: once, stop: stop)
         metrics.record { $0.started = true }
@@ -157,7 +162,8 @@ public final class DatabaseReplicator: Sendable {
 
         try await runTasks(
             box, snapshotter: snapshotter, requests: requests, requestContinuation: requestContinuation,
-            uploader: uploader, spool: spool, retention: retention, once: once, stop: stop)
+            uploader: uploader, spool: spool, retention: retention, verification: verification, once: once,
+            stop: stop)
         await finalDrain(uploader, spool: spool, once: once, stop: stop)
         return Report(
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
@@ -172,7 +178,7 @@ public final class DatabaseReplicator: Sendable {
     private func runTasks(
         _ box: LoopBox, snapshotter: Snapshotter, requests: AsyncStream<Snapshotter.Request>,
         requestContinuation: AsyncStream<Snapshotter.Request>.Continuation, uploader: Uploader, spool: Spool,
-        retention: RetentionTask?, once: Bool, stop: StopSignal
+        retention: RetentionTask?, verification: VerifyTask?, once: Bool, stop: StopSignal
     ) async throws {
         let loopDone = StopSignal()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -220,6 +226,10 @@ public final class DatabaseReplicator: Sendable {
             // Retention, while the loop runs.
             if let retention {
                 group.addTask { await retention.run(until: loopDone) }
+            }
+            // Scheduled verifies, while the loop runs.
+            if let verification {
+                group.addTask { await verification.run(until: loopDone) }
             }
             // Uploads, while the loop runs.
             group.addTask {

@@ -54,6 +54,10 @@ public final class ReplicationMetrics: Sendable {
         public var retentionWindowStartMs: UInt64 = 0
         /// When the store last confirmed an upload (Unix ms, 0 before one).
         public var lastUploadMs: UInt64 = 0
+        /// Scheduled verifies run and failed, and when the last one passed (Unix ms, 0: none).
+        public var verifyRuns: UInt64 = 0
+        public var verifyFailures: UInt64 = 0
+        public var lastVerifySuccessMs: UInt64 = 0
     }
 
     private let values = Mutex(Values())
@@ -85,6 +89,15 @@ public final class ReplicationMetrics: Sendable {
 
     func attach(_ spool: Spool) {
         self.spool.withLock { $0 = spool }
+    }
+
+    private let lastVerifyResult = Mutex<VerifyResult?>(nil)
+
+    /// The last scheduled verify (nil: none yet, or `verify-interval` is off).
+    public var lastVerify: VerifyResult? { lastVerifyResult.withLock { $0 } }
+
+    func recordVerify(_ result: VerifyResult) {
+        lastVerifyResult.withLock { $0 = result }
     }
 
     /// The replica's objects as the agent knows them (nil before its start LIST).

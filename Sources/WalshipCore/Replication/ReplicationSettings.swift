@@ -15,6 +15,10 @@ public struct ReplicationSettings: Sendable, Equatable {
     public var retention: Duration? = .seconds(72 * 3600)
     /// Kept beyond the retention for restores planned just before a prune.
     public var retentionGrace: Duration = .seconds(3600)
+    /// How often the agent verifies its replica (`VerifyTask`); nil (`off`) never.
+    public var verifyInterval: Duration?
+    /// The largest restore (its objects' bytes) the scheduled verify tries.
+    public var verifyMaxBytes: Int64 = 1 << 30
     /// Whether the agent takes the `ReplicaLock` (waits while another agent replicates the
     /// database to the same replica). Only tests turn it off, to stand for two machines that
     /// share a replica (`WALSHIP_TEST_WITHOUT_REPLICA_LOCK=1`, docs/testing.md).

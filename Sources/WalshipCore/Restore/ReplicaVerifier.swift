@@ -60,6 +60,8 @@ public struct ReplicaVerifier: Sendable {
         public var checksum: String?
         public var seconds: Double
         public var error: String?
+        /// Why the restore was not tried (the agent's `verify-max-bytes`).
+        public var skipped: String?
 
         public init(target: String) {
             self.target = target
@@ -73,6 +75,8 @@ public struct ReplicaVerifier: Sendable {
         public var generations = 0
         public var findings: [Finding] = []
         public var restores: [TrialRestore] = []
+        /// The header of every sound object, by key.
+        public var headers: [String: ObjectHeader] = [:]
 
         /// Nil when all is well, else the most serious finding's failure class (a corrupt or
         /// missing object before a failed restore before a fork).
@@ -94,14 +98,23 @@ public struct ReplicaVerifier: Sendable {
     }
 
     /// Checks every object of `inventory` and the structure of the replica. Temporary files go
-    /// into `directory`. Store errors (other than a missing object) are thrown.
+    /// into `directory`. Store errors (other than a missing object) are thrown. Objects in
+    /// `known` (their headers, from an earlier check: objects are never rewritten) are not
+    /// downloaded again; the report's `headers` hold every sound object's.
     public func check(
-        inventory: ReplicaInventory, directory: String,
+        inventory: ReplicaInventory, directory: String, known: [String: ObjectHeader] = [:],
         progress: @escaping @Sendable (_ objects: Int, _ bytes: Int64) -> Void = { _, _ in }
     ) async throws -> Report {
         var report = Report()
         report.generations = inventory.generations.count
-        let headers = try await checkObjects(inventory, directory: directory, report: &report, progress: progress)
+        var unchecked = inventory
+        unchecked.snapshots.removeAll { known[$0.key] != nil }
+        unchecked.segments.removeAll { known[$0.key] != nil }
+        var headers = try await checkObjects(unchecked, directory: directory, report: &report, progress: progress)
+        for entry in inventory.snapshots.map(\.key) + inventory.segments.map(\.key) {
+            if let header = known[entry] { headers[entry] = header }
+        }
+        report.headers = headers
         report.findings += Self.chainFindings(inventory: inventory, headers: headers)
         report.findings += Self.structureFindings(inventory: inventory)
         let lineage = try await Lineage.load(store: replica.store, inventory: inventory)
@@ -114,6 +127,41 @@ public struct ReplicaVerifier: Sendable {
                 ))
         }
         return report
+    }
+
+    /// Restores one target into `directory` (the restorer checks the point's recorded database
+    /// checksum and runs `PRAGMA integrity_check`) and deletes the result. A plan larger than
+    /// `maxBytes` is not restored: the trial says so and counts as skipped, not failed.
+    public func trialRestore(
+        _ name: String, _ target: RestorePlanner.Target, inventory: ReplicaInventory, directory: String,
+        maxBytes: Int64? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }
+    ) async -> TrialRestore {
+        var trial = TrialRestore(target: name)
+        let output = "\(directory)/trial-\(name == "latest" ? "latest" : "at").db"
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileSystem.removeIfPresent(output + suffix) }
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            let plan = try RestorePlanner(inventory: inventory).plan(target)
+            trial.generation = "\(plan.generation)"
+            if let maxBytes, plan.bytes > maxBytes {
+                trial.skipped =
+                    "the point needs \(ValueParsing.formatBytes(plan.bytes)) of objects, more than verify-max-bytes (\(ValueParsing.formatBytes(maxBytes)))"
+                return trial
+            }
+            var options = Restorer.Options()
+            options.isCancelled = isCancelled
+            let report = try await Restorer(replica: replica, options: options, logger: logger).restore(
+                plan, to: output)
+            trial.txid = report.txid
+            trial.checksum = report.verifiedChecksum.map { Hex.pad($0, 16) }
+        } catch {
+            trial.error = "trial restore of \(name) failed: \(error)"
+        }
+        trial.seconds = (clock.now - started).seconds
+        return trial
     }
 
     /// Downloads and checks each object; returns the headers of the sound ones by key.

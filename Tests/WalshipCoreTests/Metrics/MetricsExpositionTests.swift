@@ -48,12 +48,12 @@ struct MetricsExpositionTests {
         }
     }
 
-    /// docs/operations.md's metric table names every family `/metrics` serves (and no other),
+    /// docs/metrics.md's table names every family `/metrics` serves (and no other),
     /// and every generation reason label.
-    @Test("the metrics table in docs/operations.md matches what /metrics serves")
+    @Test("the metrics table in docs/metrics.md matches what /metrics serves")
     func docsListEveryFamily() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/operations.md").path
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/metrics.md").path
         let docs = try String(contentsOfFile: path, encoding: .utf8)
         let table = docs.components(separatedBy: "\n").filter { $0.hasPrefix("| `walship_") }
         var documented: Set<String> = []
