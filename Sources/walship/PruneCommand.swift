@@ -133,9 +133,7 @@ struct PruneCommand: AsyncParsableCommand {
     /// The "now" a prune counts back from: the wall clock, or the replica's newest restore point
     /// when that is earlier (a clock that runs ahead never deletes more).
     static func nowMs(for inventory: ReplicaInventory) -> UInt64 {
-        let newestMs = max(
-            inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
-        return min(UInt64(Date().timeIntervalSince1970 * 1000), newestMs)
+        min(UInt64(Date().timeIntervalSince1970 * 1000), inventory.newestMs)
     }
 
     /// Prints a command's output as JSON (snake-case keys, sorted, indented).

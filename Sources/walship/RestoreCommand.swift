@@ -89,14 +89,7 @@ struct RestoreCommand: AsyncParsableCommand {
         // init container, a typo or an unmounted volume must not start the application on an
         // empty database. Only a reachable, empty replica is "nothing to do".
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        if let at, at.trimmingCharacters(in: .whitespaces).hasPrefix("-") {
-            // A relative time counts back from now, or from the replica's newest commit time when
-            // that is later: commit times keep advancing when the agent's wall clock steps back.
-            let newestMs = max(
-                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
-            let base = max(Date(), Date(timeIntervalSince1970: Double(newestMs) / 1000))
-            target = .time(try Timestamp.parse(at, now: base))
-        }
+        if let at { target = .time(try inventory.time(at)) }
         let planner = RestorePlanner(inventory: inventory)
         let plan: RestorePlanner.Plan
         do {

@@ -63,7 +63,7 @@ struct VerifyCommand: AsyncParsableCommand {
         var targets: [(String, RestorePlanner.Target)] = [("latest", .latest)]
         if let at {
             // A time outside the restore window is a bad target (exit 6 or 7), before any download.
-            let target = RestorePlanner.Target.time(try Self.time(at, inventory: inventory))
+            let target = RestorePlanner.Target.time(try inventory.time(at))
             _ = try RestorePlanner(inventory: inventory).plan(target)
             targets.append((at, target))
         }
@@ -99,12 +99,6 @@ struct VerifyCommand: AsyncParsableCommand {
                 "verify found \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(replica.location) (listed above)"
             )
         }
-    }
-
-    /// A time target; a relative one counts back from the later of now and the newest commit.
-    static func time(_ text: String, inventory: ReplicaInventory) throws -> UInt64 {
-        let newestMs = max(inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
-        return try Timestamp.parse(text, now: max(Date(), Date(timeIntervalSince1970: Double(newestMs) / 1000)))
     }
 
     static func makeWorkDirectory(in parent: String?) throws -> String {

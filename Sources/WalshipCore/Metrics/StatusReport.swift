@@ -111,9 +111,7 @@ public struct StatusReport: Encodable, Sendable {
     ) -> Point {
         var point = Point(at: at)
         do {
-            let newestMs = max(
-                nowMs, inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0)
-            let ms = try Timestamp.parse(at, now: Date(timeIntervalSince1970: Double(newestMs) / 1000))
+            let ms = try inventory.time(at, now: Date(timeIntervalSince1970: Double(nowMs) / 1000))
             let plan = try RestorePlanner(inventory: inventory).plan(.time(ms))
             point.generation = "\(plan.generation)"
             point.txidAtMost = plan.lastTxid

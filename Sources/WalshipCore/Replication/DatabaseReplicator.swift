@@ -121,9 +121,7 @@ public final class DatabaseReplicator: Sendable {
         let clock = CommitClock(persistingTo: stateDirectory + "/clock.json", sources: clockSources, logger: logger)
         metrics.attach(clock)
         clock.raiseFloor(
-            to: max(
-                inventory.segments.map(\.lastMs).max() ?? 0, inventory.snapshots.map(\.takenMs).max() ?? 0,
-                spooled.map(\.lastMs).max() ?? 0))
+            to: max(inventory.newestMs, spooled.map(\.lastMs).max() ?? 0))
         let now: @Sendable () -> UInt64 = { clock.now() }
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
         let loop = ReplicationLoop(

@@ -108,9 +108,7 @@ final class ReplicationLoop {
         lastTxid = facts.lastTxid
         // Commit times never go back across the replica, even from a host whose clock is behind:
         // restore by time picks the newest generation that started at or before the target.
-        let storedMs = max(
-            start.inventory.segments.map(\.lastMs).max() ?? 0, start.inventory.snapshots.map(\.takenMs).max() ?? 0)
-        lastCommitMs = max(lastCommitMs, storedMs, start.spooled.map(\.lastMs).max() ?? 0)
+        lastCommitMs = max(lastCommitMs, start.inventory.newestMs, start.spooled.map(\.lastMs).max() ?? 0)
         let newestStoredSegment = start.inventory.segments.max { $0.lastTxid < $1.lastTxid }
         let pendingSince = start.spooled.filter { $0.kind == .segment }.map(\.firstMs).min()
         metrics.record { values in

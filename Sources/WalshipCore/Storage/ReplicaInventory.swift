@@ -1,3 +1,5 @@
+import Foundation
+
 /// What one LIST of a replica shows: every snapshot and segment, by generation. Restore plans
 /// and the agent's start-up decisions are made from it without further listing.
 public struct ReplicaInventory: Sendable {
@@ -29,6 +31,18 @@ public struct ReplicaInventory: Sendable {
     }
 
     public var isEmpty: Bool { snapshots.isEmpty && segments.isEmpty }
+
+    /// The newest time the replica records (a segment's last commit, a snapshot's time), or 0.
+    public var newestMs: UInt64 {
+        max(segments.map(\.lastMs).max() ?? 0, snapshots.map(\.takenMs).max() ?? 0)
+    }
+
+    /// A restore target time (`--at`). A relative one counts back from `now`, or from the newest
+    /// time the replica records when that is later: commit times keep advancing when an agent's
+    /// wall clock steps back.
+    public func time(_ text: String, now: Date = Date()) throws -> UInt64 {
+        try Timestamp.parse(text, now: max(now, Date(timeIntervalSince1970: Double(newestMs) / 1000)))
+    }
 
     /// Generations, oldest first.
     public var generations: [GenerationID] {
