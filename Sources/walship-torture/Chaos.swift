@@ -56,6 +56,14 @@ final class AgentController {
         process?.waitForLog(text, timeout: timeout) ?? false
     }
 
+    /// How many lines of every start's log contain `text`.
+    func logCount(_ text: String) -> Int {
+        (1...max(1, starts.count)).reduce(0) { count, start in
+            let log = (try? String(contentsOfFile: "\(logPath).\(start)", encoding: .utf8)) ?? ""
+            return count + log.split(separator: "\n").filter { $0.contains(text) }.count
+        }
+    }
+
     /// Lines of every start's log that contain one of `texts` (at most 10).
     func logProblems(_ texts: [String]) -> [String] {
         var found: [String] = []

@@ -355,6 +355,10 @@ final class TortureRun {
         // generations are its own): an object that met another means one agent built two
         // different objects for the same transactions (issue 13).
         problems += agent.logProblems(["object key already holds another object", "a spooled object is unreadable"])
+        // The agent's own verifies (verify-interval) run under the chaos; those during a damage
+        // event rightly fail, so they are counted here and the checker's `walship verify` judges.
+        events["agent verifies passed"] = agent.logCount("verified the replica")
+        events["agent verifies that found problems"] = agent.logCount("verify found problems")
     }
 
     private func count(_ event: String) { events[event, default: 0] += 1 }
