@@ -302,7 +302,9 @@ enum SnapshotDamage {
         }
         let what = "with \(target.key) \(way == .missing ? "missing" : "damaged")"
         let list = try walship(["list", replicaURL, "--json"])
-        if list.status != 0 { problems.append("walship list \(what) exited \(list.status): \(list.stderr.suffix(300))") }
+        if list.status != 0 {
+            problems.append("walship list \(what) exited \(list.status): \(list.stderr.suffix(300))")
+        }
         let latest = directory.file("damage-latest.db")
         let restore = try walship(["restore", replicaURL, "-o", latest, "--quiet"])
         if restore.status != 0 {
@@ -326,7 +328,8 @@ enum SnapshotDamage {
         }
         let verify = try walship(["verify", replicaURL, "--json"])
         if (try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8))) == nil {
-            problems.append("walship verify \(what) exited \(verify.status) without a report: \(verify.stderr.suffix(300))")
+            problems.append(
+                "walship verify \(what) exited \(verify.status) without a report: \(verify.stderr.suffix(300))")
         } else if way != .missing && (verify.status != 9 || !verify.stdout.contains(target.key)) {
             problems.append("walship verify \(what) exited \(verify.status) and did not name the object")
         }

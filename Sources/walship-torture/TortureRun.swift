@@ -257,7 +257,8 @@ final class TortureRun {
             if status != 13 && status != 0 {
                 problems.append("replicate --once on a full state disk exited \(status): \(log.suffix(400))")
             } else if status == 13 && !log.contains("No space left") && !log.contains("disk is full") {
-                problems.append("replicate --once on a full state disk exited 13 without saying why: \(log.suffix(400))")
+                problems.append(
+                    "replicate --once on a full state disk exited 13 without saying why: \(log.suffix(400))")
             }
         }
         pauses.stops.append((Workload.nowMs(), .kill))
@@ -275,13 +276,19 @@ final class TortureRun {
         // Settled after the last time it said the disk was full (or it never needed the space).
         let settled = (0..<600).contains { _ in
             let log = agent.currentLog
-            let after = log.range(of: "no space left", options: .backwards).map { log[$0.upperBound...] } ?? Substring(log)
+            let after =
+                log.range(of: "no space left", options: .backwards).map { log[$0.upperBound...] } ?? Substring(log)
             if after.contains("continuing generation") || after.contains("snapshot taken") { return true }
             usleep(100_000)
             return false
         }
-        if !settled { problems.append("the agent started on a full state disk did not go on within 60 s of space returning") }
-        count(waited ? "agent started on a full state disk, waited for space" : "agent started on a full state disk, needed no space")
+        if !settled {
+            problems.append("the agent started on a full state disk did not go on within 60 s of space returning")
+        }
+        count(
+            waited
+                ? "agent started on a full state disk, waited for space"
+                : "agent started on a full state disk, needed no space")
     }
 
     /// One seeded step: a kill or stop of the agent, an application process killed in COMMIT,

@@ -315,7 +315,8 @@ struct ReplicateCommand: AsyncParsableCommand {
             settings.verifyInterval =
                 verifyInterval == "off" ? nil : try ValueParsing.duration(verifyInterval, name: "--verify-interval")
             if let interval = settings.verifyInterval, interval <= .zero {
-                throw WalshipError(.usage, "invalid --verify-interval '\(verifyInterval)': use a positive duration or off")
+                throw WalshipError(
+                    .usage, "invalid --verify-interval '\(verifyInterval)': use a positive duration or off")
             }
         }
         if let verifyMaxBytes {

@@ -82,7 +82,8 @@ struct VerifyCommand: AsyncParsableCommand {
         display.finish()
         for (name, target) in targets {
             let trial = await ReplicaVerifier(replica: replica, logger: logger).trialRestore(
-                name, target, inventory: inventory, directory: directory) { Cancellation.isRequested }
+                name, target, inventory: inventory, directory: directory
+            ) { Cancellation.isRequested }
             report.restores.append(trial)
             if let error = trial.error {
                 report.findings.append(ReplicaVerifier.Finding(kind: .restore, key: nil, message: error))

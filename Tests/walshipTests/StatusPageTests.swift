@@ -20,7 +20,9 @@ extension CLIIntegration {
         }
 
         /// Runs a command the page printed (plain words, as `Shell.quote` leaves these) in `directory`.
-        static func run(_ command: String, in directory: TemporaryDirectory, environment: [String: String]) throws
+        static func run(
+            _ command: String, in directory: TemporaryDirectory, environment: [String: String]
+        ) throws
             -> CommandRunner.Output
         {
             let words = command.split(separator: " ").map(String.init)
@@ -98,9 +100,12 @@ extension CLIIntegration {
             #expect(restored.status == 0, "\(restored.stderr)")
             let final = try ContentHash.of(connection: app)
             #expect(try ContentHash.of(path: directory.file("app-restored.db")) == final)
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: directory.file("app-restored.db" + suffix)) }
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: directory.file("app-restored.db" + suffix))
+            }
             let encoded = try #require(middle.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
-            let point = try #require(try Self.database(try Self.status(port: port, query: "?at=\(encoded)"))["point"] as? [String: Any])
+            let point = try #require(
+                try Self.database(try Self.status(port: port, query: "?at=\(encoded)"))["point"] as? [String: Any])
             #expect(point["time"] as? String == middle, "\(point)")
             let command = try #require(point["command"] as? String, "\(point)")
             let atMiddle = try Self.run(command, in: directory, environment: environment)
@@ -110,7 +115,8 @@ extension CLIIntegration {
             let outside = try #require(
                 try Self.database(try Self.status(port: port, query: "?at=2000-01-01T00:00:00Z"))["point"]
                     as? [String: Any])
-            #expect(outside["command"] == nil && (outside["error"] as? String)?.contains("outside") == true, "\(outside)")
+            #expect(
+                outside["command"] == nil && (outside["error"] as? String)?.contains("outside") == true, "\(outside)")
         }
 
         @Test(
@@ -141,7 +147,9 @@ extension CLIIntegration {
             #expect(dom.status == 0, "\(dom.stderr.suffix(500))")
             #expect(dom.stdout.contains(directory.file("app.db")), "\(dom.stdout.prefix(2000))")
             #expect(dom.stdout.contains("restore window"))
-            #expect(dom.stdout.contains("walship restore \(ReplicateCommandTests.replicaURL(directory)) -o ./app-restored.db --at "))
+            #expect(
+                dom.stdout.contains(
+                    "walship restore \(ReplicateCommandTests.replicaURL(directory)) -o ./app-restored.db --at "))
             #expect(dom.stdout.contains("replicating"))
         }
 
@@ -163,7 +171,8 @@ extension CLIIntegration {
             let flood = try CommandRunner.run(
                 python, [TestScripts.path("http_flood.py"), String(port), "1000", "20", "/api/v1/status", "150"])
             #expect(flood.status == 0, "\(flood.stderr)")
-            let summary = try #require(try JSONSerialization.jsonObject(with: Data(flood.stdout.utf8)) as? [String: Any])
+            let summary = try #require(
+                try JSONSerialization.jsonObject(with: Data(flood.stdout.utf8)) as? [String: Any])
             let good = try #require(summary["good"] as? Int)
             #expect((summary["good_answered"] as? [String: Int])?["200"] == good, "\(summary)")
             #expect(summary["unfinished"] as? Int == 0, "\(summary)")

@@ -249,7 +249,9 @@ public final class MetricsServer: @unchecked Sendable {  // `listener` is guarde
         default:
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let json = (try? encoder.encode(status(Self.query(target, "at")))).map { String(decoding: $0, as: UTF8.self) }
+            let json = (try? encoder.encode(status(Self.query(target, "at")))).map {
+                String(decoding: $0, as: UTF8.self)
+            }
             return ("200 OK", "application/json", (json ?? "{}") + "\n")
         }
     }

@@ -26,7 +26,8 @@ public enum StatusPage {
         html +=
             "version \(escape(report.version)), SQLite \(escape(report.sqliteVersion)); generated \(escape(report.generatedAt)); "
         html += report.ready ? "<span class=\"ok\">ready</span>" : "<span class=\"warn\">starting</span>"
-        html += ". The same as JSON: <a href=\"/api/v1/status\">/api/v1/status</a>; metrics: <a href=\"/metrics\">/metrics</a>.</p>\n"
+        html +=
+            ". The same as JSON: <a href=\"/api/v1/status\">/api/v1/status</a>; metrics: <a href=\"/metrics\">/metrics</a>.</p>\n"
         let at = report.databases.compactMap(\.point?.at).first ?? ""
         html += """
             <form method="get" action="/"><label>Restore at <input name="at" value="\(escape(at))" size="30" \
@@ -102,7 +103,8 @@ public enum StatusPage {
             html +=
                 "<p class=\"bad\">Generation <code>\(fork.id)</code> was continued by two agents from txid \(fork.fromTxid): restore points after it need <code>--generation</code>.</p>\n"
         }
-        html += "<h3>Generations (\(listing.generations.count); \(listing.objects) objects, \(ValueParsing.formatBytes(listing.bytes)))</h3>\n"
+        html +=
+            "<h3>Generations (\(listing.generations.count); \(listing.objects) objects, \(ValueParsing.formatBytes(listing.bytes)))</h3>\n"
         html +=
             "<table>\n<tr><th>generation</th><th>restore points</th><th>snapshots</th><th>segments</th><th>size</th></tr>\n"
         for generation in listing.generations.reversed() {
@@ -128,7 +130,8 @@ public enum StatusPage {
             return "<span class=\"muted\">none yet (set verify-interval, or run <code>walship verify</code>)</span>"
         }
         var text = verify.ok ? "<span class=\"ok\">ok</span>" : "<span class=\"bad\">FAILED</span>"
-        text += " at \(escape(verify.at)): \(verify.objectsChecked) new objects checked, \(verify.objectsKnown) sound in all"
+        text +=
+            " at \(escape(verify.at)): \(verify.objectsChecked) new objects checked, \(verify.objectsKnown) sound in all"
         if let trial = verify.trialRestore {
             if let skipped = trial.skipped {
                 text += "; trial restore skipped: \(escape(skipped))"

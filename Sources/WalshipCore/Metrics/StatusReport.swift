@@ -95,7 +95,8 @@ public struct StatusReport: Encodable, Sendable {
             retentionDeletedObjects: values.retentionDeletedObjects, retentionFailures: values.retentionFailures,
             lastVerify: source.metrics.lastVerify)
         guard let inventory else { return database }
-        let listing = ReplicaListing(location: source.replica, inventory: inventory, lineage: Lineage(inventory: inventory))
+        let listing = ReplicaListing(
+            location: source.replica, inventory: inventory, lineage: Lineage(inventory: inventory))
         database.listing = listing
         if listing.restoreWindow != nil {
             database.restoreLatest = Shell.command(["walship", "restore", source.replica, "-o", output])

@@ -137,11 +137,14 @@ public final class DatabaseReplicator: Sendable {
         loop.restored = restored
         let box = LoopBox(loop)
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
-        let verification = once ? nil : settings.verifyInterval.map { interval in
-            VerifyTask(
-                replica: replica, interval: interval, maxBytes: settings.verifyMaxBytes,
-                directory: stateDirectory + "/verify", logger: logger, metrics: metrics)
-        }
+        let verification =
+            once
+            ? nil
+            : settings.verifyInterval.map { interval in
+                VerifyTask(
+                    replica: replica, interval: interval, maxBytes: settings.verifyMaxBytes,
+                    directory: stateDirectory + "/verify", logger: logger, metrics: metrics)
+            }
         let start = ReplicationLoop.Start(
             inventory: inventory, spooled: spooled, newestStoredSegment: newestStored,
             linkTo: await ownLineage(saved: saved, inventory: inventory))

@@ -143,11 +143,14 @@ public struct RestorePlanner: Sendable {
         }
         let candidates = options.generation.map { chosen in spans.filter { $0.generation == chosen } } ?? spans
         // The latest point and times follow the main lineage; a txid is in one generation only.
-        let followed = options.generation == nil ? candidates.filter { !options.excluding.contains($0.generation) } : candidates
-        if case .txid = target {} else if followed.isEmpty, !candidates.isEmpty {
+        let followed =
+            options.generation == nil ? candidates.filter { !options.excluding.contains($0.generation) } : candidates
+        if case .txid = target {
+        } else if followed.isEmpty, !candidates.isEmpty {
             throw WalshipError(
                 .replicaEmpty,
-                "the replica's only restore points are in generations restored from it and replicated back while their origin went on (\(options.excluding.sorted().map { "\($0)" }.joined(separator: ", "))); pick one with --generation")
+                "the replica's only restore points are in generations restored from it and replicated back while their origin went on (\(options.excluding.sorted().map { "\($0)" }.joined(separator: ", "))); pick one with --generation"
+            )
         }
         guard let newest = followed.last else {
             let chosen = options.generation.map { "\($0)" } ?? ""
@@ -158,7 +161,8 @@ public struct RestorePlanner: Sendable {
             }
             throw WalshipError(
                 .targetOutsideWindow,
-                "generation '\(chosen)' has no restore point in this replica (no snapshot of it is stored: lost or pruned)")
+                "generation '\(chosen)' has no restore point in this replica (no snapshot of it is stored: lost or pruned)"
+            )
         }
         var scope = Scope(
             candidates: followed,

@@ -109,9 +109,11 @@ final class VerifyTask: Sendable {
                 logger.warning("verify skipped its trial restore: \(skipped)", metadata: metadata)
             }
         } else {
-            let what = result.error ?? result.problems.filter { Self.failing.contains($0.kind) }.prefix(5).map {
-                "\($0.kind.rawValue): \($0.message)"
-            }.joined(separator: "; ")
+            let what =
+                result.error
+                ?? result.problems.filter { Self.failing.contains($0.kind) }.prefix(5).map {
+                    "\($0.kind.rawValue): \($0.message)"
+                }.joined(separator: "; ")
             logger.error("verify found problems in the replica: \(what)", metadata: metadata)
         }
     }

@@ -107,8 +107,9 @@ struct RestorePlannerTests {
         // the replica does not hold is a usage error (2).
         var noSnapshot = Self.inventory
         noSnapshot.snapshots.removeAll { $0.generation == Self.second }
-        #expect { try RestorePlanner(inventory: noSnapshot).plan(.latest, options: .init(generation: Self.second)) }
-            throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
+        #expect {
+            try RestorePlanner(inventory: noSnapshot).plan(.latest, options: .init(generation: Self.second))
+        } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
         #expect { try planner.plan(.latest, options: .init(generation: GenerationID(7))) } throws: {
             ($0 as? WalshipError)?.code == .usage
         }
