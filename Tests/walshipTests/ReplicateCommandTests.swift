@@ -323,7 +323,8 @@ extension CLIIntegration {
             #expect((Int(parsed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 20, "\(parsed.stdout)")
             #expect(try LoopbackHTTP.request(port: port, path: "/healthz").body == "ok\n")
             #expect(try LoopbackHTTP.request(port: port, path: "/readyz").body == "ready\n")
-            #expect(try LoopbackHTTP.request(port: port, path: "/").status == 404)
+            #expect(try LoopbackHTTP.request(port: port, path: "/").status == 200)
+            #expect(try LoopbackHTTP.request(port: port, path: "/nothing").status == 404)
             #expect(try LoopbackHTTP.request("POST", port: port, path: "/metrics").status == 405)
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
 

@@ -99,6 +99,12 @@ public enum StatusPage {
         guard let listing = db.listing else {
             return html + "<p class=\"muted\">The replica's objects are listed once start-up is done.</p>\n"
         }
+        return html + generations(listing)
+    }
+
+    /// Forked generations, then every generation with its restore points and snapshots.
+    private static func generations(_ listing: ReplicaListing) -> String {
+        var html = ""
         for fork in listing.forkedGenerations {
             html +=
                 "<p class=\"bad\">Generation <code>\(fork.id)</code> was continued by two agents from txid \(fork.fromTxid): restore points after it need <code>--generation</code>.</p>\n"

@@ -137,14 +137,7 @@ public final class DatabaseReplicator: Sendable {
         loop.restored = restored
         let box = LoopBox(loop)
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
-        let verification =
-            once
-            ? nil
-            : settings.verifyInterval.map { interval in
-                VerifyTask(
-                    replica: replica, interval: interval, maxBytes: settings.verifyMaxBytes,
-                    directory: stateDirectory + "/verify", logger: logger, metrics: metrics)
-            }
+        let verification = once ? nil : verifyTask()
         let start = ReplicationLoop.Start(
             inventory: inventory, spooled: spooled, newestStoredSegment: newestStored,
             linkTo: await ownLineage(saved: saved, inventory: inventory))
@@ -661,6 +654,15 @@ public final class DatabaseReplicator: Sendable {
             try loop.startGeneration(.spoolFull, "the spool drained after a store outage")
         }
         return true
+    }
+
+    /// The agent's scheduled verify (none while `verify-interval` is off).
+    private func verifyTask() -> VerifyTask? {
+        settings.verifyInterval.map { interval in
+            VerifyTask(
+                replica: replica, interval: interval, maxBytes: settings.verifyMaxBytes,
+                directory: stateDirectory + "/verify", logger: logger, metrics: metrics)
+        }
     }
 
     /// The agent's retention (none with `retention: none`), scheduled from the start LIST. A
