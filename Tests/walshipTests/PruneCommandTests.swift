@@ -119,6 +119,67 @@ extension CLIIntegration {
             }
         }
 
+        /// Issue 18: the agent's own prunes on a real S3 server whose DeleteObjects refuses every key
+        /// (AccessDenied): the agent names the keys, counts the failure, keeps replicating, and a
+        /// later prune deletes them once deletes work again.
+        @Test(
+            "on S3, the agent logs the keys a refused DeleteObjects kept and counts the failure, replicates on, and a later prune deletes them"
+        )
+        func agentReportsRefusedDeletesOnS3() async throws {
+            let server = try await S3TestServer.start(buckets: ["walship"], kind: .rclone)
+            defer { server.stop() }
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
+            defer { proxy.stop() }
+            let environment = [
+                "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
+            ]
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 10)
+            let app = try Connection(path: database)
+            defer { app.close() }
+            proxy.setDeletes(.deny)
+            let agent = try AgentProcess(
+                [
+                    "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"),
+                    "--sync-interval", "100ms", "--snapshot-interval", "1s", "--retention", "2s",
+                    "--retention-grace", "0s", "--http-addr", "127.0.0.1:0",
+                ], logPath: directory.file("agent.log"), environment: environment)
+            defer { agent.stop() }
+            #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            func commitUntil(_ text: String) async throws -> Bool {
+                for _ in 0..<200 {  // At most 20 s; a prune is due about 3 s after each snapshot.
+                    try LedgerDatabase.commitNext(on: app)
+                    try await Task.sleep(for: .milliseconds(100))
+                    if agent.log.contains(text) { return true }
+                }
+                return false
+            }
+            #expect(try await commitUntil("retention could not delete some objects"), "\(agent.log.suffix(3000))")
+            let refused = try #require(
+                agent.log.split(separator: "\n").first { $0.contains("retention could not delete some objects") })
+            #expect(refused.contains("generations/") && refused.contains("AccessDenied"), "\(refused)")
+            let samples = try LoopbackHTTP.samples(try LoopbackHTTP.request(port: port, path: "/metrics").body)
+            #expect((samples.first { $0.key.hasPrefix("walship_retention_failures_total{") }?.value ?? 0) >= 1)
+            let shipped = samples.first { $0.key.hasPrefix("walship_shipped_txid{") }?.value ?? 0
+            #expect(shipped > 0, "replication goes on")
+            let key = try #require(
+                refused.firstMatch(of: /(db\/generations\/[0-9a-f]+\/[a-z]+\/[0-9a-f-]+\.[a-z]+)/)?.1)
+            proxy.setDeletes(.forward)
+            #expect(try await commitUntil("pruned"), "\(agent.log.suffix(3000))")
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            let listed = try WalshipBinary.run(["list", "s3://walship/db", "--json"], environment: environment)
+            #expect(listed.status == 0, "\(listed.stderr)")
+            #expect(!listed.stdout.contains(String(key)), "\(key) was kept after deletes worked again")
+            let latest = try WalshipBinary.run(
+                ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"], environment: environment)
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(try ContentHash.of(path: directory.file("latest.db")) == (try ContentHash.of(connection: app)))
+        }
+
         /// Issue 18: deletes that fail on a real S3 server (rclone behind the fault proxy): a
         /// DeleteObjects answered 200 with nothing deleted (as R2 has been seen to do) and one
         /// refused per key are named and exit 4; nothing is lost, and a prune that works then
