@@ -96,7 +96,7 @@ struct Torture: AsyncParsableCommand {
         let agent = AgentController(
             arguments: [
                 "replicate", database, store.replicaURL, "--state-dir", directory.file("state"), "--sync-interval",
-                "200ms", "--snapshot-interval", "15s", "--wal-max-frames", "300", "--verify-interval", "20s",
+                "200ms", "--snapshot-interval", "15s", "--wal-max-frames", "300", "--verify-interval", "5s",
                 "--log-level",
                 ProcessInfo.processInfo.environment["TORTURE_AGENT_LOG_LEVEL"] ?? "info",
             ], environment: store.agentEnvironment.merging(clock?.environment ?? [:]) { $1 },
