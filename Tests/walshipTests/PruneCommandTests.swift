@@ -113,10 +113,42 @@ extension CLIIntegration {
             let early = try ReplicateCommandTests.restore(
                 directory, ["--txid", String(span.firstTxid - 1)], to: "e.db")
             #expect(early.status == 6, "\(early.stderr)")
+            try Self.checkWindowTimes(url: ReplicateCommandTests.replicaURL(directory), in: directory)
             for segment in after.segments {
                 let kept = after.snapshots(of: segment.generation).map(\.fromTxid).min() ?? UInt64.max
                 #expect(segment.lastTxid > kept, "\(segment.key) is needed by no kept snapshot")
             }
+        }
+
+        /// The restore window `list --json` reports after a prune: its first and last times restore
+        /// exactly its first and last txids, and a time just before it exits 6 naming the window.
+        static func checkWindowTimes(
+            url: String, in directory: TemporaryDirectory, environment: [String: String] = [:]
+        ) throws {
+            let listed = try WalshipBinary.run(["list", url, "--json"], environment: environment)
+            let window = try #require(try Self.json(listed)["restore_window"] as? [String: Any], "\(listed.stdout)")
+            let earliest = try #require(window["earliest_time"] as? String)
+            let latest = try #require(window["latest_time"] as? String)
+            for (time, txid) in [(earliest, window["earliest_txid"] as? Int), (latest, window["latest_txid"] as? Int)] {
+                let txid = try #require(txid)
+                let byTime = try WalshipBinary.run(
+                    ["restore", url, "-o", directory.file("time-\(txid).db"), "--quiet", "--at", time],
+                    environment: environment)
+                #expect(byTime.status == 0, "--at \(time): \(byTime.stderr)")
+                #expect(
+                    try LedgerDatabase.verifiedTransactionCount(at: directory.file("time-\(txid).db"))
+                        == Int64(10 + txid),
+                    "--at \(time) is txid \(txid)")
+            }
+            let earliestMs = try #require(CivilTime.parseRFC3339(earliest))
+            let before = Timestamp.format(milliseconds: UInt64(earliestMs - 1))
+            let tooEarly = try WalshipBinary.run(
+                ["restore", url, "-o", directory.file("before.db"), "--quiet", "--at", before], environment: environment
+            )
+            #expect(tooEarly.status == 6, "\(tooEarly.stderr)")
+            #expect(
+                tooEarly.stderr.contains("outside the restore window") && tooEarly.stderr.contains(earliest),
+                "\(tooEarly.stderr)")
         }
 
         /// Issue 18: the agent's own prunes on a real S3 server whose DeleteObjects refuses every key
@@ -174,6 +206,7 @@ extension CLIIntegration {
             let listed = try WalshipBinary.run(["list", "s3://walship/db", "--json"], environment: environment)
             #expect(listed.status == 0, "\(listed.stderr)")
             #expect(!listed.stdout.contains(String(key)), "\(key) was kept after deletes worked again")
+            try Self.checkWindowTimes(url: "s3://walship/db", in: directory, environment: environment)
             let latest = try WalshipBinary.run(
                 ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"], environment: environment)
             #expect(latest.status == 0, "\(latest.stderr)")

@@ -41,7 +41,7 @@ public enum StatusPage {
     }
 
     private static func section(_ db: StatusReport.Database) -> String {
-        var html = "<h2>\(escape(db.path))</h2>\n"
+        var html = "<h2>\(escape(db.path)) <span class=\"muted\">to \(escape(db.replica))</span></h2>\n"
         let stateClass = db.state == "replicating" ? "ok" : db.state == "lagging" ? "bad" : "warn"
         var rows: [(String, String)] = [
             ("replica", "<code>\(escape(db.replica))</code>"),
