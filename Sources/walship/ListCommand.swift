@@ -74,11 +74,6 @@ struct ListCommand: AsyncParsableCommand {
                 "fork: generation \(forked.id) was continued by two agents from txid \(forked.fromTxid); restore only points before it"
             )
         }
-        for branch in output.sideBranches {
-            print(
-                "side branch: generation \(branch) is a copy restored from this replica and replicated back while its origin went on (a disaster drill?); the latest point and --at skip it, --generation restores it"
-            )
-        }
         for fork in output.forks {
             print(
                 "fork: generations \(fork.joined(separator: ", ")) are separate lineages (two agents on one replica?); restore needs --generation"

@@ -83,7 +83,7 @@ struct RestoreCommand: AsyncParsableCommand {
             return
         }
         var target = try parsedTarget()
-        var planOptions = try parsedPlanOptions()
+        let planOptions = try parsedPlanOptions()
         let replica = try replicaTarget.replica(logger: logger)
         // A missing bucket or replica directory is an error even with --if-replica-exists: in an
         // init container, a typo or an unmounted volume must not start the application on an
@@ -91,39 +91,14 @@ struct RestoreCommand: AsyncParsableCommand {
         let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
         if let at { target = .time(try inventory.time(at)) }
         let planner = RestorePlanner(inventory: inventory)
-        // Without --generation, the lineage decides which generations the target may be in.
-        let lineage =
-            planOptions.generation == nil ? try await Lineage.load(store: replica.store, inventory: inventory) : nil
-        planOptions.excluding = lineage?.sideBranches ?? []
-        // A time that would reach a skipped side branch: said with the outcome, whatever it is.
-        var skipped: [GenerationID] = []
-        if case .time = target, !planOptions.excluding.isEmpty {
-            // Where the time would lead without skipping side branches.
-            var unskipped = planOptions
-            unskipped.excluding = []
-            unskipped.nearestBefore = true
-            if let generation = try? planner.plan(target, options: unskipped).generation,
-                planOptions.excluding.contains(generation)
-            {
-                skipped = [generation]
-            }
-        }
-        let skippedNote = skipped.map {
-            "generation \($0) covers this time but is a copy restored from this replica and replicated back while its origin went on (a disaster drill?), so it is skipped; restore it with --generation \($0)"
-        }.joined(separator: "; ")
         let plan: RestorePlanner.Plan
         do {
             plan = try planner.plan(target, options: planOptions)
         } catch let error as WalshipError where error.code == .replicaEmpty && ifReplicaExists {
             logger.info("replica is empty; nothing to do (--if-replica-exists)")
             return
-        } catch let error as WalshipError where !skipped.isEmpty {
-            var error = error
-            error.message += " (" + skippedNote + ")"
-            throw error
         }
-        try refuseForks(plan, planner: planner, lineage: lineage)
-        if !skipped.isEmpty { logger.warning("\(skippedNote)") }
+        try await refuseForks(plan, planner: planner, replica: replica, checkLineage: planOptions.generation == nil)
         if plan.clampedToLatest {
             logger.warning(
                 "the target is after the latest restore point; restoring the latest point",
@@ -177,7 +152,9 @@ struct RestoreCommand: AsyncParsableCommand {
 
     /// Exit 11 for a plan that reaches into a fork: a generation two agents continued (its
     /// segments overlap), or, unless a generation was picked, one of two lineages.
-    private func refuseForks(_ plan: RestorePlanner.Plan, planner: RestorePlanner, lineage: Lineage?) throws {
+    private func refuseForks(
+        _ plan: RestorePlanner.Plan, planner: RestorePlanner, replica: Replica, checkLineage: Bool
+    ) async throws {
         if let branch = planner.overlap(in: plan.generation),
             plan.segments.contains(where: { $0.lastTxid >= branch })
         {
@@ -186,7 +163,8 @@ struct RestoreCommand: AsyncParsableCommand {
                 "generation \(plan.generation) was continued by two agents from txid \(branch) (for example a cloned machine or state directory): its segments overlap; restore --txid \(branch - 1) or an earlier point, and give each agent its own state directory"
             )
         }
-        guard let lineage else { return }
+        guard checkLineage else { return }
+        let lineage = try await Lineage.load(store: replica.store, inventory: planner.inventory)
         if let fork = lineage.fork(containing: plan.generation) {
             throw WalshipError(
                 .fork,

@@ -138,9 +138,7 @@ public final class DatabaseReplicator: Sendable {
         let box = LoopBox(loop)
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
         let verification = once ? nil : verifyTask()
-        let start = ReplicationLoop.Start(
-            inventory: inventory, spooled: spooled, newestStoredSegment: newestStored,
-            linkTo: await ownLineage(saved: saved, inventory: inventory))
+        let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)
         try await startLoop(box, start, once: once, stop: stop)
         metrics.record { $0.started = true }
         if restored != nil && box.loop.restored == nil {
@@ -295,37 +293,6 @@ public final class DatabaseReplicator: Sendable {
             metrics.record { $0.objectConflicts += 1 }
             return nil
         }
-    }
-
-    /// When the replica holds generations newer than this agent's saved one that descend from a
-    /// copy of it restored elsewhere and replicated back (a disaster drill while this agent was
-    /// down), the saved generation: a new generation of this agent links to it, not to the copy,
-    /// so that restores by time follow this database (`Lineage.sideBranches`). Nil otherwise
-    /// (the newest generation is the predecessor: another agent of this database went on, as in
-    /// a rolling deploy). Reads the first snapshot header of each newer generation on the way
-    /// back (a few ranged GETs, only at a start that finds newer generations).
-    private func ownLineage(saved: ReplicaState?, inventory: ReplicaInventory) async -> GenerationID? {
-        guard let saved, saved.replica == replica.location, var generation = inventory.generations.last,
-            generation > saved.generation, inventory.generations.contains(saved.generation)
-        else { return nil }
-        for _ in 0..<16 {
-            guard
-                let first = inventory.snapshots(of: generation).min(by: { $0.takenMs < $1.takenMs }),
-                let bytes = try? await replica.store.get(first.key, range: 0..<Int64(ObjectHeader.maximumSize)),
-                let header = try? ObjectHeader.decode(bytes, key: first.key), header.predecessorGeneration != 0
-            else { return nil }
-            let predecessor = GenerationID(header.predecessorGeneration)
-            if predecessor == saved.generation {
-                guard header.reason == .restored else { return nil }
-                logger.warning(
-                    "newer generations of this replica descend from a copy of this database restored elsewhere (generation \(generation), restored from \(saved.generation)); this agent's lineage goes on from its own generation, and restores by time skip the copy",
-                    metadata: ["db.path": "\(databasePath)", "replica": "\(replica.location)"])
-                return saved.generation
-            }
-            guard predecessor > saved.generation else { return nil }
-            generation = predecessor
-        }
-        return nil
     }
 
     /// Starts the loop (continue or a new generation). A full disk at start is waited out like

@@ -12,10 +12,6 @@ final class ReplicationLoop {
         var spooled: [ObjectHeader]
         /// The header of the newest segment of the saved generation in the bucket, if any.
         var newestStoredSegment: ObjectHeader?
-        /// The generation a new one links to when not the newest stored one: this agent's saved
-        /// generation, when the newer ones are a copy of it restored elsewhere and replicated back
-        /// (`DatabaseReplicator.ownLineage`).
-        var linkTo: GenerationID?
     }
 
     let databasePath: String
@@ -108,7 +104,7 @@ final class ReplicationLoop {
             spooled: start.spooled, newestStoredSegment: start.newestStoredSegment,
             savedGenerationAbandoned: stateFile.map { spool.isAbandoned($0.generation) } ?? false,
             databaseFile: FileIdentity(path: databasePath))
-        newestStoredGeneration = start.linkTo ?? start.inventory.generations.last
+        newestStoredGeneration = start.inventory.generations.last
         lastTxid = facts.lastTxid
         // Commit times never go back across the replica, even from a host whose clock is behind:
         // restore by time picks the newest generation that started at or before the target.

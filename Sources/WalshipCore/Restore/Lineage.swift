@@ -122,34 +122,6 @@ public struct Lineage: Sendable {
         return lineage
     }
 
-    /// Generations restored from another one (reason `restored`) whose origin's own lineage went
-    /// on after them: a newer generation continues the same origin. That is a copy restored
-    /// elsewhere and replicated back (a disaster drill) while the original kept replicating, or
-    /// came back after it. The latest point and restores by time follow the original; a side
-    /// branch and the generations that follow from it are restored with `--generation`.
-    public var sideBranches: Set<GenerationID> {
-        var branches: Set<GenerationID> = []
-        for (generation, link) in links where link.reason == .restored {
-            guard let origin = link.generation else { continue }
-            let continued = links.contains { other, otherLink in
-                other > generation && otherLink.generation == origin && otherLink.reason != .restored
-            }
-            if continued { branches.insert(generation) }
-        }
-        // What followed from a side branch (its agent restarted) is on the side branch too.
-        var grew = !branches.isEmpty
-        while grew {
-            grew = false
-            for (generation, link) in links where !branches.contains(generation) {
-                if let predecessor = link.generation, branches.contains(predecessor) {
-                    branches.insert(generation)
-                    grew = true
-                }
-            }
-        }
-        return branches
-    }
-
     /// Groups of generations that are forks of each other, each sorted, oldest group first.
     public var forks: [[GenerationID]] {
         var children: [UInt64: [GenerationID]] = [:]

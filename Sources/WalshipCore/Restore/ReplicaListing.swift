@@ -38,9 +38,6 @@ public struct ReplicaListing: Encodable, Sendable {
     public var replica: String
     public var forks: [[String]]
     public var forkedGenerations: [ForkedGeneration]
-    /// Copies restored from this replica and replicated back while their origin went on
-    /// (`Lineage.sideBranches`): the latest point and times skip them.
-    public var sideBranches: [String]
     public var generations: [Generation]
     public var restoreWindow: Window?
     public var objects: Int
@@ -99,7 +96,6 @@ public struct ReplicaListing: Encodable, Sendable {
         replica = location
         forks = lineage.forks.map { $0.map { "\($0)" } }
         self.forkedGenerations = forkedGenerations
-        sideBranches = lineage.sideBranches.sorted().map { "\($0)" }
         self.generations = generations
         restoreWindow = window
         objects = inventory.snapshots.count + inventory.segments.count

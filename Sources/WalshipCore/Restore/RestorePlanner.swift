@@ -17,15 +17,10 @@ public struct RestorePlanner: Sendable {
         public var generation: GenerationID?
         /// Accept the last point before a gap instead of failing with targetInGap.
         public var nearestBefore = false
-        /// Generations the latest point and time targets skip (`Lineage.sideBranches`: a copy
-        /// restored elsewhere and replicated back while its origin went on). A txid, or
-        /// `generation`, still reaches them.
-        public var excluding: Set<GenerationID> = []
 
-        public init(generation: GenerationID? = nil, nearestBefore: Bool = false, excluding: Set<GenerationID> = []) {
+        public init(generation: GenerationID? = nil, nearestBefore: Bool = false) {
             self.generation = generation
             self.nearestBefore = nearestBefore
-            self.excluding = excluding
         }
     }
 
@@ -142,17 +137,7 @@ public struct RestorePlanner: Sendable {
             throw WalshipError(.replicaEmpty, "the replica has no restore point (no generation with a snapshot)")
         }
         let candidates = options.generation.map { chosen in spans.filter { $0.generation == chosen } } ?? spans
-        // The latest point and times follow the main lineage; a txid is in one generation only.
-        let followed =
-            options.generation == nil ? candidates.filter { !options.excluding.contains($0.generation) } : candidates
-        if case .txid = target {
-        } else if followed.isEmpty, !candidates.isEmpty {
-            throw WalshipError(
-                .replicaEmpty,
-                "the replica's only restore points are in generations restored from it and replicated back while their origin went on (\(options.excluding.sorted().map { "\($0)" }.joined(separator: ", "))); pick one with --generation"
-            )
-        }
-        guard let newest = followed.last else {
+        guard let newest = candidates.last else {
             let chosen = options.generation.map { "\($0)" } ?? ""
             // A generation with objects but no snapshot (its snapshot lost or pruned) is a
             // target outside the window; one the replica does not hold at all is a typo.
@@ -164,16 +149,14 @@ public struct RestorePlanner: Sendable {
                 "generation '\(chosen)' has no restore point in this replica (no snapshot of it is stored: lost or pruned)"
             )
         }
-        var scope = Scope(
-            candidates: followed,
+        let scope = Scope(
+            candidates: candidates,
             window:
                 "restore window: txid \(first.firstTxid) at \(Self.format(first.firstMs)) to txid \(last.lastTxid) at \(Self.format(last.lastMs))",
             options: options)
         switch target {
         case .latest: return try planLatest(newest, options: options)
-        case .txid(let txid):
-            scope.candidates = candidates
-            return try plan(txid: txid, scope)
+        case .txid(let txid): return try plan(txid: txid, scope)
         case .time(let ms): return try plan(ms: ms, scope)
         }
     }
@@ -183,8 +166,7 @@ public struct RestorePlanner: Sendable {
         // A newer generation without restore points whose segments resume after a hole: its
         // first segments were lost (not still uploading: uploads go in txid order).
         if options.generation == nil, !options.nearestBefore,
-            let newest = inventory.generations.last(where: { !options.excluding.contains($0) }),
-            newest > span.generation,
+            let newest = inventory.generations.last, newest > span.generation,
             let snapshot = inventory.snapshots(of: newest).min(by: { $0.fromTxid < $1.fromTxid }),
             let error = missingSegments(
                 after: Reach(snapshot: snapshot, lastTxid: snapshot.fromTxid, lastMs: snapshot.takenMs))

@@ -109,32 +109,4 @@ struct LineageTests {
             ])
         #expect(lineage.forks == [[other, first, second]])
     }
-
-    @Test(
-        "a copy restored from a generation is a side branch once the origin's lineage goes on after it, with what follows from it; otherwise not"
-    )
-    func sideBranches() {
-        let original = GenerationID(1_000 << 20)
-        let drill = GenerationID(2_000 << 20)
-        let drillRestart = GenerationID(2_500 << 20)
-        let production = GenerationID(3_000 << 20)
-        var links: [GenerationID: Lineage.Link] = [
-            original: .init(generation: nil, txid: 0, reason: .firstStart),
-            drill: .init(generation: original, txid: 3, reason: .restored),
-        ]
-        // A restored copy alone (disaster recovery: the original never came back) is the lineage.
-        #expect(Lineage(links: links).sideBranches.isEmpty)
-        links[drillRestart] = .init(generation: drill, txid: 6, reason: .continuityLost)
-        links[production] = .init(generation: original, txid: 7, reason: .continuityLost)
-        #expect(Lineage(links: links).sideBranches == [drill, drillRestart])
-        #expect(Lineage(links: links).forks.isEmpty)
-        // The origin's own generation older than the copy does not make it a side branch.
-        let before = GenerationID(1_500 << 20)
-        let olderSibling: [GenerationID: Lineage.Link] = [
-            original: .init(generation: nil, txid: 0, reason: .firstStart),
-            before: .init(generation: original, txid: 2, reason: .continuityLost),
-            drill: .init(generation: original, txid: 3, reason: .restored),
-        ]
-        #expect(Lineage(links: olderSibling).sideBranches.isEmpty)
-    }
 }

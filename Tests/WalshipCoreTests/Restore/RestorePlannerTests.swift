@@ -88,31 +88,17 @@ struct RestorePlannerTests {
     }
 
     @Test(
-        "excluded generations (side branches) are skipped by the latest point and times, not by txids or --generation"
+        "--generation of a generation whose snapshot is gone is outside the window (6); one the replica does not hold is a usage error (2)"
     )
-    func excludedGenerations() throws {
-        let planner = RestorePlanner(inventory: Self.inventory)
-        let skipSecond = RestorePlanner.Options(excluding: [Self.second])
-        #expect(try planner.plan(.latest, options: skipSecond).generation == Self.first)
-        let late = try planner.plan(.time(5500), options: skipSecond)
-        #expect(late.generation == Self.first && late.clampedToLatest)
-        #expect(try planner.plan(.txid(25), options: skipSecond).generation == Self.second)
-        var chosen = skipSecond
-        chosen.generation = Self.second
-        #expect(try planner.plan(.latest, options: chosen).generation == Self.second)
-        #expect { try planner.plan(.latest, options: .init(excluding: [Self.first, Self.second])) } throws: {
-            ($0 as? WalshipError)?.code == .replicaEmpty
-        }
-        // A generation whose snapshot is gone: --generation of it is outside the window (6); one
-        // the replica does not hold is a usage error (2).
+    func generationWithoutRestorePoint() throws {
         var noSnapshot = Self.inventory
         noSnapshot.snapshots.removeAll { $0.generation == Self.second }
         #expect {
             try RestorePlanner(inventory: noSnapshot).plan(.latest, options: .init(generation: Self.second))
         } throws: { ($0 as? WalshipError)?.code == .targetOutsideWindow }
-        #expect { try planner.plan(.latest, options: .init(generation: GenerationID(7))) } throws: {
-            ($0 as? WalshipError)?.code == .usage
-        }
+        #expect {
+            try RestorePlanner(inventory: Self.inventory).plan(.latest, options: .init(generation: GenerationID(7)))
+        } throws: { ($0 as? WalshipError)?.code == .usage }
     }
 
     @Test("an empty replica is replicaEmpty; a missing segment is objectCorrupt")
