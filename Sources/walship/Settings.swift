@@ -98,7 +98,7 @@ struct Setting: Sendable {
         ),
         Setting(
             key: "verify-max-bytes", levels: [.bucket], defaultValue: "1GiB", flag: "--verify-max-bytes",
-            meaning: "The largest trial restore (bytes of objects) a scheduled verify tries"),
+            meaning: "The largest object, and trial restore (bytes of objects), a scheduled verify downloads"),
         Setting(
             key: "encryption-key-file", levels: [.bucket], defaultValue: "none", meaning: "Client-side encryption",
             unsupported: true),

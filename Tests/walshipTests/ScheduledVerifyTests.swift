@@ -80,6 +80,33 @@ extension CLIIntegration {
             #expect(agent.isRunning, "a failed verify never ends the agent")
         }
 
+        @Test("objects and a trial restore larger than verify-max-bytes are skipped, and the result says so")
+        func maxBytesSkips() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (_, app, agent) = try ReplicateCommandTests.replicatedLedger(
+                directory, rows: 5,
+                extra: ["--http-addr", "127.0.0.1:0", "--verify-interval", "1s", "--verify-max-bytes", "100"])
+            defer {
+                app.close()
+                agent.stop()
+            }
+            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            try LedgerDatabase.commitNext(on: app)
+            var verify: [String: Any] = [:]
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline && verify.isEmpty {
+                let status = try StatusPageTests.database(try StatusPageTests.status(port: port))
+                verify = status["lastVerify"] as? [String: Any] ?? [:]
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(verify["ok"] as? Bool == true, "\(verify)")
+            #expect((verify["objectsSkipped"] as? [String])?.isEmpty == false, "\(verify)")
+            let trial = try #require(verify["trialRestore"] as? [String: Any], "\(verify)")
+            #expect((trial["skipped"] as? String)?.contains("verify-max-bytes") == true, "\(trial)")
+            #expect(agent.log.contains("verify skipped its trial restore"))
+        }
+
         @Test("verify-interval and verify-max-bytes are checked like every setting")
         func settingsAreChecked() throws {
             let directory = try TemporaryDirectory()

@@ -77,6 +77,8 @@ public struct ReplicaVerifier: Sendable {
         public var restores: [TrialRestore] = []
         /// The header of every sound object, by key.
         public var headers: [String: ObjectHeader] = [:]
+        /// Objects not downloaded: larger than the check's `maxObjectBytes`.
+        public var skipped: [String] = []
 
         /// Nil when all is well, else the most serious finding's failure class (a corrupt or
         /// missing object before a failed restore before a fork).
@@ -103,6 +105,7 @@ public struct ReplicaVerifier: Sendable {
     /// downloaded again; the report's `headers` hold every sound object's.
     public func check(
         inventory: ReplicaInventory, directory: String, known: [String: ObjectHeader] = [:],
+        maxObjectBytes: Int64? = nil,
         progress: @escaping @Sendable (_ objects: Int, _ bytes: Int64) -> Void = { _, _ in }
     ) async throws -> Report {
         var report = Report()
@@ -110,6 +113,13 @@ public struct ReplicaVerifier: Sendable {
         var unchecked = inventory
         unchecked.snapshots.removeAll { known[$0.key] != nil }
         unchecked.segments.removeAll { known[$0.key] != nil }
+        if let maxObjectBytes {
+            report.skipped =
+                unchecked.snapshots.filter { $0.size > maxObjectBytes }.map(\.key)
+                + unchecked.segments.filter { $0.size > maxObjectBytes }.map(\.key)
+            unchecked.snapshots.removeAll { $0.size > maxObjectBytes }
+            unchecked.segments.removeAll { $0.size > maxObjectBytes }
+        }
         var headers = try await checkObjects(unchecked, directory: directory, report: &report, progress: progress)
         for entry in inventory.snapshots.map(\.key) + inventory.segments.map(\.key) {
             if let header = known[entry] { headers[entry] = header }
@@ -197,7 +207,8 @@ public struct ReplicaVerifier: Sendable {
         try await withThrowingTaskGroup(of: (String, Int64, Result<ObjectHeader, WalshipError>).self) { group in
             var next = 0
             func schedule() {
-                guard next < expected.count else { return }
+                // A cancelled check (the agent stopping) starts no further download.
+                guard next < expected.count, !Task.isCancelled else { return }
                 let object = expected[next]
                 let path = "\(directory)/object-\(next)"
                 next += 1

@@ -49,9 +49,27 @@ final class VerifyTask: Sendable {
             let values = metrics.current
             let changes = values.segmentsUploaded + values.snapshotsUploaded + values.retentionDeletedObjects
             if changes == verifiedAfter { continue }
-            await verify(stop: stop)
+            // A stop never waits for a verify: it is abandoned (cancelled; it only reads the
+            // store and writes under `directory`, which the next one empties first).
+            let finished = Finished()
+            let work = Task {
+                await self.verify(stop: stop)
+                finished.set()
+            }
+            while !finished.isSet && !stop.isStopped { await stop.sleep(for: .milliseconds(200)) }
+            if !finished.isSet {
+                work.cancel()
+                return
+            }
             verifiedAfter = changes
         }
+    }
+
+    /// Whether an abandoned verify's task has ended.
+    private final class Finished: Sendable {
+        private let value = Mutex(false)
+        var isSet: Bool { value.withLock { $0 } }
+        func set() { value.withLock { $0 = true } }
     }
 
     /// One verify; its result is recorded in the metrics.
@@ -66,7 +84,8 @@ final class VerifyTask: Sendable {
             let inventory = try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
             let verifier = ReplicaVerifier(replica: replica, logger: logger, parallel: 2)
             var report = try await verifier.check(
-                inventory: inventory, directory: directory, known: known.withLock { $0 })
+                inventory: inventory, directory: directory, known: known.withLock { $0 }, maxObjectBytes: maxBytes)
+            try Task.checkCancellation()
             known.withLock { $0 = report.headers }
             // Deleted by this agent's retention between the LIST and the download.
             let live = metrics.inventory.map { Set($0.snapshots.map(\.key) + $0.segments.map(\.key)) }
@@ -76,13 +95,14 @@ final class VerifyTask: Sendable {
             if !inventory.snapshots.isEmpty {
                 let trial = await verifier.trialRestore(
                     "latest", .latest, inventory: inventory, directory: directory, maxBytes: maxBytes,
-                    isCancelled: { stop.isImmediate })
+                    isCancelled: { stop.isStopped || Task.isCancelled })
                 if let error = trial.error {
                     report.findings.append(ReplicaVerifier.Finding(kind: .restore, key: nil, message: error))
                 }
                 result.trialRestore = trial
             }
             result.objectsChecked = report.objects
+            result.objectsSkipped = report.skipped
             result.objectsKnown = report.headers.count
             result.problems = report.findings
             result.ok = !report.findings.contains { Self.failing.contains($0.kind) }
@@ -128,6 +148,8 @@ public struct VerifyResult: Sendable, Encodable {
     /// Objects downloaded and checked this time; sound objects known in all.
     public var objectsChecked = 0
     public var objectsKnown = 0
+    /// Objects larger than `verify-max-bytes`, not downloaded (`walship verify` checks them).
+    public var objectsSkipped: [String] = []
     public var problems: [ReplicaVerifier.Finding] = []
     public var trialRestore: ReplicaVerifier.TrialRestore?
     /// The verify could not run (the store unreachable, the state directory full).
