@@ -279,9 +279,13 @@ enum SnapshotDamage {
         let newest = inventory.generations.max { $0.value < $1.value }
         // The latest restore point must not need the damaged object: a first snapshot of an
         // older generation, or of the newest one when a later snapshot follows it.
+        // (Nor the one the latest point starts from now: a newer snapshot whose segments are not
+        // all up yet reaches nothing, and uploads only ever move the latest point past it.)
+        let latest = try? RestorePlanner(inventory: inventory).plan(.latest).snapshot.key
         let candidates = inventory.generations.compactMap { generation -> ReplicaLayout.SnapshotEntry? in
             let snapshots = inventory.snapshots(of: generation).sorted { $0.takenMs < $1.takenMs }
-            guard let first = snapshots.first, generation != newest || snapshots.count > 1 else { return nil }
+            guard let first = snapshots.first, generation != newest || snapshots.count > 1, first.key != latest
+            else { return nil }
             return first
         }
         guard let target = candidates.randomElement(using: &random) else { return (nil, []) }
