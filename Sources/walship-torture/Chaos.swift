@@ -281,10 +281,10 @@ enum SnapshotDamage {
         // older generation, or of the newest one when a later snapshot follows it.
         // (Nor the one the latest point starts from now: a newer snapshot whose segments are not
         // all up yet reaches nothing, and uploads only ever move the latest point past it.)
-        let latest = try? RestorePlanner(inventory: inventory).plan(.latest).snapshot.key
+        let latestSnapshot = try? RestorePlanner(inventory: inventory).plan(.latest).snapshot.key
         let candidates = inventory.generations.compactMap { generation -> ReplicaLayout.SnapshotEntry? in
             let snapshots = inventory.snapshots(of: generation).sorted { $0.takenMs < $1.takenMs }
-            guard let first = snapshots.first, generation != newest || snapshots.count > 1, first.key != latest
+            guard let first = snapshots.first, generation != newest || snapshots.count > 1, first.key != latestSnapshot
             else { return nil }
             return first
         }
