@@ -219,6 +219,7 @@ struct ReplicateCommand: AsyncParsableCommand {
     private static func startMetricsServer(
         address: String, replicators: [DatabaseReplicator], logger: Logger
     ) throws -> MetricsServer {
+        for replicator in replicators { replicator.metrics.keepInventory() }
         let sources = replicators.map { replicator in
             MetricsExposition.Source(
                 database: replicator.databasePath, replica: replicator.replica.location,

@@ -64,8 +64,11 @@ public final class ReplicationMetrics: Sendable {
     private let spool = Mutex<Spool?>(nil)
     private let clock = Mutex<CommitClock?>(nil)
     /// What the replica holds as this agent knows it without asking the store: its start LIST,
-    /// every object it uploaded since, less what its retention deleted (the status page's data).
+    /// every object it uploaded since, less what its retention deleted (the status page's data,
+    /// kept only when `keepInventory()` was called: a replica of 72 hours of 1 s segments is a
+    /// quarter million entries, tens of MB).
     private let stored = Mutex<(layout: ReplicaLayout, inventory: ReplicaInventory)?>(nil)
+    private let keepsInventory = Mutex(false)
 
     public init() {}
 
@@ -103,29 +106,53 @@ public final class ReplicationMetrics: Sendable {
     /// The replica's objects as the agent knows them (nil before its start LIST).
     public var inventory: ReplicaInventory? { stored.withLock { $0?.inventory } }
 
+    /// Keeps the replica's inventory from the start LIST on (the status page asks for it).
+    public func keepInventory() {
+        keepsInventory.withLock { $0 = true }
+    }
+
     func attach(_ inventory: ReplicaInventory, layout: ReplicaLayout) {
+        guard keepsInventory.withLock({ $0 }) else { return }
         stored.withLock { $0 = (layout, inventory) }
     }
 
-    /// An object the store confirmed (or already held).
+    /// An object the store confirmed (or already held). New objects sort last as a rule, so
+    /// this is an append; an object already known is not added again.
     func recordStored(key: String, size: Int64) {
         stored.withLock { stored in
             guard let layout = stored?.layout else { return }
             switch layout.parse(key: key, size: size) {
             case .snapshot(let entry)?:
-                guard !stored!.inventory.snapshots.contains(where: { $0.key == key }) else { return }
-                stored!.inventory.snapshots.append(entry)
-                stored!.inventory.snapshots.sort {
+                Self.insert(entry, into: &stored!.inventory.snapshots) {
                     ($0.generation, $0.usableTxid, $0.takenMs) < ($1.generation, $1.usableTxid, $1.takenMs)
                 }
             case .segment(let entry)?:
-                guard !stored!.inventory.segments.contains(where: { $0.key == key }) else { return }
-                stored!.inventory.segments.append(entry)
-                stored!.inventory.segments.sort { ($0.generation, $0.firstTxid) < ($1.generation, $1.firstTxid) }
+                Self.insert(entry, into: &stored!.inventory.segments) {
+                    ($0.generation, $0.firstTxid) < ($1.generation, $1.firstTxid)
+                }
             case nil:
                 return
             }
         }
+    }
+
+    /// Inserts `entry` into `sorted` where `less` puts it, unless an entry with its key is there.
+    private static func insert<Entry: Equatable>(
+        _ entry: Entry, into sorted: inout [Entry], by less: (Entry, Entry) -> Bool
+    ) {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if less(entry, sorted[middle]) { high = middle } else { low = middle + 1 }
+        }
+        // Entries that sort equal to it sit just before `low`.
+        var index = low - 1
+        while index >= 0 && !less(sorted[index], entry) {
+            if sorted[index] == entry { return }
+            index -= 1
+        }
+        sorted.insert(entry, at: low)
     }
 
     /// Objects retention confirmed gone.

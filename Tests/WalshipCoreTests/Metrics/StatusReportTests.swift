@@ -11,6 +11,7 @@ struct StatusReportTests {
     /// A replicator's metrics after a start LIST that found one snapshot (txid 0 at 1000 s).
     static func metrics() -> ReplicationMetrics {
         let metrics = ReplicationMetrics()
+        metrics.keepInventory()
         let snapshotKey = layout.snapshotKey(generation: generation, usableTxid: 0, fromTxid: 0, takenMs: 1_000_000)
         guard case .snapshot(let snapshot)? = layout.parse(key: snapshotKey, size: 400) else {
             preconditionFailure("the layout parses its own key")
@@ -49,6 +50,23 @@ struct StatusReportTests {
         listing = try #require(report.databases.first?.listing)
         #expect(listing.objects == 1)
         #expect(listing.restoreWindow?.latestTxid == 0)
+    }
+
+    @Test("uploads confirmed out of order keep the inventory sorted; an agent without a status page keeps none")
+    func inventoryOrderAndMemory() throws {
+        let metrics = Self.metrics()
+        let later = Self.layout.segmentKey(
+            generation: Self.generation, firstTxid: 6, lastTxid: 9, firstMs: 1_006_000, lastMs: 1_009_000)
+        let earlier = Self.layout.segmentKey(
+            generation: Self.generation, firstTxid: 1, lastTxid: 5, firstMs: 1_001_000, lastMs: 1_005_000)
+        metrics.recordStored(key: later, size: 100)
+        metrics.recordStored(key: earlier, size: 100)
+        metrics.recordStored(key: later, size: 100)
+        #expect(metrics.inventory?.segments.map(\.firstTxid) == [1, 6])
+        let plain = ReplicationMetrics()
+        plain.attach(ReplicaInventory(), layout: Self.layout)
+        plain.recordStored(key: earlier, size: 100)
+        #expect(plain.inventory == nil)
     }
 
     @Test("a chosen time gives an absolute --at command (a relative one resolved now), or why it cannot be restored")
