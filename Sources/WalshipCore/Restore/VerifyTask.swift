@@ -107,9 +107,12 @@ final class VerifyTask: Sendable {
             result.problems = report.findings
             result.ok = !report.findings.contains { Self.failing.contains($0.kind) }
         } catch {
+            // Abandoned by a stop: no result, and nothing to report.
+            if error is CancellationError || Task.isCancelled { return }
             result.ok = false
             result.error = "verify could not run: \(error)"
         }
+        if Task.isCancelled { return }
         result.seconds = (clock.now - started).seconds
         let finishedMs = UInt64(Date().timeIntervalSince1970 * 1000)
         result.at = Timestamp.format(milliseconds: finishedMs)
