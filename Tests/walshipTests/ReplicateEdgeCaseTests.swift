@@ -43,6 +43,47 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("first.db")) == 10)
         }
 
+        @Test(
+            "a wal-index header left inconsistent while the application is idle (a writer killed mid-update) is mended by the agent within seconds, with no new generation, and the next commit ships"
+        )
+        func inconsistentWALIndexIsMended() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let (database, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 5)
+            defer { agent.stop() }
+            for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
+            try await Task.sleep(for: .seconds(1))
+            app.close()  // Idle: no connection of the application would mend the header.
+            // The wal-index header is kept twice (bytes 0-47 and 48-95 of -shm); a writer killed
+            // between the two updates leaves them different, which every read then sees.
+            let shm = try FileHandle(forUpdating: URL(fileURLWithPath: database + "-shm"))
+            try shm.seek(toOffset: 48 + 20)
+            let byte = try #require(try shm.read(upToCount: 1))
+            try shm.seek(toOffset: 48 + 20)
+            try shm.write(contentsOf: Data([byte[0] ^ 0xFF]))
+            try shm.close()
+            var mended = false
+            for _ in 0..<100 where !mended {  // At most 10 s; the agent mends it after about 1 s.
+                try await Task.sleep(for: .milliseconds(100))
+                let header = try Data(contentsOf: URL(fileURLWithPath: database + "-shm")).prefix(96)
+                mended = header.prefix(48) == header.suffix(48)
+            }
+            #expect(mended, "\(agent.log.suffix(2000))")
+            #expect(
+                agent.log.components(separatedBy: "new generation").count == 2,
+                "only the first: \(agent.log.suffix(2000))")
+            let again = try Connection(path: database)
+            defer { again.close() }
+            try LedgerDatabase.commitNext(on: again)
+            try await Task.sleep(for: .seconds(1))
+            #expect(agent.stop() == 0)
+            let restored = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(restored.status == 0, "\(restored.stderr)")
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db"))
+                    == (try LedgerDatabase.verifiedTransactionCount(at: database)))
+        }
+
         @Test("restores of the latest point while snapshots are being taken every second always succeed")
         func latestRestoreDuringSnapshots() async throws {
             let directory = try TemporaryDirectory()

@@ -62,6 +62,15 @@ final class ReplicationLoop {
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
+    /// When the polls started racing without a break (nil while the last poll did not race).
+    private var racingSince: ContinuousClock.Instant?
+    private var refreshedWhileRacing = false
+    /// How long polls may race in a row before the read chain counts as broken. A race is a
+    /// writer or a restart caught mid-read, and the next poll normally reads a consistent view;
+    /// polls that race on and on would keep the agent's read mark where it is, so the
+    /// application's checkpoints could never restart the WAL (one 10-minute torture run saw the
+    /// agent stop polling after a start; this bounds such a stall, whatever its cause).
+    static let racingLimit: Duration = .seconds(20)
     /// Moves the replica lock to the file now at the database path when it was replaced (see
     /// `ReplicaLock.follow`); nil without a replica lock.
     var followReplicaLock: (() throws -> Void)?
@@ -377,7 +386,31 @@ final class ReplicationLoop {
         try takePageHashOffer()
         var again = false
         fastPoll = false
-        switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false) {
+        let outcome = try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false)
+        if case .raced = outcome {
+            let since = racingSince ?? ContinuousClock.now
+            racingSince = since
+            let racing = ContinuousClock.now - since
+            // After a second of races, a read transaction of SQLite's own mends a wal-index left
+            // inconsistent; then, a last resort.
+            if racing > .seconds(1) && !refreshedWhileRacing {
+                refreshedWhileRacing = true
+                follower.refreshIndex()
+            }
+            if racing > Self.racingLimit {
+                racingSince = nil
+                let why = "every poll of the WAL raced for \(Self.racingLimit) (the last: \(follower.lastRace))"
+                logger.error(
+                    "cannot follow the WAL any more; starting a new generation",
+                    metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])
+                try startGeneration(.walInconsistent, why)
+                return false
+            }
+        } else {
+            racingSince = nil
+            refreshedWhileRacing = false
+        }
+        switch outcome {
         case .idle, .accepted(_, true):
             syncFromFollower()
             if follower.checkpointIfNeeded(walMaxFrames: settings.walMaxFrames) { fastPoll = true }

@@ -338,7 +338,7 @@ final class WALFollower {
     func poll(into builder: SegmentBuilder, maxBytes: Int64, catchUp: Bool) throws -> Outcome {
         let pollNumber = progress.beginPoll()
         if let problem = identityProblem() { return .lost(.databaseReplaced, problem) }
-        guard let index = shm.readHeader() else { return .raced }
+        guard let index = shm.readHeader() else { return raced("the wal-index header's two copies differ") }
         lastMaxFrame = index.maxFrame
         if !cursor.hasSalts(index.salt1, index.salt2) {
             if catchUp {
@@ -352,7 +352,7 @@ final class WALFollower {
                 return .idle
             }
             guard let header = readWALHeader(), header.salt1 == index.salt1, header.salt2 == index.salt2 else {
-                return .raced
+                return raced("the WAL header's salts are not the wal-index's (\(index.salt1), \(index.salt2))")
             }
             if header.pageSize != cursor.pageSize && cursor != .noWAL(pageSize: cursor.pageSize) {
                 return .lost(.pageSizeChanged, "the page size changed from \(cursor.pageSize) to \(header.pageSize)")
@@ -386,11 +386,13 @@ final class WALFollower {
         let reachedPublishedEnd = scan.lastValidFrame == index.maxFrame && scan.trailingFrames == 0
         if reachedPublishedEnd && scan.checksumAfterLastValid != index.frameChecksum {
             try builder.discardPending()
-            return .raced
+            return raced("the checksum at frame \(index.maxFrame) is not the wal-index's")
         }
         guard let lastCommit = scan.commits.last else {
             try builder.discardPending()
-            return .raced
+            return raced(
+                "no commit could be read between frame \(cursor.frame) and frame \(index.maxFrame) (last valid frame \(scan.lastValidFrame))"
+            )
         }
         var accepted: [SegmentFormat.Transaction] = []
         accepted.reserveCapacity(scan.commits.count)
@@ -410,8 +412,31 @@ final class WALFollower {
         progress.publish(lastTxid: lastTxid)
         let complete = reachedPublishedEnd
         if complete { progress.completePoll(pollNumber) }
-        if scan.stoppedEarly && !complete { return .raced }
+        if scan.stoppedEarly && !complete { return raced("the read stopped early at frame \(cursor.frame)") }
         return .accepted(count: accepted.count, complete: complete)
+    }
+
+    /// Begins and ends a read transaction on the idle connection while the current one keeps its
+    /// read mark: SQLite rebuilds a wal-index left inconsistent (a writer killed while updating
+    /// its header) when a read begins, and the agent's own reads, which take the header as it is,
+    /// would otherwise race until the application's next transaction. The pin stays untouched.
+    func refreshIndex() {
+        guard connections.count == 2 else { return }
+        let other = connections[1 - current]
+        do {
+            try other.beginReadTransaction()
+            try other.rollback()
+        } catch {
+            logger.debug("a read transaction to refresh the wal-index could not begin", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Why the last poll raced, for the log when polls keep racing.
+    private(set) var lastRace = ""
+
+    private func raced(_ why: String) -> Outcome {
+        lastRace = why
+        return .raced
     }
 
     /// Why the database can no longer be followed (replaced, `-wal` gone while connected), or nil.
