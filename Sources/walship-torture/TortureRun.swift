@@ -96,6 +96,8 @@ final class TortureRun {
                 excused: &excused, using: &random)
             try? FileManager.default.removeItem(atPath: savedCopy)
             problems += found.map { "op \(op): \($0)" }
+        case period * 7 / 20 where agent.isRunning && agent.hasSettled:
+            try breakWALIndexHeader()
         case period * 3 / 10:
             let (event, found) = try await SnapshotDamage.run(
                 replicaURL: replicaURL, environment: checkEnvironment, directory: directory, using: &random)
@@ -237,6 +239,28 @@ final class TortureRun {
         }
         if !resumed { problems.append("the agent did not start a new generation within 60 s of space returning") }
         count("spool file system full, then space returned")
+    }
+
+    /// A writer killed between the two copies of the wal-index header leaves them different; while
+    /// the application is idle nothing of SQLite's reads it, so the agent must mend it (a read of
+    /// its own) instead of racing on and holding its read mark.
+    private func breakWALIndexHeader() throws {
+        let shm = workload.path + "-shm"
+        guard let handle = FileHandle(forUpdatingAtPath: shm) else { return }
+        try handle.seek(toOffset: 48 + 20)
+        let byte = try handle.read(upToCount: 1) ?? Data([0])
+        try handle.seek(toOffset: 48 + 20)
+        try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
+        try handle.close()
+        let mended = (0..<100).contains { _ in
+            usleep(100_000)
+            guard let header = FileManager.default.contents(atPath: shm)?.prefix(96), header.count == 96 else {
+                return false
+            }
+            return header.prefix(48) == header.suffix(48)
+        }
+        if !mended { problems.append("the agent did not mend a wal-index header left inconsistent within 10 s") }
+        count("wal-index header left inconsistent while the application is idle")
     }
 
     /// The agent stopped, its state directory's file system filled, and the agent started (or
