@@ -69,6 +69,9 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
         return process.terminationStatus
     }
 
+    /// The port `--http-addr HOST:0` got, from the log (nil before the agent says it).
+    public var httpPort: UInt16? { log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) } }
+
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Waits until the log contains `text` (at most `timeout`), after the first line containing

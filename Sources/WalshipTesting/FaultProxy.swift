@@ -137,3 +137,34 @@ public enum TestScripts {
             .deletingLastPathComponent().appendingPathComponent("scripts/testing/\(name)").path
     }
 }
+
+/// An S3 test server behind a fault proxy that breaks nothing until told to, and the environment
+/// that points walship at the proxy (a test then counts or denies the agent's requests).
+public final class ProxiedS3: Sendable {
+    public let server: S3TestServer
+    public let proxy: FaultProxy
+    public let environment: [String: String]
+
+    public init(
+        bucket: String = "walship", kind: S3TestServer.Kind = .rclone, directory: TemporaryDirectory
+    )
+        async throws
+    {
+        server = try await S3TestServer.start(buckets: [bucket], kind: kind)
+        do {
+            proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
+        } catch {
+            server.stop()
+            throw error
+        }
+        environment = [
+            "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+            "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
+        ]
+    }
+
+    public func stop() {
+        proxy.stop()
+        server.stop()
+    }
+}

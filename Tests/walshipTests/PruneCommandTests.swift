@@ -158,16 +158,11 @@ extension CLIIntegration {
             "on S3, the agent logs the keys a refused DeleteObjects kept and counts the failure, replicates on, and a later prune deletes them"
         )
         func agentReportsRefusedDeletesOnS3() async throws {
-            let server = try await S3TestServer.start(buckets: ["walship"], kind: .rclone)
-            defer { server.stop() }
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
-            defer { proxy.stop() }
-            let environment = [
-                "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
-            ]
+            let s3 = try await ProxiedS3(directory: directory)
+            defer { s3.stop() }
+            let (proxy, environment) = (s3.proxy, s3.environment)
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 10)
             let app = try Connection(path: database)
@@ -181,7 +176,7 @@ extension CLIIntegration {
                 ], logPath: directory.file("agent.log"), environment: environment)
             defer { agent.stop() }
             #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             func commitUntil(_ text: String) async throws -> Bool {
                 for _ in 0..<200 {  // At most 20 s; a prune is due about 3 s after each snapshot.
                     try LedgerDatabase.commitNext(on: app)
@@ -221,16 +216,11 @@ extension CLIIntegration {
             "on S3, prune names objects a DeleteObjects left in place or refused (exit 4), then deletes them once deletes work"
         )
         func pruneOnS3ReportsFailedDeletes() async throws {
-            let server = try await S3TestServer.start(buckets: ["walship"], kind: .rclone)
-            defer { server.stop() }
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
-            defer { proxy.stop() }
-            let environment = [
-                "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
-            ]
+            let s3 = try await ProxiedS3(directory: directory)
+            defer { s3.stop() }
+            let (proxy, environment) = (s3.proxy, s3.environment)
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 10)
             let app = try Connection(path: database)

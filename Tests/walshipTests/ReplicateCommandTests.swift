@@ -276,7 +276,7 @@ extension CLIIntegration {
             let agent = try Self.agent(directory, extra: ["--http-addr", "127.0.0.1:0", "--wal-max-frames", "20"])
             #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
             let port = try #require(
-                agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) }, "\(agent.log)")
+                agent.httpPort, "\(agent.log)")
             // The snapshot is txid 0; the 100 commits are txids 1...100.
             for _ in 0..<100 { try LedgerDatabase.commitNext(on: app) }
             let target = 100
@@ -335,7 +335,7 @@ extension CLIIntegration {
                     directory.file("state"), "--http-addr", "127.0.0.1:0",
                 ], logPath: directory.file("agent2.log"))
             #expect(blocker.waitForLog("serving metrics"))
-            let busyPort = try #require(blocker.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let busyPort = try #require(blocker.httpPort)
             for address in ["127.0.0.1:\(busyPort)", "localhost", "127.0.0.1:99999"] {
                 let refused = try WalshipBinary.run([
                     "replicate", directory.file("other.db"), "file://\(directory.file("r2"))", "--state-dir",

@@ -37,7 +37,7 @@ extension CLIIntegration {
                 app.close()
                 agent.stop()
             }
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
             #expect(try await Self.waitForMetric("walship_shipped_txid", port: port, atLeast: 5) == 5)
             // The first verify after those uploads passes and restores txid 5.
@@ -91,7 +91,7 @@ extension CLIIntegration {
                 app.close()
                 agent.stop()
             }
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             try LedgerDatabase.commitNext(on: app)
             var verify: [String: Any] = [:]
             let deadline = ContinuousClock.now + .seconds(30)

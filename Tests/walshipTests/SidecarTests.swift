@@ -105,7 +105,7 @@ extension CLIIntegration {
                 ], logPath: directory.file("agent.log"))
             #expect(agent.waitForLog("waiting for the application to create the database"), "\(agent.log)")
             let port = try #require(
-                agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) }, "\(agent.log)")
+                agent.httpPort, "\(agent.log)")
             let ready = try LoopbackHTTP.request(port: port, path: "/readyz")
             #expect(ready.status == 503 && ready.body == "starting\n", "\(ready)")
             #expect(try LoopbackHTTP.request(port: port, path: "/healthz").status == 200)

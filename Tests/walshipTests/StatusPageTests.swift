@@ -36,16 +36,11 @@ extension CLIIntegration {
             "on S3, the status API follows replication from the agent's memory (page views make no store request), and its restore commands restore the latest point and a chosen time"
         )
         func statusFollowsReplication() async throws {
-            let server = try await S3TestServer.start(buckets: ["walship"], kind: .rclone)
-            defer { server.stop() }
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let proxy = try FaultProxy(upstream: server.endpoint, seed: 1, rate: 0, directory: directory)
-            defer { proxy.stop() }
-            let environment = [
-                "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey, "AWS_REGION": "us-east-1",
-            ]
+            let s3 = try await ProxiedS3(directory: directory)
+            defer { s3.stop() }
+            let (proxy, environment) = (s3.proxy, s3.environment)
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 5)
             let app = try Connection(path: database)
@@ -57,7 +52,7 @@ extension CLIIntegration {
                 ], logPath: directory.file("agent.log"), environment: environment)
             defer { agent.stop() }
             #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             // Txids 1...20; the time between the two halves is a restore target.
             for _ in 0..<10 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .milliseconds(1500))
@@ -132,7 +127,7 @@ extension CLIIntegration {
                 app.close()
                 agent.stop()
             }
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
             try await Task.sleep(for: .seconds(1))
             let page = try LoopbackHTTP.request(port: port, path: "/")
@@ -165,7 +160,7 @@ extension CLIIntegration {
                 app.close()
                 agent.stop()
             }
-            let port = try #require(agent.log.firstMatch(of: /http.port=(\d+)/).flatMap { UInt16($0.1) })
+            let port = try #require(agent.httpPort)
             let python = CommandRunner.which("python3") ?? "/usr/bin/python3"
             // 20 stalled clients hold a thread for their 5 s each; 32 threads serve the rest.
             let flood = try CommandRunner.run(
