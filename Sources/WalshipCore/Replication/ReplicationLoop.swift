@@ -62,9 +62,9 @@ final class ReplicationLoop {
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
-    /// When the polls started racing without a break (nil while the last poll did not race).
-    private var racingSince: ContinuousClock.Instant?
-    private var refreshedWhileRacing = false
+    /// When the polls started racing without a break, and whether the wal-index was refreshed
+    /// since (nil while the last poll did not race).
+    private var racing: (since: ContinuousClock.Instant, refreshed: Bool)?
     /// How long polls may race in a row before the read chain counts as broken. A race is a
     /// writer or a restart caught mid-read, and the next poll normally reads a consistent view;
     /// polls that race on and on would keep the agent's read mark where it is, so the
@@ -386,29 +386,11 @@ final class ReplicationLoop {
         try takePageHashOffer()
         var again = false
         fastPoll = false
-        let outcome = try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false)
+        var outcome = try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false)
         if case .raced = outcome {
-            let since = racingSince ?? ContinuousClock.now
-            racingSince = since
-            let racing = ContinuousClock.now - since
-            // After a second of races, a read transaction of SQLite's own mends a wal-index left
-            // inconsistent; then, a last resort.
-            if racing > .seconds(1) && !refreshedWhileRacing {
-                refreshedWhileRacing = true
-                follower.refreshIndex()
-            }
-            if racing > Self.racingLimit {
-                racingSince = nil
-                let why = "every poll of the WAL raced for \(Self.racingLimit) (the last: \(follower.lastRace))"
-                logger.error(
-                    "cannot follow the WAL any more; starting a new generation",
-                    metadata: ["db.path": "\(databasePath)", "detail": "\(why)"])
-                try startGeneration(.walInconsistent, why)
-                return false
-            }
+            if let why = racedTooLong(follower) { outcome = .lost(.walInconsistent, why) }
         } else {
-            racingSince = nil
-            refreshedWhileRacing = false
+            racing = nil
         }
         switch outcome {
         case .idle, .accepted(_, true):
@@ -432,6 +414,21 @@ final class ReplicationLoop {
         if try checkDriftIfDue() { return false }
         try scheduleSnapshot()
         return again
+    }
+
+    /// Notes a poll that raced. After a second of races, a read of SQLite's own mends a wal-index
+    /// left inconsistent; after `racingLimit`, the read chain counts as broken: returns why.
+    private func racedTooLong(_ follower: WALFollower) -> String? {
+        let now = ContinuousClock.now
+        var streak = racing ?? (now, false)
+        if now - streak.since > .seconds(1) && !streak.refreshed {
+            streak.refreshed = true
+            follower.refreshIndex()
+        }
+        racing = streak
+        guard now - streak.since > Self.racingLimit else { return nil }
+        racing = nil
+        return "every poll of the WAL raced for \(Self.racingLimit) (the last: \(follower.lastRace))"
     }
 
     /// Cuts the open segment into the spool when it is old or big enough (or `force`).
