@@ -75,8 +75,11 @@ public struct Lineage: Sendable {
     }
 
     /// Reads the first snapshot header of every generation, 16 ranged GETs at a time (a replica
-    /// can hold hundreds of generations, and restore pays for this before it starts).
-    public static func load(store: any ObjectStore, inventory: ReplicaInventory) async throws -> Lineage {
+    /// can hold hundreds of generations, and restore pays for this before it starts); headers in
+    /// `known` (already read, by key) are not fetched again.
+    public static func load(
+        store: any ObjectStore, inventory: ReplicaInventory, known: [String: ObjectHeader] = [:]
+    ) async throws -> Lineage {
         var lineage = Lineage(inventory: inventory)
         var firsts: [(GenerationID, String)] = []
         for generation in inventory.generations {
@@ -97,13 +100,17 @@ public struct Lineage: Sendable {
                     // and verify name that object), and it must not stop restores, lists and
                     // prunes of every other generation.
                     let header: ObjectHeader
-                    do {
-                        header = try ObjectHeader.decode(
-                            try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
-                    } catch let error as WalshipError
-                        where error.code == .objectCorrupt || error.code == .objectNotFound
-                    {
-                        return nil
+                    if let knownHeader = known[key] {
+                        header = knownHeader
+                    } else {
+                        do {
+                            header = try ObjectHeader.decode(
+                                try await store.get(key, range: 0..<Int64(ObjectHeader.maximumSize)), key: key)
+                        } catch let error as WalshipError
+                            where error.code == .objectCorrupt || error.code == .objectNotFound
+                        {
+                            return nil
+                        }
                     }
                     let predecessor =
                         header.predecessorGeneration == 0 ? nil : GenerationID(header.predecessorGeneration)
