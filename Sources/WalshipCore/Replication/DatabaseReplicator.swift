@@ -136,6 +136,8 @@ public final class DatabaseReplicator: Sendable {
         loop.databaseID = identity
         loop.restored = restored
         let box = LoopBox(loop)
+        // A verify abandoned by a stop may have left its trial restore (a database-sized file).
+        try? FileManager.default.removeItem(atPath: stateDirectory + "/verify")
         let retention = once ? nil : retentionTask(inventory: inventory, now: now)
         let verification = once ? nil : verifyTask()
         let start = ReplicationLoop.Start(inventory: inventory, spooled: spooled, newestStoredSegment: newestStored)

@@ -62,9 +62,9 @@ final class ReplicationLoop {
     private(set) var generationsStarted = 0
     /// Set while a checkpoint runs: the loop then polls and rotates every few milliseconds.
     private(set) var fastPoll = false
-    /// When the polls started racing without a break, and whether the wal-index was refreshed
-    /// since (nil while the last poll did not race).
-    private var racing: (since: ContinuousClock.Instant, refreshed: Bool)?
+    /// When the polls started racing without a break, and when the wal-index was last refreshed
+    /// meanwhile (nil while the last poll did not race).
+    private var racing: (since: ContinuousClock.Instant, refreshed: ContinuousClock.Instant)?
     /// How long polls may race in a row before the read chain counts as broken. A race is a
     /// writer or a restart caught mid-read, and the next poll normally reads a consistent view;
     /// polls that race on and on would keep the agent's read mark where it is, so the
@@ -416,13 +416,14 @@ final class ReplicationLoop {
         return again
     }
 
-    /// Notes a poll that raced. After a second of races, a read of SQLite's own mends a wal-index
-    /// left inconsistent; after `racingLimit`, the read chain counts as broken: returns why.
+    /// Notes a poll that raced. Every second of races, a read of SQLite's own mends a wal-index
+    /// left inconsistent (it may fail while another process holds the write lock); after
+    /// `racingLimit`, the read chain counts as broken: returns why.
     private func racedTooLong(_ follower: WALFollower) -> String? {
         let now = ContinuousClock.now
-        var streak = racing ?? (now, false)
-        if now - streak.since > .seconds(1) && !streak.refreshed {
-            streak.refreshed = true
+        var streak = racing ?? (now, now)
+        if now - streak.refreshed > .seconds(1) {
+            streak.refreshed = now
             follower.refreshIndex()
         }
         racing = streak
