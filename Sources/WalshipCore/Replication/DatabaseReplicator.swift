@@ -223,6 +223,11 @@ public final class DatabaseReplicator: Sendable {
             if let retention {
                 group.addTask { await retention.run(until: loopDone) }
             }
+            // The watchdog over the loop's polls (a log line when they stall).
+            group.addTask {
+                await PollWatch.run(
+                    box.loop.progress, logger: self.logger, databasePath: self.databasePath, until: loopDone)
+            }
             // Scheduled verifies, while the loop runs.
             if let verification {
                 group.addTask { await verification.run(until: loopDone) }
@@ -532,6 +537,7 @@ public final class DatabaseReplicator: Sendable {
     private func stopsNow(
         _ loop: ReplicationLoop, _ progress: inout LoopProgress, stop: StopSignal, loopDone: StopSignal
     ) throws -> Bool {
+        loop.progress.doing(.stopping)
         if !progress.readToTheEnd && loop.isFollowing && !stop.isImmediate {
             progress.readToTheEnd = true
             var reads = 0
@@ -560,6 +566,7 @@ public final class DatabaseReplicator: Sendable {
     ) throws -> Bool? {
         do {
             if let retry = progress.malformedRetry {
+                loop.progress.doing(.waitingForSQLite)
                 guard ContinuousClock.now >= retry else {
                     OnlineBackup.sleep(settings.walPollInterval)
                     return nil
@@ -570,6 +577,7 @@ public final class DatabaseReplicator: Sendable {
                 logger.info("the database is readable again", metadata: ["db.path": "\(databasePath)"])
             }
             if !loop.isFollowing {
+                loop.progress.doing(.waitingForSpool)
                 guard try resumeAfterFullSpool(loop, spool: spool, diskFull: progress.diskFull) else {
                     OnlineBackup.sleep(settings.walPollInterval)
                     return nil

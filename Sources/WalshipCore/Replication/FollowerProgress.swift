@@ -12,6 +12,11 @@ final class FollowerProgress: Sendable {
         var cutRequested = false
         var wantsPageHashes: GenerationID?
         var pageHashOffer: PageHashOffer?
+        var lastCompletedAt = ContinuousClock.now
+        var activity = LoopActivity.starting
+        var activitySince = ContinuousClock.now
+        var pollingSince = ContinuousClock.now
+        var lastRace = ""
     }
 
     /// The page hashes of a snapshot's copy, offered to the loop to complete its partial
@@ -89,7 +94,33 @@ final class FollowerProgress: Sendable {
 
     /// Records that poll `number` read everything published.
     func completePoll(_ number: Int) {
-        state.withLock { $0.lastCompletedPoll = max($0.lastCompletedPoll, number) }
+        state.withLock {
+            $0.lastCompletedPoll = max($0.lastCompletedPoll, number)
+            $0.lastCompletedAt = .now
+        }
+    }
+
+    /// Records what the WAL loop is doing (for `PollWatch`).
+    func doing(_ activity: LoopActivity) {
+        state.withLock { state in
+            guard state.activity != activity else { return }
+            if activity.expectsPolls && !state.activity.expectsPolls { state.pollingSince = .now }
+            state.activity = activity
+            state.activitySince = .now
+        }
+    }
+
+    /// Records why the last poll raced.
+    func raced(_ why: String) { state.withLock { $0.lastRace = why } }
+
+    /// What the WAL loop is doing and how its polls go, for the watchdog.
+    var watch: PollWatch.Sample {
+        state.withLock {
+            PollWatch.Sample(
+                activity: $0.activity, activitySince: $0.activitySince, pollingSince: $0.pollingSince,
+                lastCompletedAt: $0.lastCompletedAt,
+                pollsStarted: $0.pollsStarted, lastCompletedPoll: $0.lastCompletedPoll, lastRace: $0.lastRace)
+        }
     }
 
     /// The number the next poll will get: a poll numbered at least this starts after now.

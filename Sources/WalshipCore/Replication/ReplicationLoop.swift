@@ -99,6 +99,7 @@ final class ReplicationLoop {
 
     /// Sleeps between polls (see `WALFollower.pause`).
     func pause(_ duration: Duration) {
+        progress.doing(.pausing)
         if let follower { follower.pause(duration) } else { OnlineBackup.sleep(duration) }
     }
 
@@ -224,6 +225,7 @@ final class ReplicationLoop {
     /// sit on slot 0, which does not stop a restart.
     private func catchUp() throws -> Bool {
         guard let follower, let builder else { return false }
+        progress.doing(.catchingUp)
         for _ in 0..<10_000 {
             switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: true) {
             case .idle, .accepted(_, true):
@@ -270,8 +272,11 @@ final class ReplicationLoop {
 
     /// Starts a new generation at the end of what SQLite has published, and asks for its snapshot.
     func startGeneration(_ reason: ObjectHeader.GenerationReason, _ why: String) throws {
+        progress.doing(.startingGeneration)
         try cutSegmentIfDue(force: true)
+        progress.doing(.closingSnapshot)
         snapshotGate.closeAndWait()
+        progress.doing(.startingGeneration)
         follower?.close()
         builder?.close()
         // A replaced database file: the replica lock moves to the new file first.
@@ -300,6 +305,7 @@ final class ReplicationLoop {
         try follower.open()
         self.follower = follower
         snapshotGate.open()
+        progress.doing(.positioning)
         var positioned = false
         for _ in 0..<1000 where !positioned {
             positioned = follower.positionAtPublishedEnd()
@@ -386,6 +392,7 @@ final class ReplicationLoop {
         try takePageHashOffer()
         var again = false
         fastPoll = false
+        progress.doing(.polling)
         var outcome = try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: false)
         if case .raced = outcome {
             if let why = racedTooLong(follower) { outcome = .lost(.walInconsistent, why) }
@@ -395,6 +402,7 @@ final class ReplicationLoop {
         switch outcome {
         case .idle, .accepted(_, true):
             syncFromFollower()
+            progress.doing(.checkpointing)
             if follower.checkpointIfNeeded(walMaxFrames: settings.walMaxFrames) { fastPoll = true }
             follower.rotate()
         case .accepted(_, false):
@@ -410,8 +418,11 @@ final class ReplicationLoop {
             try startGeneration(reason, why)
             return false
         }
+        progress.doing(.cuttingSegment)
         try cutSegmentIfDue(force: progress.takeCutRequest())
+        progress.doing(.checkingDrift)
         if try checkDriftIfDue() { return false }
+        progress.doing(.schedulingSnapshot)
         try scheduleSnapshot()
         return again
     }

@@ -436,6 +436,7 @@ final class WALFollower {
 
     private func raced(_ why: String) -> Outcome {
         lastRace = why
+        progress.raced(why)
         return .raced
     }
 
