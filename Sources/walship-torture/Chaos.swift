@@ -153,6 +153,18 @@ enum Victim {
     }
 }
 
+extension AgentController {
+    /// Whether what the agent logs after the first `offset` bytes of its current log satisfies
+    /// `found` within `seconds`.
+    func logs(after offset: Int, within seconds: Int, _ found: (Substring) -> Bool) -> Bool {
+        (0..<(seconds * 10)).contains { _ in
+            if found(Substring(String(decoding: currentLog.utf8.dropFirst(offset), as: UTF8.self))) { return true }
+            usleep(100_000)
+            return false
+        }
+    }
+}
+
 /// A saved copy of the database put back over it in place (same inode, as `cp old.db app.db`
 /// does), in one of four ways, while the agent runs and has finished starting (one still
 /// starting may take its snapshot of the overwritten file, which needs no noticing).
@@ -170,31 +182,13 @@ enum PutBack {
         var event = "database overwritten in place"
         let way = fit == .fits ? Way.allCases.randomElement(using: &random)! : .closed
         if way == .afterRestart {
-            // The drift gap: the agent starts while the wal-index shows no frames (a restart
-            // pending), and nothing is written after the overwrite.
             event += " (agent started on a truncated WAL)"
-            if let status = agent.stop(.term), status != 0 && status != 4 {
-                problems.append("agent stop exited \(status)")
-            }
-            try workload.truncateWAL()
-            try agent.start()
-            let settled = (0..<600).contains { _ in
-                if agent.hasSettled { return true }
-                usleep(100_000)
-                return false
-            }
-            if !settled { problems.append("the agent did not finish starting within 60 s") }
+            problems += try restartOnTruncatedWAL(agent: agent, workload: workload)
         }
         // Only what the agent logs from here on can be about this overwrite.
         let logBefore = agent.currentLog.utf8.count
         func logged(seconds: Int, _ found: (Substring) -> Bool) -> Bool {
-            (0..<(seconds * 10)).contains { _ in
-                if found(Substring(String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self))) {
-                    return true
-                }
-                usleep(100_000)
-                return false
-            }
+            agent.logs(after: logBefore, within: seconds, found)
         }
         if fit == .larger {
             // SQLite reports the file malformed until the wal-index is built again from it: the
@@ -244,6 +238,24 @@ enum PutBack {
             if !noticed { problems.append("the agent did not notice the database overwritten in place") }
         }
         events[event, default: 0] += 1
+        return problems
+    }
+
+    /// The drift gap: the agent starts while the wal-index shows no frames (a restart pending),
+    /// and nothing is written after the overwrite.
+    private static func restartOnTruncatedWAL(agent: AgentController, workload: Workload) throws -> [String] {
+        var problems: [String] = []
+        if let status = agent.stop(.term), status != 0 && status != 4 {
+            problems.append("agent stop exited \(status)")
+        }
+        try workload.truncateWAL()
+        try agent.start()
+        let settled = (0..<600).contains { _ in
+            if agent.hasSettled { return true }
+            usleep(100_000)
+            return false
+        }
+        if !settled { problems.append("the agent did not finish starting within 60 s") }
         return problems
     }
 }

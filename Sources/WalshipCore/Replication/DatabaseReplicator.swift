@@ -28,6 +28,11 @@ public final class DatabaseReplicator: Sendable {
         /// True when the run stopped while its read chain was ended (no space for the spool, a
         /// full spool, a database SQLite could not read): commits since then are not shipped.
         public var stoppedWhilePaused: Bool
+
+        /// A run stopped before it started (while it waited for the database or the replica lock).
+        static let notStarted = Report(
+            transactionsShipped: 0, generationsStarted: 0, pendingObjects: 0, lastTxid: 0, generation: nil,
+            lastSnapshot: nil, generationHasSnapshot: true, stoppedWhilePaused: false)
     }
 
     public let databasePath: String
@@ -84,17 +89,11 @@ public final class DatabaseReplicator: Sendable {
         if settings.waitForDatabase || (!once && !FileSystem.exists(databasePath)),
             !(await waitForDatabase(stop: stop))
         {
-            return Report(
-                transactionsShipped: 0, generationsStarted: 0, pendingObjects: 0, lastTxid: 0, generation: nil,
-                lastSnapshot: nil, generationHasSnapshot: true, stoppedWhilePaused: false)
+            return .notStarted
         }
         try checkDatabase()
         let replicaLock = settings.replicaLock ? try await acquireReplicaLock(once: once, stop: stop) : nil
-        if settings.replicaLock && replicaLock == nil {
-            return Report(
-                transactionsShipped: 0, generationsStarted: 0, pendingObjects: 0, lastTxid: 0, generation: nil,
-                lastSnapshot: nil, generationHasSnapshot: true, stoppedWhilePaused: false)
-        }
+        if settings.replicaLock && replicaLock == nil { return .notStarted }
         defer { replicaLock?.release() }
         try ReplicaStateDirectory.adopt(
             into: stateDirectory, databaseDirectory: databaseDirectory, replica: replica.location, logger: logger)
@@ -117,24 +116,11 @@ public final class DatabaseReplicator: Sendable {
         let spooled = spool.pending.compactMap { try? ObjectFile.readHeader(path: $0.path, key: $0.path) }
         let newestStored = try await newestSegmentHeader(of: saved, inventory: inventory, spool: spool)
 
-        // Commit times: monotonic, anchored to the wall clock, never below the replica's.
-        let clock = CommitClock(persistingTo: stateDirectory + "/clock.json", sources: clockSources, logger: logger)
-        metrics.attach(clock)
-        clock.raiseFloor(
-            to: max(inventory.newestMs, spooled.map(\.lastMs).max() ?? 0))
-        let now: @Sendable () -> UInt64 = { clock.now() }
+        let now = commitClock(floor: max(inventory.newestMs, spooled.map(\.lastMs).max() ?? 0))
         let (requests, requestContinuation) = AsyncStream.makeStream(of: Snapshotter.Request.self)
-        let loop = ReplicationLoop(
-            databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
-            statePath: stateDirectory + "/state.json",
-            logger: logger, metrics: metrics, now: now, requestSnapshot: { requestContinuation.yield($0) })
-        loop.afterCatchUpRead = afterCatchUpRead
-        if let replicaLock, replicaLock.isHeld {
-            let path = databasePath
-            loop.followReplicaLock = { try replicaLock.follow(databasePath: path) }
-        }
-        loop.databaseID = identity
-        loop.restored = restored
+        let loop = makeLoop(
+            spool: spool, now: now, replicaLock: replicaLock, identity: identity, restored: restored,
+            requestSnapshot: { requestContinuation.yield($0) })
         let box = LoopBox(loop)
         // A verify abandoned by a stop may have left its trial restore (a database-sized file).
         try? FileManager.default.removeItem(atPath: stateDirectory + "/verify")
@@ -167,6 +153,33 @@ public final class DatabaseReplicator: Sendable {
             lastSnapshot: loop.snapshots.demandOutcome.header,
             generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot,
             stoppedWhilePaused: !loop.wasFollowingAtFinish)
+    }
+
+    /// Commit times: monotonic, anchored to the wall clock, never below `floor` (the replica's
+    /// and the spool's newest).
+    private func commitClock(floor: UInt64) -> @Sendable () -> UInt64 {
+        let clock = CommitClock(persistingTo: stateDirectory + "/clock.json", sources: clockSources, logger: logger)
+        metrics.attach(clock)
+        clock.raiseFloor(to: floor)
+        return { clock.now() }
+    }
+
+    private func makeLoop(
+        spool: Spool, now: @escaping @Sendable () -> UInt64, replicaLock: ReplicaLock?, identity: DatabaseID,
+        restored: RestoredMarker?, requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
+    ) -> ReplicationLoop {
+        let loop = ReplicationLoop(
+            databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
+            statePath: stateDirectory + "/state.json", logger: logger, metrics: metrics, now: now,
+            requestSnapshot: requestSnapshot)
+        loop.afterCatchUpRead = afterCatchUpRead
+        if let replicaLock, replicaLock.isHeld {
+            let path = databasePath
+            loop.followReplicaLock = { try replicaLock.follow(databasePath: path) }
+        }
+        loop.databaseID = identity
+        loop.restored = restored
+        return loop
     }
 
     /// The agent's three jobs until the WAL loop ends: snapshots (one at a time, on their own

@@ -298,27 +298,7 @@ final class ReplicationLoop {
         var started = false
         defer { if !started { lastTxid = txidBefore } }
         if predecessor != nil || lastTxid > 0 { lastTxid += 1 }
-        let follower = WALFollower(
-            databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
-            logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
-            checkpointRestart: settings.checkpointRestart, metrics: metrics, now: now)
-        try follower.open()
-        self.follower = follower
-        snapshotGate.open()
-        progress.doing(.positioning)
-        var positioned = false
-        for _ in 0..<1000 where !positioned {
-            positioned = follower.positionAtPublishedEnd()
-            if !positioned { OnlineBackup.sleep(.milliseconds(2)) }
-        }
-        guard positioned else {
-            throw WalshipError(.databaseUnusable, "could not read a consistent WAL position of '\(databasePath)'")
-        }
-        var cursor = follower.cursor
-        if cursor.pageSize == 0 || cursor == .noWAL(pageSize: cursor.pageSize) {
-            cursor.pageSize = follower.databasePageSize
-            follower.adopt(cursor)
-        }
+        let cursor = try openFollowerAtPublishedEnd()
         let startedMs = max(now(), lastCommitMs)
         let generation = GenerationID.make(milliseconds: startedMs)
         let newState = ReplicaState(
@@ -358,6 +338,33 @@ final class ReplicationLoop {
                 "detail": "\(why)", "txid": "\(lastTxid)",
             ])
         askForSnapshot()
+    }
+
+    /// Opens a new follower positioned at the end of what SQLite has published (the snapshot
+    /// gate opens again once it holds its connections); returns its cursor.
+    private func openFollowerAtPublishedEnd() throws -> WALCursor {
+        let follower = WALFollower(
+            databasePath: databasePath, cursor: .noWAL(pageSize: 4096), lastTxid: lastTxid, lastCommitMs: lastCommitMs,
+            logger: logger, progress: progress, checkpointBusyTimeout: settings.checkpointBusyTimeout,
+            checkpointRestart: settings.checkpointRestart, metrics: metrics, now: now)
+        try follower.open()
+        self.follower = follower
+        snapshotGate.open()
+        progress.doing(.positioning)
+        var positioned = false
+        for _ in 0..<1000 where !positioned {
+            positioned = follower.positionAtPublishedEnd()
+            if !positioned { OnlineBackup.sleep(.milliseconds(2)) }
+        }
+        guard positioned else {
+            throw WalshipError(.databaseUnusable, "could not read a consistent WAL position of '\(databasePath)'")
+        }
+        var cursor = follower.cursor
+        if cursor.pageSize == 0 || cursor == .noWAL(pageSize: cursor.pageSize) {
+            cursor.pageSize = follower.databasePageSize
+            follower.adopt(cursor)
+        }
+        return cursor
     }
 
     func askForSnapshot() {

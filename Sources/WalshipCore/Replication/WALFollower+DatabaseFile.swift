@@ -179,23 +179,34 @@ extension WALFollower {
             problem = "page 1 of the database file differs from the shipped state after txid \(table.txid)"
             problemPage = 1
         }
-        if problem == nil && pages > 1 {
-            var checked = 0
-            if scanFrom < 2 || scanFrom > pages { scanFrom = 2 }
-            while problem == nil && checked * pageSize < budgetBytes && checked < Int(pages) - 1 {
-                if try differs(scanFrom) {
-                    problem =
-                        "page \(scanFrom) of the database file differs from the shipped state after txid \(table.txid)"
-                    problemPage = scanFrom
-                }
-                checked += 1
-                if problem == nil { scanFrom = scanFrom >= pages ? 2 : scanFrom + 1 }
-            }
+        if problem == nil,
+            let page = try Self.rollingScan(
+                pages: pages, budget: budgetBytes / pageSize + (budgetBytes % pageSize == 0 ? 0 : 1), from: &scanFrom,
+                differs: differs)
+        {
+            problem = "page \(page) of the database file differs from the shipped state after txid \(table.txid)"
+            problemPage = page
         }
         guard stillHolds(before, backfill: backfill, strict: strict, problemPage: problemPage) else {
             return .inconclusive
         }
         return problem.map { .drift($0) } ?? .consistent
+    }
+
+    /// The drift check's rolling scan over pages 2...`pages`: at most `budget` pages from `from`, which advances and wraps; the first page that `differs`, where the scan
+    /// stops (the next check starts there again).
+    static func rollingScan(
+        pages: UInt32, budget: Int, from: inout UInt32, differs: (UInt32) throws -> Bool
+    ) rethrows -> UInt32? {
+        guard pages > 1 else { return nil }
+        if from < 2 || from > pages { from = 2 }
+        var checked = 0
+        while checked < budget && checked < Int(pages) - 1 {
+            if try differs(from) { return from }
+            checked += 1
+            from = from >= pages ? 2 : from + 1
+        }
+        return nil
     }
 
     /// The page numbers of the published frames after the cursor (same salts), or nil.

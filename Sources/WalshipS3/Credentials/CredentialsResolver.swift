@@ -23,65 +23,97 @@ public enum CredentialsResolver {
         if let explicit {
             return StaticCredentialsProvider(explicit, sourceName: "configuration")
         }
-        let keyID = environment["AWS_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 }
-        let secret = environment["AWS_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-        switch (keyID, secret) {
+        if let fromEnvironment = try environmentKeys(environment) { return fromEnvironment }
+        if let webIdentity = try webIdentity(environment, region: region, transport: transport) { return webIdentity }
+        let credentialsFile =
+            environment["AWS_SHARED_CREDENTIALS_FILE"] ?? homeDirectory.map { "\($0)/.aws/credentials" }
+        if let shared = try sharedFile(credentialsFile, profile: profile, environment: environment) { return shared }
+        if let container = container(environment, transport: transport) { return container }
+        return try instanceMetadata(environment, credentialsFile: credentialsFile, transport: transport)
+    }
+
+    private static func nonEmpty(_ environment: [String: String], _ name: String) -> String? {
+        environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); one without the
+    /// other is an error.
+    private static func environmentKeys(_ environment: [String: String]) throws -> (any CredentialsProvider)? {
+        switch (nonEmpty(environment, "AWS_ACCESS_KEY_ID"), nonEmpty(environment, "AWS_SECRET_ACCESS_KEY")) {
         case (let keyID?, let secret?):
-            let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             return StaticCredentialsProvider(
-                AWSCredentials(accessKeyID: keyID, secretAccessKey: secret, sessionToken: token),
+                AWSCredentials(
+                    accessKeyID: keyID, secretAccessKey: secret,
+                    sessionToken: nonEmpty(environment, "AWS_SESSION_TOKEN")),
                 sourceName: "environment")
         case (.some, nil):
             throw WalshipError(.usage, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
         case (nil, .some):
             throw WalshipError(.usage, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
         case (nil, nil):
-            break
+            return nil
         }
-        if let tokenFile = environment["AWS_WEB_IDENTITY_TOKEN_FILE"], !tokenFile.isEmpty {
-            guard let roleARN = environment["AWS_ROLE_ARN"], !roleARN.isEmpty else {
-                throw WalshipError(.usage, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
-            }
-            let sts = environment["AWS_ENDPOINT_URL_STS"] ?? "https://sts.\(region).amazonaws.com"
-            let session = environment["AWS_ROLE_SESSION_NAME"] ?? "walship-\(getpid())"
-            return RefreshingCredentialsProvider(
-                WebIdentityCredentialsProvider(
-                    tokenFile: tokenFile, roleARN: roleARN, sessionName: session, stsEndpoint: sts, transport: transport
-                ))
+    }
+
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (Kubernetes service accounts).
+    private static func webIdentity(
+        _ environment: [String: String], region: String, transport: any HTTPTransport
+    ) throws -> (any CredentialsProvider)? {
+        guard let tokenFile = nonEmpty(environment, "AWS_WEB_IDENTITY_TOKEN_FILE") else { return nil }
+        guard let roleARN = nonEmpty(environment, "AWS_ROLE_ARN") else {
+            throw WalshipError(.usage, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
         }
-        let credentialsFile =
-            environment["AWS_SHARED_CREDENTIALS_FILE"] ?? homeDirectory.map { "\($0)/.aws/credentials" }
-        let namedProfile = profile ?? environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 }
-        if let credentialsFile {
-            let chosen = namedProfile ?? "default"
-            if SharedCredentialsFileProvider.hasProfile(chosen, path: credentialsFile) {
-                return SharedCredentialsFileProvider(path: credentialsFile, profile: chosen)
-            }
-            if namedProfile != nil {
+        let sts = environment["AWS_ENDPOINT_URL_STS"] ?? "https://sts.\(region).amazonaws.com"
+        let session = environment["AWS_ROLE_SESSION_NAME"] ?? "walship-\(getpid())"
+        return RefreshingCredentialsProvider(
+            WebIdentityCredentialsProvider(
+                tokenFile: tokenFile, roleARN: roleARN, sessionName: session, stsEndpoint: sts, transport: transport))
+    }
+
+    /// The shared credentials file's profile (from the configuration, `AWS_PROFILE`, or
+    /// `default`); a profile named but missing is an error.
+    private static func sharedFile(
+        _ credentialsFile: String?, profile: String?, environment: [String: String]
+    ) throws -> (any CredentialsProvider)? {
+        let namedProfile = profile ?? nonEmpty(environment, "AWS_PROFILE")
+        guard let credentialsFile else {
+            if let namedProfile {
                 throw WalshipError(
-                    .usage, "profile '\(chosen)' is not in the shared credentials file '\(credentialsFile)'")
+                    .usage, "profile '\(namedProfile)' was requested but there is no shared credentials file")
             }
-        } else if let namedProfile {
-            throw WalshipError(
-                .usage, "profile '\(namedProfile)' was requested but there is no shared credentials file")
+            return nil
         }
-        if let full = environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"], !full.isEmpty {
-            return RefreshingCredentialsProvider(
-                ContainerCredentialsProvider(
-                    uri: full, authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
-                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport)
-            )
+        let chosen = namedProfile ?? "default"
+        if SharedCredentialsFileProvider.hasProfile(chosen, path: credentialsFile) {
+            return SharedCredentialsFileProvider(path: credentialsFile, profile: chosen)
         }
-        if let relative = environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"], !relative.isEmpty {
-            return RefreshingCredentialsProvider(
-                ContainerCredentialsProvider(
-                    uri: "http://169.254.170.2\(relative)",
-                    authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
-                    authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport)
-            )
+        if namedProfile != nil {
+            throw WalshipError(.usage, "profile '\(chosen)' is not in the shared credentials file '\(credentialsFile)'")
         }
-        // Every source before the instance metadata was not configured: say so for each, so that
-        // a user with no credentials anywhere learns where walship looked.
+        return nil
+    }
+
+    /// The container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, or the
+    /// relative URI on the ECS address).
+    private static func container(
+        _ environment: [String: String], transport: any HTTPTransport
+    ) -> (any CredentialsProvider)? {
+        let uri =
+            nonEmpty(environment, "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            ?? nonEmpty(environment, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map { "http://169.254.170.2\($0)" }
+        guard let uri else { return nil }
+        return RefreshingCredentialsProvider(
+            ContainerCredentialsProvider(
+                uri: uri, authorizationToken: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+                authorizationTokenFile: environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], transport: transport))
+    }
+
+    /// EC2 instance metadata (IMDSv2), the last source: every source before it was not
+    /// configured, and its error says so for each, so that a user with no credentials anywhere
+    /// learns where walship looked.
+    private static func instanceMetadata(
+        _ environment: [String: String], credentialsFile: String?, transport: any HTTPTransport
+    ) throws -> any CredentialsProvider {
         let skipped = [
             "configuration file: no credentials given",
             "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set",
