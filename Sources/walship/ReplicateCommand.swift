@@ -136,15 +136,11 @@ struct ReplicateCommand: AsyncParsableCommand {
                 try WALMode.enable(databaseAt: job.path, logger: logger)
             }
         }
-        let stop: StopSignal
         var application: Application?
         if let exec {
             // The application creates its database if it must; the agent waits for it.
             for index in jobs.indices { jobs[index].settings.waitForDatabase = true }
-            stop = StopSignal()
-            application = try Application.start(exec, logger: logger, stop: stop)
-        } else {
-            stop = SignalStop.install()
+            application = try Application.start(exec, logger: logger)
         }
         let replicators = jobs.map { job in
             DatabaseReplicator(
@@ -166,12 +162,17 @@ struct ReplicateCommand: AsyncParsableCommand {
             server = try Self.startMetricsServer(address: address, replicators: replicators, logger: logger)
         }
         defer { server?.close() }
-        let results = await Self.runAll(replicators, once: once, stop: stop, logger: logger)
+        // Replication that ends on its own (an error, or --once) stops the application: walship
+        // is its parent. The application's exit stops replication.
+        let replication = ReplicationService(replicators, once: once, logger: logger)
+        var services = [Lifecycle.service(replication, named: "replication")]
+        if let server { services.insert(Lifecycle.service(server, named: "metrics server"), at: 0) }
+        if let application { services.append(Lifecycle.service(application, named: "application")) }
+        try await Lifecycle.run(services, trappingSignals: application == nil, logger: logger)
+        let results = replication.results
         guard let application else { return try Self.finish(results, logger: logger) }
         // With --exec, the application's status is walship's, unless it exited 0 and what it
-        // committed could not all be shipped. Replication that ended on its own (an error) asks
-        // the application to stop first: walship is its parent.
-        application.terminate()
+        // committed could not all be shipped.
         let status = await application.status()
         do {
             try Self.finish(results, logger: logger)
@@ -234,35 +235,6 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         return try MetricsServer.start(address: address, logger: logger, ready: ready, status: status) {
             MetricsExposition.render(sources, version: WalshipVersion.current, sqliteVersion: SQLiteLibrary.version)
-        }
-    }
-
-    /// Runs every replicator until it stops. A database that fails stops the others gracefully
-    /// (they ship what is committed); its error comes back once all have stopped. Throwing from
-    /// the group at once would cancel the others mid-flight instead.
-    private static func runAll(
-        _ replicators: [DatabaseReplicator], once: Bool, stop: StopSignal, logger: Logger
-    ) async -> [Result<DatabaseReplicator.Report, any Error>] {
-        await withTaskGroup(of: Result<DatabaseReplicator.Report, any Error>.self) { group in
-            for replicator in replicators {
-                logger.info(
-                    "replicating",
-                    metadata: [
-                        "db.path": "\(replicator.databasePath)", "replica": "\(replicator.replica.location)",
-                        "once": "\(once)",
-                    ])
-                group.addTask {
-                    do {
-                        return .success(try await replicator.run(once: once, stop: stop))
-                    } catch {
-                        stop.stop()
-                        return .failure(error)
-                    }
-                }
-            }
-            var results: [Result<DatabaseReplicator.Report, any Error>] = []
-            for await result in group { results.append(result) }
-            return results
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import WalshipCore
 
@@ -71,7 +72,7 @@ final class Application: Sendable {
         exit = Mutex((nil, []))
     }
 
-    static func start(_ command: String, logger: Logger, stop: StopSignal) throws -> Application {
+    static func start(_ command: String, logger: Logger) throws -> Application {
         let words = try Self.words(command)
         guard !words.isEmpty else { throw WalshipError(.usage, "--exec needs a command") }
         for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
@@ -113,7 +114,6 @@ final class Application: Sendable {
             let status = signalled == 0 ? (raw >> 8) & 0xff : 128 + signalled
             Application.running.store(0, ordering: .relaxed)
             logger.info("the application exited; shipping what is committed", metadata: ["exec.status": "\(status)"])
-            stop.stop()
             let waiters = application.exit.withLock { state in
                 state.status = status
                 defer { state.waiters = [] }
@@ -188,5 +188,17 @@ final class Application: Sendable {
     /// Asks the application to stop (SIGTERM) when it still runs: replication ended first.
     func terminate() {
         if Application.running.load(ordering: .relaxed) == pid { kill(pid, SIGTERM) }
+    }
+}
+
+extension Application: Service {
+    /// Runs until the application exits (then the group shuts down: replication ships what is
+    /// committed); a graceful shutdown of the group (replication ended on its own) asks it to stop.
+    func run() async {
+        await withGracefulShutdownHandler {
+            _ = await status()
+        } onGracefulShutdown: {
+            self.terminate()
+        }
     }
 }

@@ -82,11 +82,16 @@ struct SnapshotCommand: AsyncParsableCommand {
         logger.info(
             "no agent is running; replicating once with a snapshot",
             metadata: ["db.path": "\(path)", "replica": "\(replica.location)"])
-        let stop = SignalStop.install()
-        let report = try await DatabaseReplicator(
-            databasePath: path, replica: replica, stateDirectory: stateDirectory, databaseDirectory: databaseDirectory,
-            settings: settings, logger: logger
-        ).run(once: true, snapshotNow: true, stop: stop)
+        let replication = ReplicationService(
+            [
+                DatabaseReplicator(
+                    databasePath: path, replica: replica, stateDirectory: stateDirectory,
+                    databaseDirectory: databaseDirectory, settings: settings, logger: logger)
+            ], once: true, snapshotNow: true, logger: logger)
+        try await Lifecycle.run(
+            [Lifecycle.service(replication, named: "replication")], trappingSignals: true, logger: logger)
+        guard let outcome = replication.results.first else { throw WalshipError(.internal, "the snapshot run did not end") }
+        let report = try outcome.get()
         guard report.pendingObjects == 0, let header = report.lastSnapshot else {
             throw WalshipError(
                 .storeUnavailable,
