@@ -97,7 +97,9 @@ final class TortureRun {
             try? FileManager.default.removeItem(atPath: savedCopy)
             problems += found.map { "op \(op): \($0)" }
         case period * 7 / 20 where agent.isRunning && agent.hasSettled:
-            try breakWALIndexHeader()
+            try breakWALIndexHeader(holdingWriteLock: Bool.random(using: &random))
+        case period * 13 / 20 where agent.isRunning && agent.hasSettled && secondAgent == nil:
+            try stopDuringVerify()
         case period * 3 / 10:
             let (event, found) = try await SnapshotDamage.run(
                 replicaURL: replicaURL, environment: checkEnvironment, directory: directory, using: &random)
@@ -243,15 +245,37 @@ final class TortureRun {
 
     /// A writer killed between the two copies of the wal-index header leaves them different; while
     /// the application is idle nothing of SQLite's reads it, so the agent must mend it (a read of
-    /// its own) instead of racing on and holding its read mark.
-    private func breakWALIndexHeader() throws {
+    /// its own) instead of racing on and holding its read mark. With `holdingWriteLock`, another
+    /// process holds the write lock over the damaged header for 3 to 12 s (the agent's mend fails
+    /// meanwhile and must be tried again, without a needless new generation: polls may race for
+    /// 20 s before the read chain counts as broken).
+    private func breakWALIndexHeader(holdingWriteLock: Bool) throws {
         let shm = workload.path + "-shm"
-        guard let handle = FileHandle(forUpdatingAtPath: shm) else { return }
+        let logBefore = agent.currentLog.utf8.count
+        let writer = holdingWriteLock ? try Workload.open(workload.path) : nil
+        try writer?.execute("BEGIN IMMEDIATE")
+        guard let handle = FileHandle(forUpdatingAtPath: shm) else {
+            try writer?.execute("ROLLBACK")
+            writer?.close()
+            return
+        }
         try handle.seek(toOffset: 48 + 20)
         let byte = try handle.read(upToCount: 1) ?? Data([0])
         try handle.seek(toOffset: 48 + 20)
         try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
         try handle.close()
+        if let writer {
+            usleep(UInt32.random(in: 3_000_000...12_000_000, using: &random))
+            try writer.execute("ROLLBACK")
+            writer.close()
+            count("wal-index header left inconsistent under another process's write lock")
+        }
+        defer {
+            let since = String(decoding: agent.currentLog.utf8.dropFirst(logBefore), as: UTF8.self)
+            if since.contains("every poll of the WAL raced") {
+                problems.append("the agent started a new generation over a wal-index header it could have mended")
+            }
+        }
         let mended = (0..<100).contains { _ in
             usleep(100_000)
             guard let header = FileManager.default.contents(atPath: shm)?.prefix(96), header.count == 96 else {
@@ -261,6 +285,63 @@ final class TortureRun {
         }
         if !mended { problems.append("the agent did not mend a wal-index header left inconsistent within 10 s") }
         count("wal-index header left inconsistent while the application is idle")
+    }
+
+    /// The agent stopped (SIGTERM) while its scheduled verify has a trial restore under
+    /// `<state-dir>/verify` (a database-sized file), then started again: what the abandoned verify
+    /// left must be gone once the start has settled. When no verify is caught within 20 s (the
+    /// application commits meanwhile, so that the agent has something to verify), or the verify
+    /// ended before the stop, a leftover is planted so the start's cleanup is still checked.
+    private func stopDuringVerify() throws {
+        let state = directory.file("state")
+        guard
+            let replicator = try FileManager.default.contentsOfDirectory(atPath: state).sorted().first(where: {
+                FileManager.default.fileExists(atPath: "\(state)/\($0)/state.json")
+            })
+        else { return }
+        let verify = "\(state)/\(replicator)/verify"
+        func leftovers() -> [String: UInt64] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: verify)) ?? []
+            return names.reduce(into: [:]) { found, name in
+                let inode = (try? FileManager.default.attributesOfItem(atPath: "\(verify)/\(name)"))?[.systemFileNumber]
+                found[name] = (inode as? NSNumber)?.uint64Value ?? 0
+            }
+        }
+        var caught = false
+        var lastCommit: UInt64 = 0
+        let deadline = Workload.nowMs() + 20_000
+        while !caught && Workload.nowMs() < deadline {
+            if Workload.nowMs() >= lastCommit + 100 {
+                try workload.commit(using: &random)
+                lastCommit = Workload.nowMs()
+            }
+            caught = !leftovers().isEmpty
+            if !caught { usleep(1000) }
+        }
+        if let status = agent.stop(.term), status != 0 && status != 4 { problems.append("agent stop exited \(status)") }
+        var left = leftovers()
+        if left.isEmpty {
+            try FileManager.default.createDirectory(atPath: verify, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(
+                atPath: verify + "/torture-leftover.db", contents: Data(count: 1 << 20))
+            left = leftovers()
+            count(caught ? "agent stopped during a verify (it had ended), leftover planted" : "verify leftover planted")
+        } else {
+            count("agent stopped during a verify, leftovers kept")
+        }
+        try agent.start()
+        let settled = (0..<600).contains { _ in
+            if agent.hasSettled { return true }
+            usleep(100_000)
+            return false
+        }
+        if !settled { problems.append("the agent did not finish starting within 60 s") }
+        let stale = leftovers().filter { left[$0.key] == $0.value }
+        if !stale.isEmpty {
+            problems.append(
+                "files an abandoned verify left in <state-dir>/verify are still there after a start: \(stale.keys.sorted())"
+            )
+        }
     }
 
     /// The agent stopped, its state directory's file system filled, and the agent started (or

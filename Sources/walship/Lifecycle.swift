@@ -36,7 +36,9 @@ enum Lifecycle {
         for await signal in signals {
             received += 1
             if received > 1 { _exit(130) }
-            logger.info("stopping: shipping what is committed (a second signal exits at once)", metadata: ["signal": "\(signal)"])
+            logger.info(
+                "stopping: shipping what is committed (a second signal exits at once)",
+                metadata: ["signal": "\(signal)"])
             await group.triggerGracefulShutdown()
         }
     }

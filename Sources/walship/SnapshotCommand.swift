@@ -90,7 +90,9 @@ struct SnapshotCommand: AsyncParsableCommand {
             ], once: true, snapshotNow: true, logger: logger)
         try await Lifecycle.run(
             [Lifecycle.service(replication, named: "replication")], trappingSignals: true, logger: logger)
-        guard let outcome = replication.results.first else { throw WalshipError(.internal, "the snapshot run did not end") }
+        guard let outcome = replication.results.first else {
+            throw WalshipError(.internal, "the snapshot run did not end")
+        }
         let report = try outcome.get()
         guard report.pendingObjects == 0, let header = report.lastSnapshot else {
             throw WalshipError(
