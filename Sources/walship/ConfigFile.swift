@@ -29,15 +29,16 @@ struct ConfigFile {
     }
 
     mutating func decode(_ text: String, path: String) throws -> WalshipConfiguration {
-        let root: Any?
+        let document: ConfigDocument?
         do {
-            root = try Yams.load(yaml: text)
+            document = try ConfigDocument.decode(text)
         } catch {
             throw WalshipError(.usage, "configuration file '\(path)' is not valid YAML: \(error)")
         }
-        guard let top = root as? [String: Any] else {
+        guard let document else {
             throw WalshipError(.usage, "configuration file '\(path)' must be a mapping with 'buckets' and 'databases'")
         }
+        let top = document.top.settings
         var configuration = WalshipConfiguration()
         var spoolMaxBytes: Int64?
         var shutdownTimeout: Duration?
@@ -58,22 +59,24 @@ struct ConfigFile {
         spoolMaxBytes = size(top["spool-max-bytes"], "spool-max-bytes")
         shutdownTimeout = duration(top["shutdown-timeout"], "shutdown-timeout")
 
-        if let buckets = top["buckets"] as? [String: Any] {
+        switch document.top.buckets {
+        case .value(let buckets)?:
             for (name, value) in buckets.sorted(by: { $0.key < $1.key }) {
                 if let bucket = bucket(named: name, value) { configuration.buckets[name] = bucket }
             }
-        } else if top["buckets"] != nil {
+        case .invalid?:
             problems.append("buckets: expected a mapping of bucket names")
-        } else {
+        case nil:
             problems.append("buckets: at least one bucket is required")
         }
 
-        if let databases = top["databases"] as? [Any] {
+        switch document.top.databases {
+        case .value(let databases)?:
             let defaults = Defaults(spoolMaxBytes: spoolMaxBytes, shutdownTimeout: shutdownTimeout)
             for (index, value) in databases.enumerated() {
                 if let database = database(
-                    at: index, value, buckets: configuration.buckets, bucketsGiven: top["buckets"] is [String: Any],
-                    defaults: defaults)
+                    at: index, value, buckets: configuration.buckets,
+                    bucketsGiven: document.top.buckets?.value != nil, defaults: defaults)
                 {
                     configuration.databases.append(database)
                 }
@@ -83,8 +86,10 @@ struct ConfigFile {
                 problems.append("databases: '\(path)' is listed more than once")
             }
             problems += Self.sharedReplicas(configuration)
-        } else if top["databases"] != nil {
+        case .invalid?:
             problems.append("databases: expected a list")
+        case nil:
+            break
         }
         guard problems.isEmpty else {
             throw WalshipError(
@@ -96,8 +101,10 @@ struct ConfigFile {
     }
 
     /// One entry of `buckets:`, or nil when it is unusable (its problems are recorded).
-    private mutating func bucket(named name: String, _ value: Any) -> WalshipConfiguration.Bucket? {
-        guard let fields = value as? [String: Any] else {
+    private mutating func bucket(
+        named name: String, _ value: Lenient<BucketSection>
+    ) -> WalshipConfiguration.Bucket? {
+        guard let fields = value.value else {
             problems.append("buckets.\(name): expected a mapping")
             return nil
         }
@@ -166,11 +173,11 @@ struct ConfigFile {
 
     /// One entry of `databases:`, or nil when it is unusable (its problems are recorded).
     private mutating func database(
-        at index: Int, _ value: Any, buckets: [String: WalshipConfiguration.Bucket], bucketsGiven: Bool,
-        defaults: Defaults
+        at index: Int, _ value: Lenient<DatabaseSection>, buckets: [String: WalshipConfiguration.Bucket],
+        bucketsGiven: Bool, defaults: Defaults
     ) -> WalshipConfiguration.Database? {
         let at = "databases[\(index)]."
-        guard let fields = value as? [String: Any] else {
+        guard let fields = value.value else {
             problems.append("databases[\(index)]: expected a mapping")
             return nil
         }
@@ -181,7 +188,7 @@ struct ConfigFile {
         let problemsBefore = problems.count
         var names: [String] = []
         if let single = string(fields["bucket"], at + "bucket") { names.append(single) }
-        if let list = fields["buckets"] as? [Any] {
+        if case .list(let list)? = fields["buckets"] {
             names += list.compactMap { string($0, at + "buckets") }
         } else if fields["buckets"] != nil {
             problems.append("\(at)buckets: expected a list of bucket names")
@@ -294,7 +301,7 @@ struct ConfigFile {
 
     // MARK: Values
 
-    private mutating func checkKeys(_ fields: [String: Any], allowed: Set<String>, at: String) {
+    private mutating func checkKeys(_ fields: ConfigSection, allowed: Set<String>, at: String) {
         for key in fields.keys.sorted() where !allowed.contains(key) {
             if Self.unsupportedKeys.contains(key) {
                 problems.append("\(at)\(key) is not supported yet by this walship version")
@@ -306,17 +313,19 @@ struct ConfigFile {
 
     /// A scalar as text with `${NAME}` expanded; nil (and one problem) when it is not a single
     /// value or names an unset variable, so a typed key does not report a second problem.
-    private mutating func string(_ value: Any?, _ key: String) -> String? {
-        guard let value else { return nil }
-        if value is [Any] || value is [String: Any] {
+    private mutating func string(_ value: ConfigValue?, _ key: String) -> String? {
+        switch value {
+        case nil:
+            return nil
+        case .list?, .mapping?:
             problems.append("\(key): expected a single value")
             return nil
-        }
-        if value is NSNull {
+        case .null?:
             problems.append("\(key): expected a value, found none")
             return nil
+        case .scalar(let text)?:
+            return expand(text, key)
         }
-        return expand("\(value)", key)
     }
 
     private mutating func expand(_ text: String, _ key: String) -> String? {
@@ -341,7 +350,7 @@ struct ConfigFile {
         return complete ? result + rest : nil
     }
 
-    private mutating func duration(_ value: Any?, _ key: String) -> Duration? {
+    private mutating func duration(_ value: ConfigValue?, _ key: String) -> Duration? {
         guard let text = string(value, key) else { return nil }
         do { return try ValueParsing.duration(text, name: key) } catch {
             problems.append("\(key): '\(text)' is not a duration like 100ms, 1s, 15m, 72h or 30d")
@@ -349,7 +358,7 @@ struct ConfigFile {
         }
     }
 
-    private mutating func size(_ value: Any?, _ key: String) -> Int64? {
+    private mutating func size(_ value: ConfigValue?, _ key: String) -> Int64? {
         guard let text = string(value, key) else { return nil }
         do { return try ValueParsing.byteSize(text, name: key) } catch {
             problems.append("\(key): '\(text)' is not a size like 512KiB, 16MiB or 1GiB")
@@ -357,9 +366,7 @@ struct ConfigFile {
         }
     }
 
-    private mutating func bool(_ value: Any?, _ key: String) -> Bool? {
-        guard let value else { return nil }
-        if let flag = value as? Bool { return flag }
+    private mutating func bool(_ value: ConfigValue?, _ key: String) -> Bool? {
         guard let text = string(value, key) else { return nil }
         guard let flag = Bool(text.lowercased()) else {
             problems.append("\(key): expected true or false")
@@ -368,7 +375,7 @@ struct ConfigFile {
         return flag
     }
 
-    private mutating func integer(_ value: Any?, _ key: String, minimum: Int) -> Int? {
+    private mutating func integer(_ value: ConfigValue?, _ key: String, minimum: Int) -> Int? {
         guard let text = string(value, key) else { return nil }
         guard let number = Int(text), number >= minimum else {
             problems.append("\(key): expected a whole number of at least \(minimum)")

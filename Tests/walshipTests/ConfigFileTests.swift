@@ -162,6 +162,59 @@ struct ConfigFileTests {
         }
     }
 
+    @Test("values of every YAML shape: numbers and flags as written, and each wrong shape reported with the rest")
+    func valueShapes() throws {
+        var decoder = ConfigFile(environment: [:])
+        let good = try decoder.decode(
+            """
+            restore-if-missing: true
+            buckets:
+              b:
+                url: file:///tmp/walship-shapes
+                path-style: False
+                upload-concurrency: 8
+            databases:
+              - path: /data/a.db
+                bucket: b
+                wal-max-frames: 250
+                checkpoint-restart: "false"
+            """, path: "walship.yml")
+        #expect(good.restoreIfMissing == true)
+        #expect(good.buckets["b"]?.pathStyle == false && good.buckets["b"]?.uploadConcurrency == 8)
+        let settings = try good.database(named: "/data/a.db").settings()
+        #expect(settings.walMaxFrames == 250 && settings.checkpointRestart == false)
+
+        let shapes = Self.problems(
+            """
+            log-level: [debug]
+            buckets:
+              b: s3://not-a-mapping
+              c:
+                url: {a: 1}
+              d:
+                url: file:///tmp/walship-shapes
+                path-style: maybe
+            databases:
+              - just-a-path.db
+              - path: /data/a.db
+                buckets: c
+            """)
+        for fragment in [
+            "log-level: expected a single value", "buckets.b: expected a mapping",
+            "buckets.c.url: expected a single value",
+            "buckets.d.path-style: expected true or false", "databases[0]: expected a mapping",
+            "databases[1].buckets: expected a list of bucket names",
+        ] {
+            #expect(shapes.contains(fragment), "missing '\(fragment)' in: \(shapes)")
+        }
+        #expect(
+            Self.problems("buckets: [a, b]\ndatabases: {}\n").contains("buckets: expected a mapping of bucket names"))
+        #expect(Self.problems("buckets: {}\ndatabases: {}\n").contains("databases: expected a list"))
+        #expect(Self.problems("- a\n- b\n").contains("must be a mapping with 'buckets' and 'databases'"))
+        #expect(Self.problems("").contains("must be a mapping with 'buckets' and 'databases'"))
+        #expect(Self.problems("buckets: [unclosed\n").contains("is not valid YAML"))
+    }
+
     @Test("walship replicate --config with a bad file exits 2 and names the problem")
     func badConfigExitsTwo() throws {
         let directory = try TemporaryDirectory()
