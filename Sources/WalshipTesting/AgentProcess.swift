@@ -74,6 +74,19 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// Waits (at most `timeout`) until this process says it replicates: its first snapshot or the
+    /// generation it continues. Returns whether it did.
+    public func waitUntilReplicating(timeout: TimeInterval = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let current = log
+            if current.contains("snapshot taken") || current.contains("continuing generation") { return true }
+            if !process.isRunning { return false }
+            usleep(20_000)
+        }
+        return false
+    }
+
     /// Waits until the log contains `text` (at most `timeout`), after the first line containing
     /// `after` when given; returns whether it appeared.
     public func waitForLog(_ text: String, after: String? = nil, timeout: TimeInterval = 30) -> Bool {

@@ -24,7 +24,7 @@ extension CLIIntegration {
             var agent = try ReplicateCommandTests.agent(directory)
             #expect(agent.waitForLog("snapshot taken"))
             for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(500))
+            try await agent.waitUntilShipped(commitsAfterSnapshot: 5, replicaDirectory: directory.file("replica"))
             #expect(agent.stop() == 0)
             // While the agent is down: more commits, then a RESTART checkpoint. The WAL keeps its
             // header and frames until the next writer restarts it, so the catch-up read ships them.
@@ -56,7 +56,8 @@ extension CLIIntegration {
             var (_, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
             for _ in 0..<watched { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
+            try await agent.waitUntilShipped(
+                commitsAfterSnapshot: watched, replicaDirectory: directory.file("replica"))
             #expect(agent.stop() == 0)
             for _ in 0..<unwatched { try LedgerDatabase.commitNext(on: app) }
             _ = try app.checkpoint(.truncate)

@@ -87,6 +87,8 @@ extension CLIIntegration {
             let writer = BackgroundWriter(path: database, interval: .milliseconds(10))
             let checkpointer = AppCheckpointer(
                 path: database, modes: [.truncate, .restart, .full], interval: .milliseconds(300))
+            // The phases below each run for a while under the writer and the checkpointer (workload
+            // pacing): the test holds whatever the agent has shipped when each one ends.
             try await Task.sleep(for: .seconds(2))
 
             // VACUUM and a 50 MB transaction from another app connection.
@@ -100,7 +102,7 @@ extension CLIIntegration {
             agent.killHard()
             try await Task.sleep(for: .milliseconds(500))
             agent = try Self.agent(directory)
-            try await Task.sleep(for: .seconds(1))
+            #expect(agent.waitUntilReplicating(), "\(agent.log.suffix(3000))")
 
             // A burst with wal_autocheckpoint=1.
             try app.execute("PRAGMA wal_autocheckpoint=1")
@@ -110,8 +112,7 @@ extension CLIIntegration {
 
             let commits = try writer.stop()
             let checkpoints = checkpointer.stop()
-            try await Task.sleep(for: .milliseconds(800))
-            let status = agent.stop()
+            let status = agent.stop()  // SIGTERM ships everything committed before the agent exits.
             #expect(status == 0, "\(agent.log.suffix(3000))")
             #expect(commits > 150)
             #expect(checkpoints.errors.isEmpty, "\(checkpoints.errors)")
@@ -159,7 +160,7 @@ extension CLIIntegration {
             var (_, app, agent) = try Self.replicatedLedger(directory, rows: 50)
             defer { app.close() }
             for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(500))
+            try await agent.waitUntilShipped(commitsAfterSnapshot: 20, replicaDirectory: directory.file("replica"))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             for _ in 0..<20 { try LedgerDatabase.commitNext(on: app) }
             agent = try Self.agent(directory, extra: ["--once"])

@@ -52,7 +52,7 @@ extension CLIIntegration {
             let (database, app, agent) = try ReplicateCommandTests.replicatedLedger(directory, rows: 5)
             defer { agent.stop() }
             for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .seconds(1))
+            try await agent.waitUntilShipped(commitsAfterSnapshot: 5, replicaDirectory: directory.file("replica"))
             app.close()  // Idle: no connection of the application would mend the header.
             // The wal-index header is kept twice (bytes 0-47 and 48-95 of -shm); a writer killed
             // between the two updates leaves them different, which every read then sees.
@@ -75,7 +75,7 @@ extension CLIIntegration {
             let again = try Connection(path: database)
             defer { again.close() }
             try LedgerDatabase.commitNext(on: again)
-            try await Task.sleep(for: .seconds(1))
+            try await agent.waitUntilShipped(commitsAfterSnapshot: 6, replicaDirectory: directory.file("replica"))
             #expect(agent.stop() == 0)
             let restored = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(restored.status == 0, "\(restored.stderr)")
@@ -96,7 +96,7 @@ extension CLIIntegration {
             let writer = try WriterProcess(
                 script: WALBoundTests.writerScript, database: database, intervalMilliseconds: 5)
             for attempt in 0..<12 {
-                try await Task.sleep(for: .milliseconds(350))
+                try await Task.sleep(for: .milliseconds(350))  // Spreads the restores over the writer's run.
                 let output = try ReplicateCommandTests.restore(directory, [], to: "latest-\(attempt).db")
                 #expect(output.status == 0, "attempt \(attempt): \(output.stderr)")
                 if output.status == 0 {

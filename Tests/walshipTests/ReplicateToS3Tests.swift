@@ -87,13 +87,14 @@ extension CLIIntegration {
             #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
             let writer = try WriterProcess(
                 script: WALBoundTests.writerScript, database: database, intervalMilliseconds: 10, payloadBytes: 1000)
+            // Workload pacing: the writer writes 2 s under each agent and 0.3 s while none runs.
             try await Task.sleep(for: .seconds(2))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             try await Task.sleep(for: .milliseconds(300))
             agent = try AgentProcess(arguments, logPath: directory.file("agent.log"), environment: environment)
+            #expect(agent.waitUntilReplicating(), "\(agent.log.suffix(3000))")
             try await Task.sleep(for: .seconds(2))
             let commits = try writer.stop()
-            try await Task.sleep(for: .milliseconds(600))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             let output = try WalshipBinary.run(
                 ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"], environment: environment)

@@ -99,7 +99,6 @@ extension CLIIntegration {
                 ], logPath: directory.file("agent.log"), environment: environment)
             #expect(agent.waitForLog("snapshot taken"))
             try workload.run(path: database, commits: 400, seed: 43, pause: .milliseconds(15))
-            try await Task.sleep(for: .milliseconds(800))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
 
             // The audit reads the objects where they are stored (rclone keeps each as a file).
@@ -163,8 +162,7 @@ extension CLIIntegration {
             #expect(agent.waitForLog("snapshot taken"))
             _ = try WriterProcess(script: WALBoundTests.writerScript, database: directory.file("app.db"), seconds: 1)
                 .wait()
-            try await Task.sleep(for: .milliseconds(800))
-            #expect(agent.stop() == 0)
+            #expect(agent.stop() == 0)  // SIGTERM ships everything committed before the agent exits.
             let objects = try FileManager.default.subpathsOfDirectory(atPath: directory.file("replica"))
                 .filter { $0.hasSuffix(".segment") || $0.hasSuffix(".snapshot") }
             #expect(objects.count >= 3)
@@ -225,7 +223,7 @@ extension CLIIntegration {
                 var agent = try ReplicateCommandTests.agent(directory)
                 #expect(agent.waitForLog("snapshot taken"))
                 for _ in 0..<5 { try LedgerDatabase.commitNext(on: app) }
-                try await Task.sleep(for: .milliseconds(600))
+                try await agent.waitUntilShipped(commitsAfterSnapshot: 5, replicaDirectory: directory.file("replica"))
                 #expect(agent.stop() == 0)
                 agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
                 #expect(agent.wait() == 0)
@@ -270,7 +268,7 @@ extension CLIIntegration {
             let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
+            try await first.waitUntilShipped(commitsAfterSnapshot: 3, replicaDirectory: directory.file("replica"))
             _ = try CommandRunner.run("/bin/cp", ["-r", directory.file("state"), directory.file("state2")])
             // As on a second machine sharing the replica (on one host the replica lock would make
             // the second agent wait).
@@ -282,7 +280,7 @@ extension CLIIntegration {
             #expect(second.waitForLog("continuing generation"), "\(second.log)")
             for _ in 0..<5 {
                 try LedgerDatabase.commitNext(on: app)
-                try await Task.sleep(for: .milliseconds(300))
+                try await Task.sleep(for: .milliseconds(300))  // Paces the commits both agents ship.
             }
             #expect(first.stop() == 0)
             #expect(second.stop() == 0)
@@ -385,7 +383,7 @@ extension CLIIntegration {
             let (database, app, first) = try ReplicateCommandTests.replicatedLedger(directory, rows: 10)
             defer { app.close() }
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
+            try await first.waitUntilShipped(commitsAfterSnapshot: 3, replicaDirectory: directory.file("replica"))
             // A second agent on the same database, without the first one's state (a second pod).
             let second = try AgentProcess(
                 [
@@ -394,8 +392,7 @@ extension CLIIntegration {
                 ], logPath: directory.file("agent2.log"), environment: ["WALSHIP_TEST_WITHOUT_REPLICA_LOCK": "1"])
             #expect(second.wait() == 0, "\(second.log.suffix(2000))")
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
-            #expect(first.stop() == 0)
+            #expect(first.stop() == 0)  // SIGTERM ships everything committed before the agent exits.
             let listed = try Self.generations(directory)
             #expect(listed.ids.count == 2 && listed.forks == [listed.ids.sorted()], "\(listed)")
             let text = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory)])

@@ -71,12 +71,13 @@ extension CLIIntegration {
                 logPath: directory.file("agent.log"))
             #expect(agent.waitForLog("snapshot taken"))
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
+            try await agent.waitUntilShipped(
+                commitsAfterSnapshot: 3, replicaDirectory: directory.file("a"), prefix: "app/")
             try FileManager.default.removeItem(atPath: directory.file("a"))
             try FileManager.default.createSymbolicLink(
                 atPath: directory.file("a"), withDestinationPath: directory.file("not-a-directory"))
             for _ in 0..<4 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(600))
+            #expect(agent.waitForLog("upload failed; the object stays in the spool"), "\(agent.log.suffix(2000))")
             #expect(agent.stop() == 4, "objects stay in the spool: \(agent.log.suffix(2000))")
             try FileManager.default.removeItem(atPath: directory.file("a"))
             try FileManager.default.createSymbolicLink(

@@ -55,10 +55,11 @@ extension CLIIntegration {
             let port = try #require(agent.httpPort)
             // Txids 1...20; the time between the two halves is a restore target.
             for _ in 0..<10 { try LedgerDatabase.commitNext(on: app) }
-            try await Task.sleep(for: .milliseconds(1500))
+            // The agent records commit times when it reads them: the first half is shipped first.
+            try await agent.waitUntilShipped(txid: 10, httpPort: port)
             let middleHash = try ContentHash.of(connection: app)
             let middle = Timestamp.format(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
-            try await Task.sleep(for: .milliseconds(300))
+            try await Task.sleep(for: .milliseconds(300))  // The second half's commit times come after `middle`.
             for _ in 0..<10 { try LedgerDatabase.commitNext(on: app) }
 
             var db: [String: Any] = [:]
@@ -67,7 +68,7 @@ extension CLIIntegration {
                 db = try Self.database(try Self.status(port: port))
                 let window = (db["listing"] as? [String: Any])?["restoreWindow"] as? [String: Any]
                 if window?["latestTxid"] as? Int == 20 { break }
-                try await Task.sleep(for: .milliseconds(200))
+                try await Task.sleep(for: .milliseconds(200))  // Polls the event with a deadline.
             }
             #expect(db["state"] as? String == "replicating", "\(db)")
             #expect(db["shippedTxid"] as? Int == 20, "\(db)")
@@ -129,6 +130,8 @@ extension CLIIntegration {
             }
             let port = try #require(agent.httpPort)
             for _ in 0..<3 { try LedgerDatabase.commitNext(on: app) }
+            try await agent.waitUntilShipped(commitsAfterSnapshot: 3, replicaDirectory: directory.file("replica"))
+            // Kept: `?at=-1s` must fall inside the restore window, which begins at the snapshot.
             try await Task.sleep(for: .seconds(1))
             let page = try LoopbackHTTP.request(port: port, path: "/")
             #expect(page.headers["content-type"] == "text/html; charset=utf-8")

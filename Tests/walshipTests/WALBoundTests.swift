@@ -32,7 +32,6 @@ extension CLIIntegration {
                 try await Task.sleep(for: .milliseconds(100))
             }
             let commits = try writer.wait()
-            try await Task.sleep(for: .milliseconds(800))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             print("wal bound: \(commits) commits in 60 s, largest WAL \(largest) bytes")
             #expect(commits > 6000)
@@ -91,7 +90,6 @@ extension CLIIntegration {
             }
             app.close()
             let commits = try writer.wait()
-            try await Task.sleep(for: .milliseconds(800))
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             let restarts = agent.log.components(separatedBy: "restart checkpoint lock_ms").count - 1
             let restartsBusy = agent.log.components(separatedBy: "restart checkpoint busy").count - 1
