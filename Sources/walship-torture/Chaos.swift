@@ -51,6 +51,15 @@ final class AgentController {
         return log.contains("continuing generation") || log.contains("snapshot taken")
     }
 
+    /// Waits (at most `seconds`) until the current start has settled; returns whether it did.
+    func waitUntilSettled(seconds: Int = 60) -> Bool {
+        (0..<(seconds * 10)).contains { _ in
+            if hasSettled { return true }
+            usleep(100_000)
+            return false
+        }
+    }
+
     /// Waits until the current start's log contains `text`; returns whether it did.
     func waitForLog(_ text: String, timeout: TimeInterval) -> Bool {
         process?.waitForLog(text, timeout: timeout) ?? false
@@ -250,12 +259,7 @@ enum PutBack {
         }
         try workload.truncateWAL()
         try agent.start()
-        let settled = (0..<600).contains { _ in
-            if agent.hasSettled { return true }
-            usleep(100_000)
-            return false
-        }
-        if !settled { problems.append("the agent did not finish starting within 60 s") }
+        if !agent.waitUntilSettled() { problems.append("the agent did not finish starting within 60 s") }
         return problems
     }
 }

@@ -332,12 +332,7 @@ final class TortureRun {
             count("agent stopped during a verify, leftovers kept")
         }
         try agent.start()
-        let settled = (0..<600).contains { _ in
-            if agent.hasSettled { return true }
-            usleep(100_000)
-            return false
-        }
-        if !settled { problems.append("the agent did not finish starting within 60 s") }
+        if !agent.waitUntilSettled() { problems.append("the agent did not finish starting within 60 s") }
         let stale = leftovers().filter { left[$0.key] == $0.value }
         if !stale.isEmpty {
             problems.append(
