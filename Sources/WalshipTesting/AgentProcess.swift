@@ -104,4 +104,20 @@ public final class AgentProcess: @unchecked Sendable {  // `process` is used fro
         }
         return false
     }
+
+    /// Waits until the log contains one of `texts` (at most `timeout`); returns the first of
+    /// `texts` it contains, nil when none appeared.
+    public func waitForLog(anyOf texts: [String], timeout: TimeInterval = 30) -> String? {
+        func found() -> String? {
+            let current = log
+            return texts.first { current.contains($0) }
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let text = found() { return text }
+            if !process.isRunning { return found() }
+            usleep(20_000)
+        }
+        return nil
+    }
 }

@@ -37,7 +37,7 @@ extension CLIIntegration {
             try LedgerDatabase.commitNext(on: app, payloadBytes: 2_000_000)
             #expect(agent.waitForLog("restart checkpoint"), "\(agent.log.suffix(3000))")
             let before = agent.cpuSeconds
-            try await Task.sleep(for: .seconds(3))
+            try await Task.sleep(for: .seconds(3))  // Kept: a measurement of the idle agent.
             let idle = agent.cpuSeconds - before
             let restarts = agent.log.components(separatedBy: "restart checkpoint").count - 1
             #expect(restarts <= 3, "\(restarts) RESTART checkpoints while the application was idle")
@@ -67,7 +67,7 @@ extension CLIIntegration {
             _ = try reader.scalarInt("SELECT count(*) FROM ledger")
             for _ in 0..<150 { try LedgerDatabase.commitNext(on: app) }
             #expect(agent.waitForLog("restart checkpoint busy"), "\(agent.log.suffix(3000))")
-            try await Task.sleep(for: .seconds(10))
+            try await Task.sleep(for: .seconds(10))  // Kept: a measurement, busy RESTARTs in 10 s.
             // Back to back (one every 50 ms) for the first second, then after 0.25, 0.5, 1, 2, 4
             // s: at most about 26 in 10 s (back to back throughout: about 200).
             let busy = agent.log.components(separatedBy: "restart checkpoint busy").count - 1
@@ -122,7 +122,7 @@ extension CLIIntegration {
                 }
                 try LedgerDatabase.commitNext(on: app)
                 commits += 1
-                try await Task.sleep(for: .milliseconds(20))
+                try await Task.sleep(for: .milliseconds(20))  // Paces the commits.
             }
             for reader in readers {
                 try reader.connection.execute("COMMIT")

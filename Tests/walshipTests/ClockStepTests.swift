@@ -32,6 +32,7 @@ extension CLIIntegration {
                 try LedgerDatabase.commitNext(on: app)
                 commits.append((start, Int64(Date().timeIntervalSince1970 * 1000)))
             }
+            // The 50 ms pauses spread the commit times around the step, for restore --at.
             for _ in 0..<20 {
                 try commit()
                 try await Task.sleep(for: .milliseconds(50))
@@ -80,16 +81,21 @@ extension CLIIntegration.ClockStepTests {
                 directory.file("state"),
             ], logPath: directory.file("agent.log"), environment: shift.environment)
         #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+        #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+        let snapshot = try agent.txidAfterSnapshot(0)
         // The shim moves what the agent reads from the wall clock, not the kernel's timers: an
         // offset ahead is what a wait on a wall-clock deadline sees when the clock steps back.
         try shift.set(milliseconds: 600_000)
         for _ in 0..<10 {
             try LedgerDatabase.commitNext(on: app)
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(50))  // Paces the commits.
         }
-        try await Task.sleep(for: .seconds(1))
+        // The agent read the commits on the shifted clock and polls on.
+        try await agent.waitUntilShipped(txid: snapshot + 10, replicaDirectory: directory.file("replica"))
         // A step the other way: a wall-clock deadline would be in the past at once.
         try shift.set(milliseconds: -600_000)
+        // Kept: a measurement. The window starts once pauses begun before the step (100 ms) ended,
+        // and an idle agent must stay idle for 3 s.
         try await Task.sleep(for: .milliseconds(500))
         let before = agent.cpuSeconds
         try await Task.sleep(for: .seconds(3))

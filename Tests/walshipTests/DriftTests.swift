@@ -43,12 +43,15 @@ extension CLIIntegration {
             )
             let agent = try ReplicateCommandTests.agent(directory, extra: ["--sync-interval", "1s"])
             #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            let snapshot = try agent.txidAfterSnapshot(0)
+            let replica = directory.file("replica")
             for _ in 0..<60 { try Self.sqlite(database, "INSERT INTO t(v) VALUES(randomblob(700))") }
-            try await Task.sleep(for: .milliseconds(1500))
+            try await agent.waitUntilShipped(txid: snapshot + 60, replicaDirectory: replica)
             try Self.sqlite(database, "PRAGMA busy_timeout=5000;PRAGMA wal_checkpoint(TRUNCATE)")
             try FileManager.default.copyItem(atPath: database, toPath: directory.file("rollback.db"))
             for _ in 0..<60 { try Self.sqlite(database, "INSERT INTO t(v) VALUES(randomblob(700))") }
-            try await Task.sleep(for: .milliseconds(1500))
+            try await agent.waitUntilShipped(txid: snapshot + 120, replicaDirectory: replica)
             try Self.sqlite(database, "PRAGMA busy_timeout=5000;PRAGMA wal_checkpoint(TRUNCATE)")
             let copy = try #require(FileManager.default.contents(atPath: directory.file("rollback.db")))
             let inode = FileIdentity(path: database)
@@ -315,7 +318,7 @@ extension CLIIntegration {
             let deadline = ContinuousClock.now + .seconds(20)
             while !noticed && ContinuousClock.now < deadline {
                 for _ in 0..<50 { try app.execute("INSERT INTO u VALUES (randomblob(50))") }
-                try await Task.sleep(for: .milliseconds(5))
+                try await Task.sleep(for: .milliseconds(5))  // Paces the commits; the loop waits for the event.
                 noticed = agent.log.contains("the database file changed behind SQLite")
             }
             #expect(noticed, "\(agent.log.suffix(3000))")
@@ -343,6 +346,8 @@ extension CLIIntegration {
             try app.execute("PRAGMA busy_timeout=5000")
             let agent = try ReplicateCommandTests.agent(directory, extra: ["--sync-interval", "200ms"])
             #expect(agent.waitForLog("page hashes complete"), "\(agent.log)")
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            let snapshot = try agent.txidAfterSnapshot(0)
             try app.execute(
                 "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<300) INSERT INTO t(v) SELECT randomblob(3000) FROM s"
             )
@@ -352,7 +357,8 @@ extension CLIIntegration {
             // The application shrinks its database; SQLite's wal-index now holds the small size.
             try app.execute("DELETE FROM t WHERE id > 60")
             try app.execute("VACUUM")
-            try await Task.sleep(for: .milliseconds(1500))
+            // The insert, the delete and the VACUUM: the agent has read the shrunk database.
+            try await agent.waitUntilShipped(txid: snapshot + 3, replicaDirectory: directory.file("replica"))
             #expect(try app.scalarInt("PRAGMA wal_checkpoint(TRUNCATE)") == 0)
             let copy = try #require(FileManager.default.contents(atPath: directory.file("older.db")))
             // No truncation first: the copy is larger, so the file is never seen shorter.
@@ -361,6 +367,7 @@ extension CLIIntegration {
             try file.close()
             #expect(agent.waitForLog("the database file changed behind SQLite"), "\(agent.log.suffix(3000))")
             #expect(agent.waitForLog("SQLite reports the database malformed"), "\(agent.log.suffix(3000))")
+            // Kept: a window in which the agent must not exit (it retries while SQLite cannot read).
             try await Task.sleep(for: .seconds(2))
             #expect(agent.isRunning, "the agent exited: \(agent.log.suffix(3000))")
             // The application restarts: the next connection rebuilds the wal-index from the file.
@@ -421,18 +428,14 @@ extension CLIIntegration {
             #expect(first.waitForLog("continuing generation") && second.waitForLog("continuing generation"))
             for _ in 0..<5 {
                 try LedgerDatabase.commitNext(on: app)
-                try await Task.sleep(for: .milliseconds(150))
+                try await Task.sleep(for: .milliseconds(150))  // Paces the commits both agents ship.
             }
             #expect(second.stop() == 0)
             #expect(first.stop() == 0)
             // The first agent alone again: it must not extend the forked generation.
             first = try agent("state-a", "a3.log")
-            let decided = (0..<300).contains { _ in
-                if first.log.contains("new generation") || first.log.contains("continuing generation") { return true }
-                usleep(100_000)
-                return false
-            }
-            #expect(decided, "\(first.log)")
+            let decided = first.waitForLog(anyOf: ["new generation", "continuing generation"])
+            #expect(decided != nil, "\(first.log)")
             if first.log.contains("continuing generation") {
                 // Rarely, under load, the two agents built byte-identical segments (the same
                 // commits seen in the same milliseconds: the same keys and bytes, which count as

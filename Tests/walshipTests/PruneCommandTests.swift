@@ -230,7 +230,7 @@ extension CLIIntegration {
                     "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"),
                     "--sync-interval", "100ms", "--snapshot-interval", "1s", "--retention", "none",
                 ], logPath: directory.file("agent.log"), environment: environment)
-            for _ in 0..<30 {
+            for _ in 0..<30 {  // Paces the commits over 3 s: several snapshots, chains to prune.
                 try LedgerDatabase.commitNext(on: app)
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -18,6 +18,7 @@ struct DatabaseReplicatorTests {
         let plan: FaultPlan
         let replica: Replica
         let stop: StopSignal
+        let metrics: ReplicationMetrics
         let task: Task<DatabaseReplicator.Report, any Error>
     }
 
@@ -33,7 +34,8 @@ struct DatabaseReplicatorTests {
             databasePath: directory.file("app.db"), replica: replica, stateDirectory: directory.file("state"),
             settings: settings, logger: Logger(label: "test"))
         let task = Task { try await replicator.run(once: false, stop: stop) }
-        return Running(directory: directory, plan: plan, replica: replica, stop: stop, task: task)
+        return Running(
+            directory: directory, plan: plan, replica: replica, stop: stop, metrics: replicator.metrics, task: task)
     }
 
     static func waitFor(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
@@ -51,22 +53,27 @@ struct DatabaseReplicatorTests {
         settings.syncInterval = .milliseconds(100)
         let running = try Self.start(settings: settings)
         defer { running.directory.remove() }
-        // Start-up: one LIST, then the first snapshot's PUT.
-        #expect(try await Self.waitFor { running.plan.operations["put", default: 0] >= 1 })
-        try await Task.sleep(for: .milliseconds(500))
+        // Start-up: one LIST, then the first snapshot's PUT, confirmed by the store.
+        #expect(
+            try await Self.waitFor { running.metrics.current.snapshotsUploaded >= 1 },
+            "no snapshot uploaded in 20 s: \(running.plan.operations)")
+        let snapshot = running.metrics.current.shippedTxid
         let before = running.plan.requests
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(3))  // Kept: a measurement, no request for 3 s.
         #expect(running.plan.requests == before, "\(running.plan.operations)")
         #expect(running.plan.operations["list", default: 0] == 1)
 
         // One commit from the app costs one segment PUT, then nothing again.
         let writer = try WriterProcess(
             script: Self.writerScript, database: running.directory.file("app.db"), seconds: 0.01)
-        #expect(try writer.wait() >= 1)
+        let commits = try writer.wait()
+        #expect(commits >= 1)
         #expect(try await Self.waitFor { running.plan.requests > before })
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(
+            try await Self.waitFor { running.metrics.current.shippedTxid >= snapshot + UInt64(commits) },
+            "txid \(snapshot + UInt64(commits)) not shipped in 20 s: \(running.metrics.current.shippedTxid)")
         let after = running.plan.requests
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(2))  // Kept: a measurement, no request for 2 s.
         #expect(running.plan.requests == after)
         running.stop.stop()
         let report = try await running.task.value
@@ -80,8 +87,10 @@ struct DatabaseReplicatorTests {
         settings.spoolMaxBytes = 64 * 1024
         let running = try Self.start(settings: settings)
         defer { running.directory.remove() }
-        #expect(try await Self.waitFor { running.plan.operations["put", default: 0] >= 1 })
-        try await Task.sleep(for: .milliseconds(300))
+        // The first generation's snapshot is in the store before the outage.
+        #expect(
+            try await Self.waitFor { running.metrics.current.snapshotsUploaded >= 1 },
+            "no snapshot uploaded in 20 s: \(running.plan.operations)")
         running.plan.failNext(1_000_000, with: .slowDown)
         let writer = try WriterProcess(
             script: Self.writerScript, database: running.directory.file("app.db"), intervalMilliseconds: 2,
