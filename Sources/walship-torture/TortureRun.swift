@@ -38,6 +38,10 @@ final class TortureRun {
     private var secondAgent: AgentController?
     private var clockStepped = false
     private var spoolFilledInPeriod: Int?
+    /// The period in which the wal-index header was last damaged, and the agent last stopped
+    /// during a verify (each waits, within its stretch of the period, for a settled agent).
+    private var headerBrokenInPeriod: Int?
+    private var verifyStoppedInPeriod: Int?
 
     init(
         directory: TemporaryDirectory, workload: Workload, agent: AgentController, period: Int,
@@ -98,9 +102,15 @@ final class TortureRun {
                 excused: &excused, using: &random)
             try? FileManager.default.removeItem(atPath: savedCopy)
             problems += found.map { "op \(op): \($0)" }
-        case period * 7 / 20 where agent.isRunning && agent.hasSettled:
+        case let point
+        where point >= period * 7 / 20 && point < period * 2 / 5 && headerBrokenInPeriod != op / period
+            && agent.isRunning && agent.hasSettled:
+            headerBrokenInPeriod = op / period
             try breakWALIndexHeader(holdingWriteLock: Bool.random(using: &random))
-        case period * 2 / 5 where agent.isRunning && agent.hasSettled && secondAgent == nil:
+        case let point
+        where point >= period * 2 / 5 && point < period * 9 / 20 && verifyStoppedInPeriod != op / period
+            && agent.isRunning && agent.hasSettled && secondAgent == nil:
+            verifyStoppedInPeriod = op / period
             try stopDuringVerify()
         case period * 3 / 10:
             let (event, found) = try await SnapshotDamage.run(
