@@ -36,6 +36,12 @@ public final class S3TestServer: @unchecked Sendable {
     /// its own volume files).
     public var dataRoot: String { directory.file("root") }
 
+    /// Stops the server process (SIGSTOP): connections are accepted by the kernel and never
+    /// answered, as with a store that hangs. `thaw()` lets it go on.
+    public func freeze() { kill(process.processIdentifier, SIGSTOP) }
+
+    public func thaw() { kill(process.processIdentifier, SIGCONT) }
+
     private init(
         kind: Kind, endpoint: String, accessKeyID: String, secretAccessKey: String, directory: TemporaryDirectory,
         process: Process

@@ -1,6 +1,7 @@
+import Foundation
 import Logging
 import ServiceLifecycle
-import UnixSignals
+import Synchronization
 import WalshipCore
 
 #if canImport(Glibc)
@@ -15,38 +16,75 @@ import WalshipCore
 enum Lifecycle {
     /// Runs `services` until they end. With `trappingSignals`, the first SIGINT or SIGTERM
     /// (including one that came while walship started, see `EarlySignal`) shuts the group down
-    /// gracefully and a second exits at once with status 130; without (`--exec`), the signals
-    /// belong to the application, whose exit ends the group.
+    /// gracefully (`onSignal` runs first, on a thread of its own: replication begins to stop even
+    /// while the cooperative pool is busy) and a second exits at once with status 130; without
+    /// (`--exec`), the signals belong to the application, whose exit ends the group.
     static func run(
-        _ services: [ServiceGroupConfiguration.ServiceConfiguration], trappingSignals: Bool, logger: Logger
+        _ services: [ServiceGroupConfiguration.ServiceConfiguration], trappingSignals: Bool,
+        onSignal: @escaping @Sendable () -> Void = {}, logger: Logger
     ) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
-        let signals: Task<Void, Never>? =
-            trappingSignals ? Task { await Self.shutDownOnSignals(group, logger: logger) } : nil
-        defer { signals?.cancel() }
+        if trappingSignals {
+            SignalTrap.install {
+                logger.info("stopping: shipping what is committed (a second signal exits at once)")
+                onSignal()
+                Task { await group.triggerGracefulShutdown() }
+            }
+        }
         try await group.run()
     }
 
-    /// The signal handling while a group runs (`run`): installed before `EarlySignal`'s flag is
-    /// read, so that no signal falls between the two.
-    private static func shutDownOnSignals(_ group: ServiceGroup, logger: Logger) async {
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        var received = EarlySignal.received.load(ordering: .relaxed) ? 1 : 0
-        if received > 0 { await group.triggerGracefulShutdown() }
-        for await signal in signals {
-            received += 1
-            if received > 1 { _exit(130) }
-            logger.info(
-                "stopping: shipping what is committed (a second signal exits at once)",
-                metadata: ["signal": "\(signal)"])
-            await group.triggerGracefulShutdown()
-        }
-    }
-
-    /// A service of the group: when `ends` (it returns on its own), the rest shut down gracefully.
+    /// A service of the group: when it returns on its own (or throws), the rest shut down
+    /// gracefully.
     static func service(_ service: any Service, named name: String) -> ServiceGroupConfiguration.ServiceConfiguration {
         ServiceGroupConfiguration.ServiceConfiguration(
             service: service, successTerminationBehavior: .gracefullyShutdownGroup,
             failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)
+    }
+}
+
+/// SIGINT and SIGTERM for a running group, handled in the signal handler itself: the second exits
+/// at once (130) whatever the rest of the process is doing, and the first wakes a thread of its
+/// own (through a pipe, the one thing a handler may safely do) that starts the graceful stop. A
+/// task listening for signals instead waited for a free thread of the cooperative pool, which
+/// blocking work (a large object written to a `file://` replica) could hold for seconds.
+enum SignalTrap {
+    private static let received = Atomic<Int>(0)
+    private static let wakeFD = Atomic<Int32>(-1)
+
+    /// Installs the handlers; `first` runs once, on the first signal (or at once when one came
+    /// while walship started).
+    static func install(_ first: @escaping @Sendable () -> Void) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        let readFD = fds[0]
+        wakeFD.store(fds[1], ordering: .sequentiallyConsistent)
+        let thread = Thread {
+            var byte: UInt8 = 0
+            while read(readFD, &byte, 1) < 0 && errno == EINTR {}
+            first()
+        }
+        thread.name = "walship-signals"
+        thread.start()
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { _ in SignalTrap.signalled() }
+        }
+        if EarlySignal.received.load(ordering: .relaxed) { noteFirst() }
+    }
+
+    /// A signal: the first wakes the thread, a second exits.
+    private static func signalled() {
+        if received.add(1, ordering: .sequentiallyConsistent).newValue > 1 { _exit(130) }
+        wake()
+    }
+
+    /// A signal that came before the handlers: counts as the first, unless one came since.
+    private static func noteFirst() {
+        if received.add(1, ordering: .sequentiallyConsistent).newValue == 1 { wake() }
+    }
+
+    private static func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeFD.load(ordering: .sequentiallyConsistent), &byte, 1)
     }
 }

@@ -142,33 +142,30 @@ struct ReplicateCommand: AsyncParsableCommand {
             for index in jobs.indices { jobs[index].settings.waitForDatabase = true }
             application = try Application.start(exec, logger: logger)
         }
-        let replicators = jobs.map { job in
-            DatabaseReplicator(
-                databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
-                databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
-        }
-        for replicator in replicators {
-            if let error = replicator.missingReplicaDirectory() { throw error }
-        }
-        var server: MetricsServer?
-        var locks: [DatabaseLock] = []
-        defer { locks.forEach { $0.release() } }
-        if let address = httpAddr ?? configuration?.httpAddress {
-            // Each database's lock first: a second agent exits 3 ("another agent"), not 2 for
-            // the address its twin already listens on. The replicators share these locks.
-            for job in jobs {
-                locks.append(try DatabaseLock.acquire(directory: job.databaseDirectory, databasePath: job.path))
+        let prepared: Prepared
+        do {
+            prepared = try prepare(jobs, address: httpAddr ?? configuration?.httpAddress, logger: logger)
+        } catch {
+            // The application starts first (it may create its database); a start that fails
+            // after it stops it again: walship is its parent.
+            if let application {
+                application.terminate()
+                _ = await application.status()
             }
-            server = try Self.startMetricsServer(address: address, replicators: replicators, logger: logger)
+            throw error
         }
-        defer { server?.close() }
+        defer {
+            prepared.locks.forEach { $0.release() }
+            prepared.server?.close()
+        }
         // Replication that ends on its own (an error, or --once) stops the application: walship
         // is its parent. The application's exit stops replication.
-        let replication = ReplicationService(replicators, once: once, logger: logger)
+        let replication = ReplicationService(prepared.replicators, once: once, logger: logger)
         var services = [Lifecycle.service(replication, named: "replication")]
-        if let server { services.insert(Lifecycle.service(server, named: "metrics server"), at: 0) }
+        if let server = prepared.server { services.insert(Lifecycle.service(server, named: "metrics server"), at: 0) }
         if let application { services.append(Lifecycle.service(application, named: "application")) }
-        try await Lifecycle.run(services, trappingSignals: application == nil, logger: logger)
+        try await Lifecycle.run(
+            services, trappingSignals: application == nil, onSignal: { replication.stop.stop() }, logger: logger)
         let results = replication.results
         guard let application else { return try Self.finish(results, logger: logger) }
         // With --exec, the application's status is walship's, unless it exited 0 and what it
@@ -181,6 +178,41 @@ struct ReplicateCommand: AsyncParsableCommand {
             logger.error("\(error)")
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// What replication runs with: a replicator per job, and with an HTTP address each
+    /// database's lock and the metrics server.
+    private struct Prepared {
+        var replicators: [DatabaseReplicator]
+        var server: MetricsServer?
+        var locks: [DatabaseLock] = []
+    }
+
+    private func prepare(_ jobs: [Job], address: String?, logger: Logger) throws -> Prepared {
+        var prepared = Prepared(
+            replicators: jobs.map { job in
+                DatabaseReplicator(
+                    databasePath: job.path, replica: job.replica, stateDirectory: job.stateDirectory,
+                    databaseDirectory: job.databaseDirectory, settings: job.settings, logger: logger)
+            })
+        for replicator in prepared.replicators {
+            if let error = replicator.missingReplicaDirectory() { throw error }
+        }
+        guard let address else { return prepared }
+        do {
+            // Each database's lock first: a second agent exits 3 ("another agent"), not 2 for
+            // the address its twin already listens on. The replicators share these locks.
+            for job in jobs {
+                prepared.locks.append(
+                    try DatabaseLock.acquire(directory: job.databaseDirectory, databasePath: job.path))
+            }
+            prepared.server = try Self.startMetricsServer(
+                address: address, replicators: prepared.replicators, logger: logger)
+        } catch {
+            prepared.locks.forEach { $0.release() }
+            throw error
+        }
+        return prepared
     }
 
     /// One job per database and bucket (a database with several buckets has a position,

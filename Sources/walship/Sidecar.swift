@@ -38,7 +38,11 @@ enum SidecarStart {
             logger.info(
                 "the database does not exist: restoring it from its replica first",
                 metadata: ["db.path": "\(job.path)", "replica": "\(job.replica.location)"])
-            let report = try await Restorer(replica: job.replica, options: Restorer.Options(), logger: logger)
+            // A signal during the restore cancels it (exit 130, nothing written): the agent has not
+            // started, so there is nothing to ship.
+            var options = Restorer.Options()
+            options.isCancelled = { EarlySignal.received.load(ordering: .relaxed) }
+            let report = try await Restorer(replica: job.replica, options: options, logger: logger)
                 .restore(plan, to: job.path)
             // The agent's new generation links to this restore point (a branch, not a fork).
             try RestoredMarker(
@@ -58,14 +62,21 @@ enum SidecarStart {
 /// The application `replicate --exec` runs beside replication: the command split into words
 /// (single and double quotes and backslashes as in a shell, no other shell syntax) and started
 /// directly (found on PATH), with walship's standard input, output and error; SIGTERM, SIGINT and
-/// SIGHUP sent to walship are passed on to it; when it exits, `stop` asks replication to ship what
-/// is committed and end. Without a shell in between, the signals reach the application itself.
+/// SIGHUP sent to walship are passed on to it (one that comes while it is being started, once it
+/// runs); when it exits, replication ships what is committed and ends (the service group), and
+/// from then on a second signal exits at once (130). Without a shell in between, the signals reach
+/// the application itself.
 final class Application: Sendable {
     private let pid: pid_t
     private let exit: Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>
 
-    /// The running application's pid, for the signal handlers (which take no context).
+    /// The running application's pid, for the signal handlers (which take no context): 0 before
+    /// it runs, -1 after it exited.
     private static let running = Atomic<Int32>(0)
+    /// A signal that came before the application ran: passed on once it does.
+    private static let pending = Atomic<Int32>(0)
+    /// Signals that came after the application exited.
+    private static let afterExit = Atomic<Int>(0)
 
     private init(pid: pid_t) {
         self.pid = pid
@@ -77,8 +88,16 @@ final class Application: Sendable {
         guard !words.isEmpty else { throw WalshipError(.usage, "--exec needs a command") }
         for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
             signal(signalNumber) { signalNumber in
-                let pid = Application.running.load(ordering: .relaxed)
-                if pid > 0 { kill(pid, signalNumber) }
+                let pid = Application.running.load(ordering: .sequentiallyConsistent)
+                if pid > 0 {
+                    kill(pid, signalNumber)
+                } else if pid == 0 {
+                    Application.pending.store(signalNumber, ordering: .sequentiallyConsistent)
+                } else if Application.afterExit.add(1, ordering: .sequentiallyConsistent).newValue > 1 {
+                    // The application has exited and replication is shipping what it committed:
+                    // a second signal stops that at once.
+                    _exit(130)
+                }
             }
         }
         var attributes = posix_spawnattr_t()
@@ -102,17 +121,23 @@ final class Application: Sendable {
         }
         let child = pid
         let application = Application(pid: child)
-        running.store(child, ordering: .relaxed)
+        running.store(child, ordering: .sequentiallyConsistent)
         logger.info("started the application", metadata: ["exec.pid": "\(child)", "exec.command": "\(words[0])"])
-        // A signal that came while walship started counts.
-        if EarlySignal.received.load(ordering: .relaxed) { kill(child, SIGTERM) }
+        // A signal that came while walship started, or while the application was being started,
+        // counts.
+        let early = pending.exchange(0, ordering: .sequentiallyConsistent)
+        if early != 0 {
+            kill(child, early)
+        } else if EarlySignal.received.load(ordering: .relaxed) {
+            kill(child, SIGTERM)
+        }
         let waiter = Thread {
             var raw: Int32 = 0
             while waitpid(child, &raw, 0) < 0 && errno == EINTR {}
             // WIFEXITED / WEXITSTATUS / WTERMSIG, which Glibc's macros do not bring to Swift.
             let signalled = raw & 0x7f
             let status = signalled == 0 ? (raw >> 8) & 0xff : 128 + signalled
-            Application.running.store(0, ordering: .relaxed)
+            Application.running.store(-1, ordering: .sequentiallyConsistent)
             logger.info("the application exited; shipping what is committed", metadata: ["exec.status": "\(status)"])
             let waiters = application.exit.withLock { state in
                 state.status = status
@@ -187,7 +212,7 @@ final class Application: Sendable {
 
     /// Asks the application to stop (SIGTERM) when it still runs: replication ended first.
     func terminate() {
-        if Application.running.load(ordering: .relaxed) == pid { kill(pid, SIGTERM) }
+        if Application.running.load(ordering: .sequentiallyConsistent) == pid { kill(pid, SIGTERM) }
     }
 }
 

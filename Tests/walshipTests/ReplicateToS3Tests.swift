@@ -67,6 +67,49 @@ extension CLIIntegration {
             #expect(list.stdout.contains("\"restore_window\""))
         }
 
+        @Test(
+            "a stop while the store hangs ends within 2 x shutdown-timeout + 5 s (exit 4, the rest kept in the spool), and the next start ships it"
+        )
+        func stopWhileStoreHangs() async throws {
+            let server = try await S3TestServer.start(buckets: ["walship"])
+            defer { server.stop() }
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let database = directory.file("app.db")
+            try LedgerDatabase.create(at: database, rows: 50)
+            let environment = [
+                "AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
+                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey,
+            ]
+            let arguments = [
+                "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"), "--sync-interval",
+                "200ms", "--shutdown-timeout", "2s", "--http-addr", "127.0.0.1:0",
+            ]
+            let agent = try AgentProcess(arguments, logPath: directory.file("agent.log"), environment: environment)
+            #expect(agent.waitForLog("snapshot taken"), "\(agent.log)")
+            let port = try #require(agent.httpPort, "\(agent.log)")
+            try await agent.waitUntilShipped(txid: try agent.txidAfterSnapshot(0), httpPort: port)
+            server.freeze()
+            let connection = try Connection(path: database)
+            for _ in 0..<20 { try LedgerDatabase.commitNext(on: connection) }
+            connection.close()
+            // The stop reads those commits and tries to upload them into a store that never answers.
+            let started = ContinuousClock.now
+            let status = agent.stop(timeout: 120)
+            let took = ContinuousClock.now - started
+            server.thaw()
+            // The bound is 2 x 2 s + 5 s = 9 s; a request to a hanging store alone lasts minutes.
+            #expect(status == 4, "\(agent.log.suffix(3000))")
+            #expect(took < .seconds(45), "the stop took \(took)")
+            #expect(agent.log.contains("abandoning the requests in flight"), "\(agent.log.suffix(3000))")
+            let once = try WalshipBinary.run(arguments + ["--once"], environment: environment)
+            #expect(once.status == 0, "\(once.stderr)")
+            let output = try WalshipBinary.run(
+                ["restore", "s3://walship/db", "-o", directory.file("latest.db"), "--quiet"], environment: environment)
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 70)
+        }
+
         @Test("replication to S3 under a writer, stopped and restarted, restores the app's final state")
         func replicateToS3() async throws {
             let server = try await S3TestServer.start(buckets: ["walship"])

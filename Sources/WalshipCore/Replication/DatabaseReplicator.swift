@@ -142,17 +142,53 @@ public final class DatabaseReplicator: Sendable {
         let control = once ? nil : openControlSocket(box, spool: spool, stop: stop, now: now)
         defer { control?.close() }
 
-        try await runTasks(
-            box, snapshotter: snapshotter, requests: requests, requestContinuation: requestContinuation,
-            uploader: uploader, spool: spool, retention: retention, verification: verification, once: once,
-            stop: stop)
-        await finalDrain(uploader, spool: spool, once: once, stop: stop)
+        try await boundingTheStop(stop) {
+            try await self.runTasks(
+                box, snapshotter: snapshotter, requests: requests, requestContinuation: requestContinuation,
+                uploader: uploader, spool: spool, retention: retention, verification: verification, once: once,
+                stop: stop)
+            await self.finalDrain(uploader, spool: spool, once: once, stop: stop)
+        }
         return Report(
             transactionsShipped: loop.shippedTransactions, generationsStarted: loop.generationsStarted,
             pendingObjects: spool.pending.count, lastTxid: loop.currentTxid, generation: loop.generation,
             lastSnapshot: loop.snapshots.demandOutcome.header,
             generationHasSnapshot: loop.generation == nil || loop.snapshots.hasSnapshot,
             stoppedWhilePaused: !loop.wasFollowingAtFinish)
+    }
+
+    /// How long a stop may take in all: reading to the end, a new generation's first snapshot
+    /// (at most `shutdown-timeout`), and the final drain (at most `shutdown-timeout`).
+    var stopBound: Duration { settings.shutdownTimeout * 2 + .seconds(5) }
+
+    /// Runs `body`; once a stop is requested it has `stopBound` to end. Then the stop becomes
+    /// immediate and what is in flight is cancelled (an upload to a store that stopped answering
+    /// would otherwise hold the agent for as long as its requests and their retries last): what
+    /// is not shipped stays in the spool for the next start.
+    private func boundingTheStop(
+        _ stop: StopSignal, _ body: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                while !stop.isStopped && !Task.isCancelled { await stop.sleep(for: .seconds(3600)) }
+                await stop.sleep(for: self.stopBound, wakingOn: .immediate)
+                guard !Task.isCancelled, !stop.isImmediate else { return false }
+                self.logger.error(
+                    "the stop is taking longer than \(self.stopBound); abandoning the requests in flight (what is not uploaded stays in the spool)",
+                    metadata: ["db.path": "\(self.databasePath)"])
+                stop.stopNow()
+                return false
+            }
+            while let finished = try await group.next() {
+                // The body ended: the watch is no longer needed. The watch gave up: cancel the body.
+                group.cancelAll()
+                if finished { break }
+            }
+        }
     }
 
     /// Commit times: monotonic, anchored to the wall clock, never below `floor` (the replica's
