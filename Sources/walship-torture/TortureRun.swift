@@ -266,16 +266,22 @@ final class TortureRun {
         let logBefore = agent.currentLog.utf8.count
         let writer = holdingWriteLock ? try Workload.open(workload.path) : nil
         try writer?.execute("BEGIN IMMEDIATE")
-        guard let handle = FileHandle(forUpdatingAtPath: shm) else {
+        // Another process touches the -shm: closing a descriptor of it here would drop every POSIX
+        // lock this process's connections hold on it (their DMS lock too), and the next process to
+        // open the database would truncate the -shm under their mapping (SIGBUS).
+        let python = CommandRunner.which("python3") ?? "/usr/bin/python3"
+        let flip = try CommandRunner.run(
+            python,
+            [
+                "-c",
+                "import sys\nf = open(sys.argv[1], 'r+b')\nf.seek(68)\nb = f.read(1)\nf.seek(68)\nf.write(bytes([b[0] ^ 0xFF]))",
+                shm,
+            ])
+        guard flip.status == 0 else {
             try writer?.execute("ROLLBACK")
             writer?.close()
             return
         }
-        try handle.seek(toOffset: 48 + 20)
-        let byte = try handle.read(upToCount: 1) ?? Data([0])
-        try handle.seek(toOffset: 48 + 20)
-        try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
-        try handle.close()
         if let writer {
             usleep(UInt32.random(in: 3_000_000...12_000_000, using: &random))
             try writer.execute("ROLLBACK")
@@ -290,10 +296,14 @@ final class TortureRun {
         }
         let mended = (0..<100).contains { _ in
             usleep(100_000)
-            guard let header = FileManager.default.contents(atPath: shm)?.prefix(96), header.count == 96 else {
-                return false
-            }
-            return header.prefix(48) == header.suffix(48)
+            let check = try? CommandRunner.run(
+                python,
+                [
+                    "-c",
+                    "import sys\nd = open(sys.argv[1], 'rb').read(96)\nsys.exit(0 if len(d) == 96 and d[:48] == d[48:] else 1)",
+                    shm,
+                ])
+            return check?.status == 0
         }
         if !mended { problems.append("the agent did not mend a wal-index header left inconsistent within 10 s") }
         count("wal-index header left inconsistent while the application is idle")
