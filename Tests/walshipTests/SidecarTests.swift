@@ -136,6 +136,30 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 7)
         }
 
+        @Test(
+            "a start that fails after the application started (another agent holds the database) stops the application")
+        func failedStartStopsTheApplication() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 10)
+            let first = try AgentProcess(
+                [
+                    "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                    directory.file("state"),
+                ], logPath: directory.file("first.log"))
+            defer { _ = first.stop() }
+            #expect(first.waitUntilReplicating(), "\(first.log)")
+            let second = try WalshipBinary.run([
+                "replicate", directory.file("app.db"), ReplicateCommandTests.replicaURL(directory), "--state-dir",
+                directory.file("state"), "--http-addr", "127.0.0.1:0", "--exec", "sleep 60",
+            ])
+            #expect(second.status == 3, "\(second.stderr)")
+            let pid = try #require(
+                second.stderr.firstMatch(of: /exec.pid=(\d+)/).flatMap { Int32($0.1) }, "\(second.stderr)")
+            // The application was stopped and waited for (not left running without its parent).
+            #expect(kill(pid, 0) != 0, "the application \(pid) still runs")
+        }
+
         @Test("--exec with --once is a usage error")
         func execWithOnceIsRefused() throws {
             let directory = try TemporaryDirectory()
