@@ -75,8 +75,8 @@ final class Application: Sendable {
     private static let running = Atomic<Int32>(0)
     /// A signal that came before the application ran: passed on once it does.
     private static let pending = Atomic<Int32>(0)
-    /// Signals that came after the application exited.
-    private static let afterExit = Atomic<Int>(0)
+    /// Signals walship received (passed on or not).
+    private static let received = Atomic<Int>(0)
 
     private init(pid: pid_t) {
         self.pid = pid
@@ -88,12 +88,13 @@ final class Application: Sendable {
         guard !words.isEmpty else { throw WalshipError(.usage, "--exec needs a command") }
         for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
             signal(signalNumber) { signalNumber in
+                let count = Application.received.add(1, ordering: .sequentiallyConsistent).newValue
                 let pid = Application.running.load(ordering: .sequentiallyConsistent)
                 if pid > 0 {
                     kill(pid, signalNumber)
                 } else if pid == 0 {
                     Application.pending.store(signalNumber, ordering: .sequentiallyConsistent)
-                } else if Application.afterExit.add(1, ordering: .sequentiallyConsistent).newValue > 1 {
+                } else if count > 1 {
                     // The application has exited and replication is shipping what it committed:
                     // a second signal stops that at once.
                     _exit(130)
