@@ -263,6 +263,11 @@ final class TortureRun {
     /// 20 s before the read chain counts as broken).
     private func breakWALIndexHeader(holdingWriteLock: Bool) throws {
         let shm = workload.path + "-shm"
+        // The application has been idle for a moment (the agent has read its last commit, as a
+        // rule); a commit it had not read yet is read once the header is mended, late by the
+        // event, like a commit read after a restart.
+        usleep(1_000_000)
+        pauses.starts.append(Workload.nowMs())
         let logBefore = agent.currentLog.utf8.count
         let writer = holdingWriteLock ? try Workload.open(workload.path) : nil
         try writer?.execute("BEGIN IMMEDIATE")
