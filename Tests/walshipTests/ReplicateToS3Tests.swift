@@ -68,9 +68,10 @@ extension CLIIntegration {
         }
 
         @Test(
-            "a stop while the store hangs ends within 2 x shutdown-timeout + 5 s (exit 4, the rest kept in the spool), and the next start ships it"
+            "a stop while the store hangs ends within 2 x shutdown-timeout + 5 s (exit 4, the rest kept in the spool), or at once on a second signal (130); the next start ships it",
+            arguments: [false, true]
         )
-        func stopWhileStoreHangs() async throws {
+        func stopWhileStoreHangs(secondSignal: Bool) async throws {
             let server = try await S3TestServer.start(buckets: ["walship"])
             defer { server.stop() }
             let directory = try TemporaryDirectory()
@@ -95,13 +96,27 @@ extension CLIIntegration {
             connection.close()
             // The stop reads those commits and tries to upload them into a store that never answers.
             let started = ContinuousClock.now
-            let status = agent.stop(timeout: 120)
+            let status: Int32
+            if secondSignal {
+                kill(agent.pid, SIGTERM)
+                #expect(agent.waitForLog("stopping: shipping what is committed"), "\(agent.log.suffix(3000))")
+                kill(agent.pid, SIGTERM)
+                status = agent.wait(timeout: 120)
+            } else {
+                status = agent.stop(timeout: 120)
+            }
             let took = ContinuousClock.now - started
             server.thaw()
-            // The bound is 2 x 2 s + 5 s = 9 s; a request to a hanging store alone lasts minutes.
-            #expect(status == 4, "\(agent.log.suffix(3000))")
-            #expect(took < .seconds(45), "the stop took \(took)")
-            #expect(agent.log.contains("abandoning the requests in flight"), "\(agent.log.suffix(3000))")
+            if secondSignal {
+                // The second signal exits at once, whatever the stop was waiting for.
+                #expect(status == 130, "\(agent.log.suffix(3000))")
+                #expect(took < .seconds(10), "the stop took \(took)")
+            } else {
+                // The bound is 2 x 2 s + 5 s = 9 s; a request to a hanging store alone lasts minutes.
+                #expect(status == 4, "\(agent.log.suffix(3000))")
+                #expect(took < .seconds(45), "the stop took \(took)")
+                #expect(agent.log.contains("abandoning the requests in flight"), "\(agent.log.suffix(3000))")
+            }
             let once = try WalshipBinary.run(arguments + ["--once"], environment: environment)
             #expect(once.status == 0, "\(once.stderr)")
             let output = try WalshipBinary.run(
