@@ -52,6 +52,12 @@ public final class FaultProxy: @unchecked Sendable {  // Immutable after init; `
 
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
+    /// Stops the proxy process (SIGSTOP): connections are accepted by the kernel and never
+    /// answered, as with a store that hangs. `thaw()` lets it go on.
+    public func freeze() { kill(process.processIdentifier, SIGSTOP) }
+
+    public func thaw() { kill(process.processIdentifier, SIGCONT) }
+
     /// How the proxy answers DeleteObjects: forwarded, reported deleted while nothing is deleted
     /// (as R2 has been seen to do), or refused per key with AccessDenied.
     public enum DeleteBehaviour { case forward, keep, deny }

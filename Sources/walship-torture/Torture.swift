@@ -111,7 +111,7 @@ struct Torture: AsyncParsableCommand {
         let run = TortureRun(
             directory: directory, workload: workload, agent: agent,
             period: max(400, period ?? (minutes == nil ? ops : nil) ?? 4000), clock: clock, spoolDisk: spoolDisk,
-            replicaURL: store.replicaURL, checkEnvironment: store.checkEnvironment, seed: seed)
+            replicaURL: store.replicaURL, checkEnvironment: store.checkEnvironment, proxy: store.proxy, seed: seed)
         let deadline = minutes.map { Date().addingTimeInterval($0 * 60) }
         let limit = ops ?? (minutes == nil ? 3000 : Int.max)
         var op = 0

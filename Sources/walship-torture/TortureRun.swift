@@ -42,12 +42,16 @@ final class TortureRun {
     /// during a verify (each waits, within its stretch of the period, for a settled agent).
     private var headerBrokenInPeriod: Int?
     private var verifyStoppedInPeriod: Int?
+    private var hangingStopInPeriod: Int?
+    /// The fault proxy between the agent and its S3 store (nil for file replicas).
+    let proxy: FaultProxy?
 
     init(
         directory: TemporaryDirectory, workload: Workload, agent: AgentController, period: Int,
         clock: WallClockShift?, spoolDisk: SmallFileSystem?, replicaURL: String, checkEnvironment: [String: String],
-        seed: UInt64
+        proxy: FaultProxy? = nil, seed: UInt64
     ) {
+        self.proxy = proxy
         self.replicaURL = replicaURL
         self.checkEnvironment = checkEnvironment
         self.directory = directory
@@ -89,6 +93,12 @@ final class TortureRun {
     /// spool's file system filled while the agent runs.
     private func scheduledEvent(_ op: Int) async throws {
         switch op % period {
+        case let point
+        where point >= period / 20 && point < period / 5 && hangingStopInPeriod != op / period && proxy != nil
+            && agent.isRunning && agent.hasSettled && secondAgent == nil:
+            hangingStopInPeriod = op / period
+            try stopWhileStoreHangs()
+            restartAt = op + 1
         case period / 5 where spoolDisk != nil && secondAgent == nil:
             try startOnFullDisk()
             restartAt = op + 1
@@ -312,6 +322,27 @@ final class TortureRun {
         }
         if !mended { problems.append("the agent did not mend a wal-index header left inconsistent within 10 s") }
         count("wal-index header left inconsistent while the application is idle")
+    }
+
+    /// The agent stopped (SIGTERM) while its S3 store hangs (the proxy stopped with SIGSTOP:
+    /// connections accepted, never answered) and the application has commits it has not
+    /// uploaded: the stop must end within 2 x shutdown-timeout + 5 s (25 s here) with exit 4
+    /// (or 0 if everything went up before the store hung), keeping the rest in its spool, which
+    /// the next start ships (the checker's restores see every commit).
+    private func stopWhileStoreHangs() throws {
+        guard let proxy else { return }
+        proxy.freeze()
+        defer { proxy.thaw() }
+        for _ in 0..<5 { try workload.commit(using: &random) }
+        let started = Date()
+        let status = agent.stop(.term)
+        let took = Date().timeIntervalSince(started)
+        if let status, status != 0 && status != 4 {
+            problems.append("the agent stopped while the store hung exited \(status)")
+        }
+        // The bound is 25 s; a request to a hanging store alone lasts minutes.
+        if took > 45 { problems.append("the agent took \(Int(took)) s to stop while the store hung") }
+        count("agent stopped while the store hung")
     }
 
     /// The agent stopped (SIGTERM) while its scheduled verify has a trial restore under
