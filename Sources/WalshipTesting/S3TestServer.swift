@@ -36,6 +36,13 @@ public final class S3TestServer: @unchecked Sendable {
     /// its own volume files).
     public var dataRoot: String { directory.file("root") }
 
+    /// The environment that points walship at this server with its credentials.
+    public var environment: [String: String] {
+        [
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": secretAccessKey,
+        ]
+    }
+
     /// Stops the server process (SIGSTOP): connections are accepted by the kernel and never
     /// answered, as with a store that hangs. `thaw()` lets it go on.
     public func freeze() { kill(process.processIdentifier, SIGSTOP) }

@@ -78,10 +78,7 @@ extension CLIIntegration {
             defer { directory.remove() }
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 50)
-            let environment = [
-                "AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey,
-            ]
+            let environment = server.environment
             let arguments = [
                 "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"), "--sync-interval",
                 "200ms", "--shutdown-timeout", "2s", "--http-addr", "127.0.0.1:0",
@@ -133,10 +130,7 @@ extension CLIIntegration {
             defer { directory.remove() }
             let database = directory.file("app.db")
             try LedgerDatabase.create(at: database, rows: 100)
-            let environment = [
-                "AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey,
-            ]
+            let environment = server.environment
             let arguments = [
                 "replicate", database, "s3://walship/db", "--state-dir", directory.file("state"), "--sync-interval",
                 "200ms",

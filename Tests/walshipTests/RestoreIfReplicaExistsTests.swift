@@ -29,10 +29,7 @@ extension CLIIntegration {
             defer { server.stop() }
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let environment = [
-                "AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": server.accessKeyID,
-                "AWS_SECRET_ACCESS_KEY": server.secretAccessKey,
-            ]
+            let environment = server.environment
             for extra in [[], ["--if-replica-exists"]] {
                 let output = try WalshipBinary.run(
                     ["restore", "s3://typo-bucket/app", "-o", directory.file("app.db")] + extra,

@@ -113,6 +113,9 @@ final class FollowerProgress: Sendable {
     /// Records why the last poll raced.
     func raced(_ why: String) { state.withLock { $0.lastRace = why } }
 
+    /// Why the last poll raced, for the log when polls keep racing.
+    var lastRace: String { state.withLock { $0.lastRace } }
+
     /// What the WAL loop is doing and how its polls go, for the watchdog.
     var watch: PollWatch.Sample {
         state.withLock {

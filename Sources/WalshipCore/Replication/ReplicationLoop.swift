@@ -447,7 +447,7 @@ final class ReplicationLoop {
         racing = streak
         guard now - streak.since > Self.racingLimit else { return nil }
         racing = nil
-        return "every poll of the WAL raced for \(Self.racingLimit) (the last: \(follower.lastRace))"
+        return "every poll of the WAL raced for \(Self.racingLimit) (the last: \(progress.lastRace))"
     }
 
     /// Cuts the open segment into the spool when it is old or big enough (or `force`).

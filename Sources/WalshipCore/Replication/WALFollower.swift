@@ -431,11 +431,7 @@ final class WALFollower {
         }
     }
 
-    /// Why the last poll raced, for the log when polls keep racing.
-    private(set) var lastRace = ""
-
     private func raced(_ why: String) -> Outcome {
-        lastRace = why
         progress.raced(why)
         return .raced
     }
