@@ -106,6 +106,20 @@ final class AgentController {
         return (result.status, result.stderr)
     }
 
+    /// SIGTERM, then a second one once the agent says it is stopping: returns its exit status
+    /// (130 when the second one ended it) and how long it took to exit after the second.
+    func stopTwice() -> (status: Int32, seconds: TimeInterval)? {
+        guard let process else { return nil }
+        stops.append((Workload.nowMs(), .term))
+        defer { self.process = nil }
+        kill(process.pid, SIGTERM)
+        _ = process.waitForLog("stopping: shipping what is committed", timeout: 30)
+        let second = Date()
+        kill(process.pid, SIGTERM)
+        let status = process.wait(timeout: 60)
+        return (status, Date().timeIntervalSince(second))
+    }
+
     /// Stops the agent; returns the exit status of a SIGTERM stop.
     @discardableResult
     func stop(_ how: Stop) -> Int32? {

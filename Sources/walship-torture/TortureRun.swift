@@ -334,6 +334,15 @@ final class TortureRun {
         proxy.freeze()
         defer { proxy.thaw() }
         for _ in 0..<5 { try workload.commit(using: &random) }
+        // At random a second signal, which must end the stop at once (exit 130).
+        if Bool.random(using: &random) {
+            if let (status, seconds) = agent.stopTwice() {
+                if ![0, 4, 130].contains(status) { problems.append("the agent signalled twice exited \(status)") }
+                if seconds > 5 { problems.append("the agent took \(Int(seconds)) s to exit after a second SIGTERM") }
+            }
+            count("agent stopped twice while the store hung")
+            return
+        }
         let started = Date()
         let status = agent.stop(.term)
         let took = Date().timeIntervalSince(started)
