@@ -151,6 +151,7 @@ struct Checker {
         var samples: [UInt64] = [txids.lowerBound, txids.upperBound]
         for _ in 0..<(generations > 20 ? 2 : 6) { samples.append(UInt64.random(in: txids, using: &random)) }
         var index = 0
+        var seen: [UInt64: ClosedRange<Int>] = [:]  // The commits each restored txid may be.
         while index < samples.count || (low < high && index < samples.count + 20) {
             let txid = index < samples.count ? samples[index] : UInt64.random(in: txids, using: &random)
             index += 1
@@ -163,11 +164,14 @@ struct Checker {
                 continue
             }
             guard let range = commits(of: restored, "txid \(txid)") else { continue }
+            seen[txid] = range
             low = max(low, range.lowerBound - Int(txid))
             high = min(high, range.upperBound - Int(txid))
         }
         guard low <= high else {
-            fail("generation \(generation): txids \(txids) are not consecutive commits (skipped or repeated)")
+            fail(
+                "generation \(generation): txids \(txids) are not consecutive commits (skipped or repeated): \(seen.sorted { $0.key < $1.key }.map { "txid \($0.key) is commit \($0.value)" }.joined(separator: ", "))"
+            )
             return nil
         }
         return low

@@ -143,14 +143,30 @@ struct Torture: AsyncParsableCommand {
         } else {
             say("\nFAILED (\(failures.count)):")
             for failure in failures.prefix(40) { say("  - \(failure)") }
-            if let server = store.server, server.kind == .rclone {
-                _ = try? CommandRunner.run("/bin/cp", ["-a", server.dataRoot, directory.file("s3-data")])
-            }
+            await Self.copyReplica(url: store.replicaURL, environment: store.checkEnvironment, to: directory)
             say(
                 "replay: scripts/torture --seed \(seed) --ops \(op) --period \(run.period) --store \(self.store) --server \(serverKind)"
             )
             say("work directory kept: \(directory.path)")
             throw ExitCode(1)
+        }
+    }
+
+    /// After a failure, copies every object of the replica into `<directory>/replica-copy` (a
+    /// `file://` replica of its own), so that restores can be replayed once the S3 server is gone.
+    private static func copyReplica(url: String, environment: [String: String], to directory: TemporaryDirectory) async
+    {
+        do {
+            let replica = try ReplicaFactoryForChecks.replica(url: url, environment: environment)
+            let copy = try FileObjectStore(root: directory.file("replica-copy"), create: true)
+            let prefix = replica.layout.prefix
+            for object in try await replica.store.list(prefix: prefix) {
+                let body = try await replica.store.get(object.key)
+                try await copy.put(String(object.key.dropFirst(prefix.count)), body: .bytes(body))
+            }
+            say("replica copied: file://\(directory.file("replica-copy"))")
+        } catch {
+            say("the replica could not be copied: \(error)")
         }
     }
 
