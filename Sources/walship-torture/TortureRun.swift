@@ -71,6 +71,7 @@ final class TortureRun {
     func step(_ op: Int) async throws {
         agent.checkAlive()
         workload.releaseRead()
+        try workload.settleLateLanding()
         if !agent.isRunning && op >= restartAt {
             try agent.start()
             count("agent starts")
@@ -270,9 +271,19 @@ final class TortureRun {
     /// its own) instead of racing on and holding its read mark. With `holdingWriteLock`, another
     /// process holds the write lock over the damaged header for 3 to 12 s (the agent's mend fails
     /// meanwhile and must be tried again, without a needless new generation: polls may race for
-    /// 20 s before the read chain counts as broken).
+    /// 20 s before the read chain counts as broken). At random, an application process is killed
+    /// inside COMMIT first: the recovery that mends the header publishes its commit if it did not
+    /// land (its frames are still in the WAL), and the agent ships it like any other.
     private func breakWALIndexHeader(holdingWriteLock: Bool) throws {
         let shm = workload.path + "-shm"
+        var inDoubt = false
+        if Bool.random(using: &random) {
+            let k = workload.pendingK
+            let start = Workload.nowMs()
+            if try Victim.killInCommit(database: workload.path, k: k, directory: directory) {
+                inDoubt = try !workload.settleInDoubt(k: k, startMs: start)
+            }
+        }
         // The application has been idle for a moment (the agent has read its last commit, as a
         // rule); a commit it had not read yet is read once the header is mended, late by the
         // event, like a commit read after a restart.
@@ -322,6 +333,14 @@ final class TortureRun {
         }
         if !mended { problems.append("the agent did not mend a wal-index header left inconsistent within 10 s") }
         count("wal-index header left inconsistent while the application is idle")
+        if inDoubt {
+            let before = workload.oracle.count
+            try workload.settleLateLanding()
+            count(
+                workload.oracle.count > before
+                    ? "wal-index header damaged after a kill in COMMIT: the recovery published the commit"
+                    : "wal-index header damaged after a kill in COMMIT: the commit stayed unpublished")
+        }
     }
 
     /// The agent stopped (SIGTERM) while its S3 store hangs (the proxy stopped with SIGSTOP:

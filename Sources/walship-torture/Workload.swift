@@ -25,6 +25,11 @@ final class Workload {
     private(set) var oracle: [OracleCommit] = []
     private(set) var counts: [String: Int] = [:]
     private var nextK: Int64 = 1
+    /// A commit of another process killed inside COMMIT that had not landed: its frames stay in
+    /// the WAL past the last commit until the next commit overwrites them, and a wal-index
+    /// recovery before that (a damaged header mended, the first connection after every one
+    /// closed) publishes it, as SQLite would for the application. `settleLateLanding` records it.
+    private var inDoubt: (k: Int64, startMs: UInt64)?
     /// A connection holding a read transaction open, and until when (Unix ms).
     private var reader: (connection: Connection, untilMs: UInt64)?
 
@@ -58,6 +63,7 @@ final class Workload {
 
     /// One committed transaction of a random kind on a random connection.
     func commit(using random: inout SeededGenerator) throws {
+        try settleLateLanding()
         let connection = connections.randomElement(using: &random)!
         let k = nextK
         var sql = "BEGIN IMMEDIATE;"
@@ -117,11 +123,13 @@ final class Workload {
 
     /// VACUUM rewrites the whole file in one commit without changing the content.
     func vacuum(using random: inout SeededGenerator) throws {
+        try settleLateLanding()
         let connection = connections.randomElement(using: &random)!
         let start = Self.nowMs()
         try connection.execute("VACUUM")
         let end = Self.nowMs()
         oracle.append(OracleCommit(k: lastK, hash: oracle.last!.hash, startMs: start, endMs: end))
+        inDoubt = nil  // Its frames went over the WAL's tail.
         count("vacuums")
     }
 
@@ -176,19 +184,36 @@ final class Workload {
     }
 
     /// Records the state after a commit made by this process.
+    /// Records a state; every caller wrote it over the WAL's tail, or reset the WAL, so a commit
+    /// in doubt can no longer land.
     func record(k: Int64, connection: Connection, startMs: UInt64, endMs: UInt64) throws {
         oracle.append(
             OracleCommit(k: k, hash: try ContentHash.of(connection: connection), startMs: startMs, endMs: endMs))
         nextK = k + 1
+        inDoubt = nil
     }
 
-    /// After another process was killed in its commit of `k`: records it if it landed.
+    /// After another process was killed in its commit of `k`: records it if it landed, else
+    /// keeps it in doubt.
     func settleInDoubt(k: Int64, startMs: UInt64) throws -> Bool {
         let connection = connections[0]
         let current = try connection.scalarInt("SELECT k FROM meta") ?? -1
-        guard current == k else { return false }
+        guard current == k else {
+            inDoubt = (k, startMs)
+            return false
+        }
         try record(k: k, connection: connection, startMs: startMs, endMs: Self.nowMs())
         return true
+    }
+
+    /// Records the commit in doubt if a wal-index recovery published it since: called before
+    /// anything that writes or takes the next `k`.
+    func settleLateLanding() throws {
+        guard let inDoubt, let connection = connections.first,
+            try connection.scalarInt("SELECT k FROM meta") == inDoubt.k
+        else { return }
+        try record(k: inDoubt.k, connection: connection, startMs: inDoubt.startMs, endMs: Self.nowMs())
+        count("app killed in COMMIT (landed later: a wal-index recovery published it)")
     }
 
     var pendingK: Int64 { nextK }
@@ -271,6 +296,7 @@ final class Workload {
     /// leaves every connection of the application closed until `whileClosed` returns (the
     /// wal-index must be built again from the file).
     func overwriteInPlace(with copy: String, whileClosed: () -> Void = {}) throws {
+        try settleLateLanding()
         let k = nextK
         let editor = try Connection(path: copy)
         try editor.execute("UPDATE meta SET k = \(k)")
@@ -298,6 +324,7 @@ final class Workload {
     /// is skipped, the commit stays an ordinary one).
     func prepareWALAlivePutBack(copy: String) throws -> Int? {
         releaseRead(force: true)
+        try settleLateLanding()
         try Self.truncateCheckpoint(connections[0])
         let k = nextK
         let start = Self.nowMs()
