@@ -46,10 +46,12 @@ extension CLIIntegration {
         }
 
         /// Replicates `watched` commits on top of 10 rows, stops the agent, makes `unwatched`
-        /// commits and a TRUNCATE checkpoint, then runs `--once`; returns that run's log. With
-        /// `forgetPageHashes`, the state directory loses its page hashes meanwhile.
+        /// commits and a TRUNCATE checkpoint, then `afterTruncate` commits (the WAL then holds frames
+        /// the file lacks), then runs `--once`; returns that run's log. With `forgetPageHashes`,
+        /// the state directory loses its page hashes meanwhile.
         static func truncateDuringDowntime(
-            _ directory: TemporaryDirectory, watched: Int, unwatched: Int, forgetPageHashes: Bool = false
+            _ directory: TemporaryDirectory, watched: Int, unwatched: Int, afterTruncate: Int = 0,
+            forgetPageHashes: Bool = false
         ) async throws
             -> String
         {
@@ -61,6 +63,7 @@ extension CLIIntegration {
             #expect(agent.stop() == 0)
             for _ in 0..<unwatched { try LedgerDatabase.commitNext(on: app) }
             _ = try app.checkpoint(.truncate)
+            for _ in 0..<afterTruncate { try LedgerDatabase.commitNext(on: app) }
             if forgetPageHashes { try Self.forgetPageHashes(directory) }
             agent = try ReplicateCommandTests.agent(directory, extra: ["--once"])
             #expect(agent.wait() == 0, "\(agent.log.suffix(2000))")
@@ -136,6 +139,23 @@ extension CLIIntegration {
             #expect(
                 latest.stderr.contains("restore.checksum=") && !latest.stderr.contains("without the database checksum"))
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
+        }
+
+        @Test(
+            "commits the application makes before the agent starts (frames the file lacks) are checkpointed at start, and the generation continues by content"
+        )
+        func commitsBeforeTheAgentStartsContinueByContent() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7, afterTruncate: 3)
+            #expect(!log.contains("new generation"), "\(log.suffix(2000))")
+            #expect(log.contains("shipped as one transaction read from the database file"), "\(log.suffix(2000))")
+            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
+            #expect(list.stdout.components(separatedBy: "\"id\"").count == 2, "one generation: \(list.stdout)")
+            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
+            #expect(latest.status == 0, "\(latest.stderr)")
+            #expect(!latest.stderr.contains("without the database checksum"), "\(latest.stderr)")
+            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 25)
         }
 
         @Test(

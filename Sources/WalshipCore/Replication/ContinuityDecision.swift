@@ -171,7 +171,7 @@ enum ContinuityDecision: Equatable {
         case continued
         /// The file changed and is not a sound database.
         case changed(String)
-        /// No page hashes, or frames in the WAL that the file lacks: nothing proven.
+        /// No page hashes, or a WAL that changed under the read: nothing proven.
         case unproven
     }
 
@@ -183,7 +183,7 @@ enum ContinuityDecision: Equatable {
         case .unproven:
             return .newGeneration(
                 .continuityLost,
-                "the WAL no longer holds the position this agent shipped last, and the database file cannot stand in for it (the WAL holds frames the file lacks, or there are no page hashes to compare with)"
+                "the WAL no longer holds the position this agent shipped last, and the database file cannot stand in for it (there are no page hashes to compare with, or the WAL changed while the agent read the database)"
             )
         }
     }

@@ -15,24 +15,35 @@ extension WALFollower {
         var checksum: UInt64
     }
 
-    /// Scans the whole database file when the WAL holds nothing the file lacks (every published
-    /// frame is backfilled): hashes every page, compares it with `table` and appends each page
-    /// that differs to `builder` as a pending frame. nil when the WAL holds frames the file lacks,
-    /// or the file is not a whole number of pages.
+    /// Scans the database as the current read transaction's wal-index header publishes it: each
+    /// page from the newest published WAL frame the file lacks (past the backfill), else from the
+    /// file; hashes every page, compares it with `table` and appends each page that differs to
+    /// `builder` as a pending frame. nil when the WAL or the file does not read consistently
+    /// (other salts, a short file) or the file is not a whole number of pages.
+    ///
+    /// Nothing read moves meanwhile (DESIGN.md section 3): a checkpoint copies only frames up to
+    /// the oldest read mark above slot 0, and none while a reader holds slot 0, so it writes only
+    /// pages that are read from the WAL here; the WAL restarts only once everything is copied
+    /// and no reader holds a mark above slot 0, which a published frame past the backfill rules
+    /// out. So the application's commits made before the agent held its read transaction (it
+    /// started first, or with the agent) need neither a checkpoint nor a new generation.
     ///
     /// Page 1 is appended whenever any other page differs (or the size does): its hash masks the
     /// header fields a backup copy rewrites, and one of them, the in-header database size, must
-    /// reach a restore exactly as the file has it.
+    /// reach a restore exactly as the database has it.
     func scanDatabaseFile(comparingWith table: PageHashTable, into builder: SegmentBuilder) throws -> DatabaseFileScan?
     {
-        guard let index = shm.readHeader(), let backfill = shm.readBackfill(), backfill == index.maxFrame,
+        guard let index = shm.readHeader(), let backfill = shm.readBackfill(), backfill <= index.maxFrame,
             !connections.isEmpty
         else { return nil }
         let connection = connections[current]
         let pageSize = databasePageSize
+        guard let source = try DatabaseSource(follower: self, index: index, backfill: backfill, pageSize: pageSize)
+        else { return nil }
         let size = try connection.databaseFileSize()
         guard size % Int64(pageSize) == 0 else { return nil }
-        let pages = UInt32(size / Int64(pageSize))
+        let filePages = UInt32(size / Int64(pageSize))
+        let pages = source.frames.isEmpty ? filePages : index.databasePages
         let lock = PageChecksum.lockPage(pageSize: pageSize)
         let perRead = max(1, (1 << 20) / pageSize)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: perRead * pageSize, alignment: 16)
@@ -42,19 +53,25 @@ extension WALFollower {
         var first: UInt32 = 1
         while first <= pages {
             let count = Int(min(UInt32(perRead), pages - first + 1))
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[..<(count * pageSize)])
-            guard try connection.readDatabaseFile(into: chunk, at: Int64(first - 1) * Int64(pageSize)) else {
-                return nil
+            let fromFile = min(count, Int(filePages >= first ? filePages - first + 1 : 0))
+            if fromFile > 0 {
+                let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[..<(fromFile * pageSize)])
+                guard try connection.readDatabaseFile(into: chunk, at: Int64(first - 1) * Int64(pageSize)) else {
+                    return nil
+                }
             }
             for index in 0..<count {
                 let number = first + UInt32(index)
                 if number == lock { continue }
-                let page = UnsafeRawBufferPointer(rebasing: buffer[(index * pageSize)..<((index + 1) * pageSize)])
-                let hash = PageChecksum.hash(page: page, number: number)
+                let page = UnsafeMutableRawBufferPointer(
+                    rebasing: buffer[(index * pageSize)..<((index + 1) * pageSize)])
+                // A page the file does not have yet must come from the WAL.
+                guard try source.overlay(page: number, into: page) || index < fromFile else { return nil }
+                let hash = PageChecksum.hash(page: UnsafeRawBufferPointer(page), number: number)
                 checksum ^= hash
                 let differs = try number > table.pageCount || table.hash(ofPage: number) != hash
                 if differs {
-                    try builder.appendFrame(pageNumber: number, page: page)
+                    try builder.appendFrame(pageNumber: number, page: UnsafeRawBufferPointer(page))
                     differing += 1
                 }
             }
@@ -62,14 +79,60 @@ extension WALFollower {
         }
         if (differing > 0 || pages != table.pageCount) && pages > 0 {
             // Page 1 last (a later image wins when applied), unless it differed already.
-            guard
-                try connection.readDatabaseFile(
-                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<pageSize]), at: 0)
-            else { return nil }
-            try builder.appendFrame(pageNumber: 1, page: UnsafeRawBufferPointer(rebasing: buffer[..<pageSize]))
+            let page = UnsafeMutableRawBufferPointer(rebasing: buffer[..<pageSize])
+            if try !source.overlay(page: 1, into: page) {
+                guard try connection.readDatabaseFile(into: page, at: 0) else { return nil }
+            }
+            try builder.appendFrame(pageNumber: 1, page: UnsafeRawBufferPointer(page))
             differing += 1
         }
+        // The WAL read still had the header's salts at the end (a restart would have changed them).
+        guard source.stillCurrent() else { return nil }
         return DatabaseFileScan(index: index, pages: pages, differingPages: differing, checksum: checksum)
+    }
+
+    /// Where `scanDatabaseFile` reads pages the file lacks: each page's newest published frame
+    /// past the backfill, in the WAL that the wal-index header names.
+    struct DatabaseSource {
+        let follower: WALFollower
+        let index: WALIndexHeader
+        let pageSize: Int
+        /// Page number to frame, for frames past the backfill; empty when the file has everything.
+        let frames: [UInt32: UInt32]
+
+        /// nil when the WAL does not hold what the header publishes (other salts or page size).
+        init?(follower: WALFollower, index: WALIndexHeader, backfill: UInt32, pageSize: Int) throws {
+            self.follower = follower
+            self.index = index
+            self.pageSize = pageSize
+            guard backfill < index.maxFrame else {
+                frames = [:]
+                return
+            }
+            guard let header = follower.readWALHeader(), header.salt1 == index.salt1, header.salt2 == index.salt2,
+                header.pageSize == pageSize,
+                let found = follower.newestFrames(
+                    of: (backfill + 1)...index.maxFrame, salt1: index.salt1, salt2: index.salt2, pageSize: pageSize)
+            else { return nil }
+            frames = found
+        }
+
+        /// Reads `page` from its newest frame into `buffer`; false when the file has it.
+        func overlay(page: UInt32, into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+            guard let frame = frames[page] else { return false }
+            let offset = WALFormat.frameOffset(frame, pageSize: pageSize) + Int64(WALFormat.frameHeaderSize)
+            guard try follower.walFile().read(into: buffer, at: offset) == pageSize else {
+                throw WalshipError(.databaseUnusable, "the WAL ended inside frame \(frame)")
+            }
+            return true
+        }
+
+        /// Whether the WAL still has the header's salts (always true when nothing was read from it).
+        func stillCurrent() -> Bool {
+            guard !frames.isEmpty else { return true }
+            guard let header = follower.readWALHeader() else { return false }
+            return header.salt1 == index.salt1 && header.salt2 == index.salt2
+        }
     }
 
     /// `PRAGMA quick_check` on the current read transaction: whether the database is

@@ -237,13 +237,16 @@ final class WALFollower {
 
     /// The newest of `frames` for each page they hold, from the frame headers (salts checked);
     /// nil when one cannot be read or has other salts.
-    private func newestFrames(of frames: ClosedRange<UInt32>, salt1: UInt32, salt2: UInt32) -> [UInt32: UInt32]? {
+    func newestFrames(
+        of frames: ClosedRange<UInt32>, salt1: UInt32, salt2: UInt32, pageSize: Int? = nil
+    ) -> [UInt32: UInt32]? {
+        let pageSize = pageSize ?? cursor.pageSize
         guard let file = try? walFile() else { return nil }
         var found: [UInt32: UInt32] = [:]
         for frame in frames {
             guard
                 let bytes = try? file.read(
-                    count: WALFormat.frameHeaderSize, at: WALFormat.frameOffset(frame, pageSize: cursor.pageSize)),
+                    count: WALFormat.frameHeaderSize, at: WALFormat.frameOffset(frame, pageSize: pageSize)),
                 bytes.count == WALFormat.frameHeaderSize
             else { return nil }
             let (page, first, second) = bytes.withUnsafeBytes {
@@ -272,7 +275,7 @@ final class WALFollower {
     }
 
     /// The `-wal` descriptor, reopened when the file was replaced.
-    private func walFile() throws -> LocalFile {
+    func walFile() throws -> LocalFile {
         let identity = FileIdentity(path: walPath)
         if let wal, identity == walIdentity { return wal }
         try? wal?.close()
