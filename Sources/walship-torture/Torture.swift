@@ -170,6 +170,32 @@ struct Torture: AsyncParsableCommand {
         }
     }
 
+    /// How the agent's starts went, from its logs: each new generation by reason, and each
+    /// continuation by content (and how many of those read pages from WAL frames the file lacked).
+    private static func startDecisions(in directory: TemporaryDirectory) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix("agent") && name.contains(".log") {
+            let log = (try? String(contentsOfFile: directory.file(name), encoding: .utf8)) ?? ""
+            for line in log.split(separator: "\n") {
+                if line.contains(" new generation "), let reason = line.range(of: "generation.reason=\"") {
+                    let rest = line[reason.upperBound...]
+                    counts["new generation: \(rest.prefix { $0 != "\"" })", default: 0] += 1
+                } else if line.contains("continuing generation: "), let pages = line.range(of: "db.pages_from_wal=") {
+                    let exact = line.contains("exactly the last shipped state")
+                    counts[
+                        "start continued by content (\(exact ? "unchanged" : "changes as one transaction"))", default: 0
+                    ] += 1
+                    if line[pages.upperBound...].prefix(while: \.isNumber) != "0" {
+                        counts["start continued by content, with pages from WAL frames the file lacked", default: 0] +=
+                            1
+                    }
+                }
+            }
+        }
+        return counts
+    }
+
     /// Prints the run's summary table.
     private func report(run: TortureRun, operations: Int, checker: Checker, proxy: FaultProxy?, failures: [String]) {
         var rows: [(String, String)] = [
@@ -181,6 +207,7 @@ struct Torture: AsyncParsableCommand {
         if let proxy {
             rows += proxy.stats.sorted { $0.key < $1.key }.map { ("S3 \($0.key)", "\($0.value)") }
         }
+        rows += Self.startDecisions(in: run.directory).sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
         rows += [
             ("restores checked by txid", "\(checker.txidRestores)"),
             ("restores checked by time", "\(checker.timeRestores)"),

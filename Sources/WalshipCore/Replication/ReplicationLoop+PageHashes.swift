@@ -87,6 +87,7 @@ extension ReplicationLoop {
         let metadata: Logger.Metadata = [
             "db.path": "\(databasePath)", "generation": "\(state.generation)", "txid": "\(resumeTxid)",
             "db.pages": "\(scan.pages)", "check.seconds": "\(ValueParsing.seconds(elapsed))",
+            "db.pages_from_wal": "\(scan.pagesFromWAL)",
         ]
         if scan.differingPages == 0 && scan.pages == table.pageCount {
             try fileBuilder.discardPending()

@@ -13,6 +13,8 @@ extension WALFollower {
         var differingPages: Int
         /// The file's database checksum.
         var checksum: UInt64
+        /// Pages read from WAL frames the file lacked.
+        var pagesFromWAL: Int
     }
 
     /// Scans the database as the current read transaction's wal-index header publishes it: each
@@ -88,7 +90,9 @@ extension WALFollower {
         }
         // The WAL read still had the header's salts at the end (a restart would have changed them).
         guard source.stillCurrent() else { return nil }
-        return DatabaseFileScan(index: index, pages: pages, differingPages: differing, checksum: checksum)
+        return DatabaseFileScan(
+            index: index, pages: pages, differingPages: differing, checksum: checksum,
+            pagesFromWAL: source.frames.count)
     }
 
     /// Where `scanDatabaseFile` reads pages the file lacks: each page's newest published frame
