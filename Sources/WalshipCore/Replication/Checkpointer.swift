@@ -23,6 +23,8 @@ final class Checkpointer: @unchecked Sendable {
     private var finished = false
     private let running = Atomic<Bool>(false)
     private let metrics: ReplicationMetrics?
+    /// The clock that backoffs and the RESTART's lock time are measured on.
+    private let clock: any MonotonicClock
     /// After a busy RESTART while another process (the application) holds a read transaction on
     /// the WAL, or behind a reader that has not moved for `heldBeforeBackoff`, requests are
     /// ignored until then:
@@ -45,8 +47,9 @@ final class Checkpointer: @unchecked Sendable {
 
     init(
         databasePath: String, busyTimeout: Duration, restart: Bool, shared: SharedMemoryFile?,
-        metrics: ReplicationMetrics? = nil, logger: Logger
+        metrics: ReplicationMetrics? = nil, clock: any MonotonicClock = ContinuousClock(), logger: Logger
     ) {
+        self.clock = clock
         self.metrics = metrics
         self.databasePath = databasePath
         self.busyTimeout = busyTimeout
@@ -65,7 +68,7 @@ final class Checkpointer: @unchecked Sendable {
     /// after a busy RESTART.
     func request() {
         lock.lock()
-        if let notBefore, ContinuousClock.now < notBefore {
+        if let notBefore, clock.now < notBefore {
             lock.unlock()
             return
         }
@@ -123,9 +126,9 @@ final class Checkpointer: @unchecked Sendable {
                 var stuck = false
                 if result.busy, let backfill = result.shortBackfill {
                     if let held = heldSince, held.backfill == backfill {
-                        stuck = ContinuousClock.now - held.since >= Self.heldBeforeBackoff
+                        stuck = clock.now - held.since >= Self.heldBeforeBackoff
                     } else {
-                        heldSince = (backfill, ContinuousClock.now)
+                        heldSince = (backfill, clock.now)
                     }
                     // A read transaction of another process (the application's) uses the WAL:
                     // waiting at once spares the application's writers the next busy RESTARTs,
@@ -143,7 +146,7 @@ final class Checkpointer: @unchecked Sendable {
                         ])
                 }
                 lock.lock()
-                notBefore = stuck ? ContinuousClock.now + backoff : nil
+                notBefore = stuck ? clock.now + backoff : nil
                 lock.unlock()
             } catch {
                 logger.debug("checkpoint failed", metadata: ["error": "\(error)"])
@@ -168,7 +171,6 @@ final class Checkpointer: @unchecked Sendable {
         }
         guard restart else { return (false, shortBackfill) }
         try connection.setBusyTimeout(milliseconds: Int32(max(1, busyTimeout.milliseconds)))
-        let clock = ContinuousClock()
         let started = clock.now
         do {
             _ = try connection.checkpoint(.restart)

@@ -42,6 +42,8 @@ public final class DatabaseReplicator: Sendable {
     let logger: Logger
     /// Where the commit clock reads time (tests substitute their own).
     let clockSources: CommitClock.Sources
+    /// The clock that deadlines, waits and the WAL loop's timings are measured and slept on.
+    let clock: any MonotonicClock
     /// Tests only: runs on the loop's thread after a catch-up read reached the published end,
     /// before the WAL header is checked again (to restart the WAL in exactly that window).
     let afterCatchUpRead: (@Sendable () -> Void)?
@@ -55,19 +57,21 @@ public final class DatabaseReplicator: Sendable {
 
     public convenience init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
-        settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system
+        settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system,
+        clock: any MonotonicClock = ContinuousClock()
     ) {
         self.init(
             databasePath: databasePath, replica: replica, stateDirectory: stateDirectory,
             databaseDirectory: databaseDirectory, settings: settings, logger: logger, clockSources: clockSources,
-            afterCatchUpRead: nil)
+            clock: clock, afterCatchUpRead: nil)
     }
 
     init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
         settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system,
-        afterCatchUpRead: (@Sendable () -> Void)?
+        clock: any MonotonicClock = ContinuousClock(), afterCatchUpRead: (@Sendable () -> Void)?
     ) {
+        self.clock = clock
         self.databasePath = FileSystem.absolute(databasePath)
         self.replica = replica
         self.stateDirectory = stateDirectory
@@ -102,7 +106,7 @@ public final class DatabaseReplicator: Sendable {
         let uploadLog = UploadLogFile(path: stateDirectory + "/uploads.json")
         let uploader = Uploader(
             store: replica.store, layout: replica.layout, spool: spool, logger: logger, metrics: metrics,
-            uploadLog: uploadLog)
+            uploadLog: uploadLog, clock: clock)
         _ = await uploadLog.abortLeftovers(in: replica.store, logger: logger)
 
         let saved = ReplicaState.load(from: stateDirectory + "/state.json")
@@ -206,7 +210,7 @@ public final class DatabaseReplicator: Sendable {
     ) -> ReplicationLoop {
         let loop = ReplicationLoop(
             databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
-            statePath: stateDirectory + "/state.json", logger: logger, metrics: metrics, now: now,
+            statePath: stateDirectory + "/state.json", logger: logger, metrics: metrics, now: now, clock: clock,
             requestSnapshot: requestSnapshot)
         loop.afterCatchUpRead = afterCatchUpRead
         if let replicaLock, replicaLock.isHeld {
@@ -250,10 +254,10 @@ public final class DatabaseReplicator: Sendable {
                             stop.stop()
                             throw error
                         }
-                        await stop.sleep(for: .seconds(5))
+                        await stop.sleep(for: .seconds(5), on: self.clock)
                         // After a stop the wait above returns at once: the snapshot the stop
                         // waits for is tried again once a second, not in a tight loop.
-                        if stop.isStopped { try? await Task.sleep(for: .seconds(1)) }
+                        if stop.isStopped { try? await self.clock.sleep(for: .seconds(1)) }
                     }
                 }
             }
@@ -275,7 +279,8 @@ public final class DatabaseReplicator: Sendable {
             // The watchdog over the loop's polls (a log line when they stall).
             group.addTask {
                 await PollWatch.run(
-                    box.loop.progress, logger: self.logger, databasePath: self.databasePath, until: loopDone)
+                    box.loop.progress, logger: self.logger, databasePath: self.databasePath, until: loopDone,
+                    clock: self.clock)
             }
             // Scheduled verifies, while the loop runs.
             if let verification {
@@ -326,7 +331,7 @@ public final class DatabaseReplicator: Sendable {
             values.pendingSinceMs = left.filter { $0.kind == .segment }.map(\.firstMs).min()
         }
         logger.info("uploading objects left in the spool", metadata: ["spool.objects": "\(spool.pending.count)"])
-        _ = await uploader.drain(until: ContinuousClock.now + .seconds(60), stop: stop)
+        _ = await uploader.drain(until: clock.now + .seconds(60), stop: stop)
     }
 
     /// The header of the saved generation's newest segment in the store (one ranged GET): the
@@ -416,7 +421,7 @@ public final class DatabaseReplicator: Sendable {
     /// takes (it is the job) while the store makes progress, and gives up once every attempt
     /// has failed for shutdown-timeout.
     private func finalDrain(_ uploader: Uploader, spool: Spool, once: Bool, stop: StopSignal) async {
-        let deadline = once ? nil : ContinuousClock.now + settings.shutdownTimeout
+        let deadline = once ? nil : clock.now + settings.shutdownTimeout
         let drained =
             stop.isImmediate
             ? false
@@ -536,7 +541,7 @@ public final class DatabaseReplicator: Sendable {
         var progress = LoopProgress()
         while true {
             if stop.isStopped, try stopsNow(loop, &progress, stop: stop, loopDone: loopDone) { break }
-            let started = ContinuousClock.now
+            let started = clock.now
             if once && !loop.snapshots.isRequested && loop.snapshots.hasSnapshot && !loop.snapshots.isDemanded {
                 // Before it exits, a cron run compares the whole file with its page hashes once:
                 // a copy put back in place between runs starts a new generation (with its
@@ -573,7 +578,7 @@ public final class DatabaseReplicator: Sendable {
             if !again {
                 let interval =
                     loop.fastPoll ? min(settings.walPollInterval, .milliseconds(2)) : settings.walPollInterval
-                let elapsed = ContinuousClock.now - started
+                let elapsed = clock.now - started
                 if elapsed < interval { loop.pause(interval - elapsed) }
             }
         }
@@ -595,13 +600,13 @@ public final class DatabaseReplicator: Sendable {
         guard !stop.isImmediate, loop.isFollowing, loop.generation != nil, !loop.snapshots.hasSnapshot else {
             return true
         }
-        let deadline = progress.snapshotDeadline ?? ContinuousClock.now + settings.shutdownTimeout
+        let deadline = progress.snapshotDeadline ?? clock.now + settings.shutdownTimeout
         if progress.snapshotDeadline == nil {
             progress.snapshotDeadline = deadline
             logger.info(
                 "stopping once the new generation's first snapshot is taken", metadata: ["db.path": "\(databasePath)"])
         }
-        guard ContinuousClock.now > deadline else { return false }
+        guard clock.now > deadline else { return false }
         // Give up: cancel the snapshot (the report then says the generation has none).
         loopDone.stopNow()
         return true
@@ -616,11 +621,11 @@ public final class DatabaseReplicator: Sendable {
         do {
             if let retry = progress.malformedRetry {
                 loop.progress.doing(.waitingForSQLite)
-                guard ContinuousClock.now >= retry else {
+                guard clock.now >= retry else {
                     OnlineBackup.sleep(settings.walPollInterval)
                     return nil
                 }
-                progress.malformedRetry = ContinuousClock.now + .seconds(5)
+                progress.malformedRetry = clock.now + .seconds(5)
                 try loop.startGeneration(.databaseChanged, "SQLite reads the database again")
                 progress.malformedRetry = nil
                 logger.info("the database is readable again", metadata: ["db.path": "\(databasePath)"])
@@ -654,7 +659,7 @@ public final class DatabaseReplicator: Sendable {
                     metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
                 loop.endReadChain()
             }
-            progress.malformedRetry = ContinuousClock.now + .seconds(5)
+            progress.malformedRetry = clock.now + .seconds(5)
             return nil
         }
     }

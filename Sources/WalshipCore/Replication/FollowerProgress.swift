@@ -12,10 +12,10 @@ final class FollowerProgress: Sendable {
         var cutRequested = false
         var wantsPageHashes: GenerationID?
         var pageHashOffer: PageHashOffer?
-        var lastCompletedAt = ContinuousClock.now
+        var lastCompletedAt: ContinuousClock.Instant
         var activity = LoopActivity.starting
-        var activitySince = ContinuousClock.now
-        var pollingSince = ContinuousClock.now
+        var activitySince: ContinuousClock.Instant
+        var pollingSince: ContinuousClock.Instant
         var lastRace = ""
     }
 
@@ -29,7 +29,15 @@ final class FollowerProgress: Sendable {
         var pages: UInt32
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    /// The clock the watchdog's instants come from.
+    let clock: any MonotonicClock
+
+    init(clock: any MonotonicClock = ContinuousClock()) {
+        self.clock = clock
+        let now = clock.now
+        state = Mutex(State(lastCompletedAt: now, activitySince: now, pollingSince: now))
+    }
 
     func publish(lastTxid: UInt64) {
         state.withLock { $0.lastTxid = lastTxid }
@@ -96,7 +104,7 @@ final class FollowerProgress: Sendable {
     func completePoll(_ number: Int) {
         state.withLock {
             $0.lastCompletedPoll = max($0.lastCompletedPoll, number)
-            $0.lastCompletedAt = .now
+            $0.lastCompletedAt = clock.now
         }
     }
 
@@ -104,9 +112,9 @@ final class FollowerProgress: Sendable {
     func doing(_ activity: LoopActivity) {
         state.withLock { state in
             guard state.activity != activity else { return }
-            if activity.expectsPolls && !state.activity.expectsPolls { state.pollingSince = .now }
+            if activity.expectsPolls && !state.activity.expectsPolls { state.pollingSince = clock.now }
             state.activity = activity
-            state.activitySince = .now
+            state.activitySince = clock.now
         }
     }
 

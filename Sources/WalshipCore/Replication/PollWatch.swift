@@ -79,14 +79,14 @@ struct PollWatch {
     /// Samples `progress` every `interval` until `done`, logging what `look` decides.
     static func run(
         _ progress: FollowerProgress, logger: Logger, databasePath: String, until done: StopSignal,
-        interval: Duration = .seconds(2)
+        interval: Duration = .seconds(2), clock: any MonotonicClock = ContinuousClock()
     ) async {
         var watch = PollWatch()
         while !done.isStopped {
-            await done.sleep(for: interval)
+            await done.sleep(for: interval, on: clock)
             if done.isStopped { return }
             let sample = progress.watch
-            let now = ContinuousClock.now
+            let now = clock.now
             switch watch.look(at: sample, now: now) {
             case .quiet:
                 break

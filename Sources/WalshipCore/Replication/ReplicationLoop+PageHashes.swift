@@ -66,14 +66,14 @@ extension ReplicationLoop {
     func continueByContent(resumeTxid: UInt64) throws -> ContinuityDecision.ContentEvidence {
         guard let follower, let table, table.isComplete, table.txid == resumeTxid, let state else { return .unproven }
         let fileBuilder = try SegmentBuilder(directory: spool.directory, pageSize: follower.databasePageSize)
-        let started = ContinuousClock.now
+        let started = clock.now
         guard table.pageSize == follower.databasePageSize,
             let scan = try follower.scanDatabaseFile(comparingWith: table, into: fileBuilder)
         else {
             fileBuilder.close()
             return .unproven
         }
-        let elapsed = ContinuousClock.now - started
+        let elapsed = clock.now - started
         var cursor = follower.cursor
         guard follower.position(at: scan.index) else {
             fileBuilder.close()
@@ -180,7 +180,7 @@ extension ReplicationLoop {
             sealedFrame = follower.cursor.frame
         }
         if unsealed && (restartsAtSeal.map { $0 != restarts } ?? true) { return nil }
-        let now = ContinuousClock.now
+        let now = clock.now
         if !whole, let last = lastDriftCheck, now - last < settings.walPollInterval { return false }
         // The scan keeps its rate per poll interval when checks are further apart (under steady
         // writes a check runs only once the open segment is cut, every sync interval).

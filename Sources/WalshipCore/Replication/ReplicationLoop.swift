@@ -21,7 +21,9 @@ final class ReplicationLoop {
     let spool: Spool
     let statePath: String
     let logger: Logger
-    let progress = FollowerProgress()
+    let progress: FollowerProgress
+    /// The clock that race streaks, segment ages and the start's check are measured on.
+    let clock: any MonotonicClock
     let snapshots = SnapshotBook()
     let snapshotGate = SnapshotGate()
     let now: @Sendable () -> UInt64
@@ -82,8 +84,11 @@ final class ReplicationLoop {
     init(
         databasePath: String, replicaLocation: String, settings: ReplicationSettings, spool: Spool, statePath: String,
         logger: Logger, metrics: ReplicationMetrics = ReplicationMetrics(), now: @escaping @Sendable () -> UInt64,
+        clock: any MonotonicClock = ContinuousClock(),
         requestSnapshot: @escaping @Sendable (Snapshotter.Request) -> Void
     ) {
+        self.clock = clock
+        self.progress = FollowerProgress(clock: clock)
         self.metrics = metrics
         self.databasePath = databasePath
         self.replicaLocation = replicaLocation
@@ -438,7 +443,7 @@ final class ReplicationLoop {
     /// left inconsistent (it may fail while another process holds the write lock); after
     /// `racingLimit`, the read chain counts as broken: returns why.
     private func racedTooLong(_ follower: WALFollower) -> String? {
-        let now = ContinuousClock.now
+        let now = clock.now
         var streak = racing ?? (now, now)
         if now - streak.refreshed > .seconds(1) {
             streak.refreshed = now
@@ -453,9 +458,9 @@ final class ReplicationLoop {
     /// Cuts the open segment into the spool when it is old or big enough (or `force`).
     func cutSegmentIfDue(force: Bool) throws {
         guard let builder, let state, !builder.isEmpty, let cursor = builder.cursorAfterLast else { return }
-        let clock = ContinuousClock.now
-        if segmentStarted == nil { segmentStarted = clock }
-        guard force || builder.size >= settings.segmentMaxBytes || clock - segmentStarted! >= settings.syncInterval
+        let now = clock.now
+        if segmentStarted == nil { segmentStarted = now }
+        guard force || builder.size >= settings.segmentMaxBytes || now - segmentStarted! >= settings.syncInterval
         else { return }
         // While a partial page-hash table waits for the snapshot that completes it, segments wait
         // too (up to segment-max-bytes), so that theirs get checksums: they are not restorable

@@ -86,10 +86,10 @@ struct Snapshotter {
         // The segments through usableTxid go into the spool before the snapshot, so the store
         // never holds a snapshot its segments cannot complete.
         progress.requestCut()
-        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
+        let deadline = progress.clock.now + pollInterval * 100 + .seconds(10)
         while progress.sealedThrough < copied.usableTxid {
             if stop() || progress.generation != request.generation { return nil }
-            if ContinuousClock.now > deadline {
+            if progress.clock.now > deadline {
                 throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for its segments")
             }
             OnlineBackup.sleep(.milliseconds(5))
@@ -121,10 +121,10 @@ struct Snapshotter {
         // A poll that starts after this moment began after our read transaction did.
         let pollMark = progress.nextPoll
         var usableTxid: UInt64?
-        let deadline = ContinuousClock.now + pollInterval * 100 + .seconds(10)
+        let deadline = progress.clock.now + pollInterval * 100 + .seconds(10)
         while usableTxid == nil {
             if isCancelled() { throw WalshipError(.cancelled, "snapshot of '\(databasePath)' cancelled") }
-            if ContinuousClock.now > deadline {
+            if progress.clock.now > deadline {
                 throw WalshipError(.internal, "snapshot of '\(databasePath)' gave up waiting for the WAL reader")
             }
             usableTxid = progress.lastTxid(afterPoll: pollMark)

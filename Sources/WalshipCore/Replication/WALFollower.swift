@@ -144,7 +144,7 @@ final class WALFollower {
         try shm.open()
         checkpointer = Checkpointer(
             databasePath: databasePath, busyTimeout: checkpointSettings.busyTimeout,
-            restart: checkpointSettings.restart, shared: shm.shared, metrics: metrics,
+            restart: checkpointSettings.restart, shared: shm.shared, metrics: metrics, clock: progress.clock,
             logger: logger)
         databasePageSize = try connections[0].pageSize()
         databaseIdentity = FileIdentity(path: databasePath)

@@ -44,6 +44,8 @@ struct RestorePipeline {
     let store: any ObjectStore
     let parallel: Int
     let decodeAhead: Int
+    /// The clock stage times are measured on.
+    let clock: any MonotonicClock
     private(set) var downloadTime = Duration.zero
     private(set) var decodeTime = Duration.zero
     private(set) var done = 0
@@ -53,7 +55,11 @@ struct RestorePipeline {
     private var downloaded: [Int: String] = [:]
     private var decoded: [Int: Decode] = [:]
 
-    init(plan: RestorePlanner.Plan, downloads: String, store: any ObjectStore, parallel: Int, processors: Int) {
+    init(
+        plan: RestorePlanner.Plan, downloads: String, store: any ObjectStore, parallel: Int, processors: Int,
+        clock: any MonotonicClock = ContinuousClock()
+    ) {
+        self.clock = clock
         self.plan = plan
         self.downloads = downloads
         self.store = store
@@ -117,10 +123,10 @@ struct RestorePipeline {
         let index = nextDownload
         let key = objects[index].key
         let path = "\(downloads)/\(index).obj"
-        let store = store
+        let (store, clock) = (store, clock)
         nextDownload += 1
         group.addTask {
-            let start = ContinuousClock.now
+            let start = clock.now
             do {
                 _ = try await store.download(key, to: path)
             } catch let error as WalshipError where error.code == .objectNotFound {
@@ -128,7 +134,7 @@ struct RestorePipeline {
             }
             // Checksums are checked as segments are decoded, and beside the writing of the
             // snapshot (a failure then removes what was written).
-            return .downloaded(index: index, path: path, took: ContinuousClock.now - start)
+            return .downloaded(index: index, path: path, took: clock.now - start)
         }
     }
 
@@ -137,12 +143,12 @@ struct RestorePipeline {
             case .segment(let entry) = objects[nextDecode].kind
         {
             let index = nextDecode
-            let plan = plan
+            let (plan, clock) = (plan, clock)
             nextDecode += 1
             group.addTask {
-                let start = ContinuousClock.now
+                let start = clock.now
                 let result = try await Blocking.run { try Self.decode(path: path, entry: entry, plan: plan) }
-                return .decoded(index: index, result, took: ContinuousClock.now - start)
+                return .decoded(index: index, result, took: clock.now - start)
             }
         }
     }

@@ -17,6 +17,8 @@ public struct Restorer: Sendable {
         /// Checked between objects and before the result is placed; true cancels the restore
         /// (exit 130) and removes the temporary files.
         public var isCancelled: @Sendable () -> Bool = { false }
+        /// The clock the report's stage times are measured on.
+        public var clock: any MonotonicClock = ContinuousClock()
 
         public init() {}
     }
@@ -76,7 +78,7 @@ public struct Restorer: Sendable {
         let applier = try PageApplier(path: temporary)
         var pipeline = RestorePipeline(
             plan: plan, downloads: downloads, store: replica.store, parallel: options.parallel,
-            processors: Self.processorCount)
+            processors: Self.processorCount, clock: options.clock)
         let totalBytes = pipeline.totalBytes
         var applyTime = Duration.zero
         try await withThrowingTaskGroup(of: RestorePipeline.Step.self) { group in
@@ -86,9 +88,9 @@ public struct Restorer: Sendable {
                 // Apply every object that is ready, in order.
                 while let ready = pipeline.nextReady() {
                     try checkCancelled()
-                    let start = ContinuousClock.now
+                    let start = options.clock.now
                     try await apply(ready, to: applier, plan: plan)
-                    applyTime += ContinuousClock.now - start
+                    applyTime += options.clock.now - start
                     pipeline.applied(ready, in: &group)
                     progress(
                         Progress(
@@ -102,7 +104,7 @@ public struct Restorer: Sendable {
             }
         }
         try applier.finish(plan: plan)
-        let checkStart = ContinuousClock.now
+        let checkStart = options.clock.now
         let verifiedChecksum = try await verify(temporary, applier: applier, plan: plan)
         try await Blocking.run {
             try checkCancelled()
@@ -111,7 +113,7 @@ public struct Restorer: Sendable {
         return Report(
             generation: plan.generation, txid: applier.resultTxid, commitMs: applier.appliedCommitMs,
             pageCount: applier.pageCount, downloadTime: pipeline.downloadTime, decodeTime: pipeline.decodeTime,
-            applyTime: applyTime, integrityCheckTime: ContinuousClock.now - checkStart,
+            applyTime: applyTime, integrityCheckTime: options.clock.now - checkStart,
             verifiedChecksum: verifiedChecksum, databaseID: applier.databaseID)
     }
 

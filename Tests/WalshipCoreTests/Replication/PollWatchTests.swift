@@ -1,4 +1,7 @@
+import Logging
+import Synchronization
 import Testing
+import WalshipTesting
 
 @testable import WalshipCore
 
@@ -67,5 +70,52 @@ struct PollWatchTests {
         progress.completePoll(number)
         #expect(progress.watch.lastCompletedPoll == number)
         #expect(progress.watch.lastCompletedAt >= sample.activitySince)
+    }
+    /// The messages a logger was given.
+    final class LogLines: LogHandler, @unchecked Sendable {  // `lines` is behind its Mutex.
+        let lines = Mutex<[String]>([])
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+            function: String, line: UInt
+        ) {
+            lines.withLock { $0.append(message.description) }
+        }
+    }
+
+    @Test(
+        "on a manual clock, the watchdog says nothing for 8 s of stalled polls, logs the stall at 10 s, and logs the recovery at the next sample after a poll completes"
+    )
+    func runOnManualClock() async {
+        let clock = ManualClock()
+        let progress = FollowerProgress(clock: clock)
+        progress.doing(.polling)
+        let handler = LogLines()
+        let logger = Logger(label: "test") { _ in handler }
+        let done = StopSignal()
+        let watch = Task {
+            await PollWatch.run(progress, logger: logger, databasePath: "/db", until: done, clock: clock)
+        }
+        // Each sample comes 2 s after the last; the watchdog sleeps again once it has looked.
+        func sample() async {
+            #expect(await clock.waitForSleepers(1))
+            clock.advance(by: .seconds(2))
+            #expect(await clock.waitForSleepers(1))
+        }
+        for _ in 0..<4 { await sample() }
+        #expect(handler.lines.withLock { $0 }.isEmpty)
+        await sample()
+        #expect(handler.lines.withLock { $0 } == ["no poll of the WAL has completed for 10 s"])
+        progress.completePoll(progress.beginPoll())
+        await sample()
+        #expect(handler.lines.withLock { $0.last } == "polls of the WAL complete again")
+        done.stop()
+        clock.advance(by: .seconds(2))
+        await watch.value
     }
 }
