@@ -44,9 +44,8 @@ public final class DatabaseReplicator: Sendable {
     let clockSources: CommitClock.Sources
     /// The clock that deadlines, waits and the WAL loop's timings are measured and slept on.
     let clock: any MonotonicClock
-    /// Tests only: runs on the loop's thread after a catch-up read reached the published end,
-    /// before the WAL header is checked again (to restart the WAL in exactly that window).
-    let afterCatchUpRead: (@Sendable () -> Void)?
+    /// Tests only: code the WAL loop runs in the windows tests must hit exactly.
+    let testHooks: ReplicationLoop.TestHooks
 
     /// The database's own state directory: it holds the lock every agent for the database
     /// takes, and the state directories of its other replicas (`stateDirectory` is this one, or
@@ -63,13 +62,13 @@ public final class DatabaseReplicator: Sendable {
         self.init(
             databasePath: databasePath, replica: replica, stateDirectory: stateDirectory,
             databaseDirectory: databaseDirectory, settings: settings, logger: logger, clockSources: clockSources,
-            clock: clock, afterCatchUpRead: nil)
+            clock: clock, testHooks: .init())
     }
 
     init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
         settings: ReplicationSettings, logger: Logger, clockSources: CommitClock.Sources = .system,
-        clock: any MonotonicClock = ContinuousClock(), afterCatchUpRead: (@Sendable () -> Void)?
+        clock: any MonotonicClock = ContinuousClock(), testHooks: ReplicationLoop.TestHooks
     ) {
         self.clock = clock
         self.databasePath = FileSystem.absolute(databasePath)
@@ -79,7 +78,7 @@ public final class DatabaseReplicator: Sendable {
         self.settings = settings
         self.logger = logger
         self.clockSources = clockSources
-        self.afterCatchUpRead = afterCatchUpRead
+        self.testHooks = testHooks
     }
 
     /// Runs until `stop` (or, with `once`, until everything is shipped). `snapshotNow` asks for
@@ -212,7 +211,7 @@ public final class DatabaseReplicator: Sendable {
             databasePath: databasePath, replicaLocation: replica.location, settings: settings, spool: spool,
             statePath: stateDirectory + "/state.json", logger: logger, metrics: metrics, now: now, clock: clock,
             requestSnapshot: requestSnapshot)
-        loop.afterCatchUpRead = afterCatchUpRead
+        loop.testHooks = testHooks
         if let replicaLock, replicaLock.isHeld {
             let path = databasePath
             loop.followReplicaLock = { try replicaLock.follow(databasePath: path) }

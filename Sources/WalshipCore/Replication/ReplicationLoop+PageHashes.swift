@@ -75,7 +75,9 @@ extension ReplicationLoop {
         }
         let elapsed = clock.now - started
         var cursor = follower.cursor
-        guard follower.position(at: scan.index) else {
+        testHooks.afterContentScan?()
+        guard follower.position(at: scan.index) || (scan.fileOnly && follower.positionAtRestart(after: scan.index))
+        else {
             fileBuilder.close()
             return .unproven
         }

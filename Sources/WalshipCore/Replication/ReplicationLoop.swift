@@ -76,8 +76,18 @@ final class ReplicationLoop {
     /// Moves the replica lock to the file now at the database path when it was replaced (see
     /// `ReplicaLock.follow`); nil without a replica lock.
     var followReplicaLock: (() throws -> Void)?
-    /// Tests only (see `DatabaseReplicator.afterCatchUpRead`).
-    var afterCatchUpRead: (@Sendable () -> Void)?
+    /// Code run on the loop's thread in windows tests must hit exactly.
+    struct TestHooks: Sendable {
+        /// After a catch-up read reached the published end, before the WAL header is checked
+        /// again (to restart the WAL in exactly that window).
+        var afterCatchUpRead: (@Sendable () -> Void)?
+        /// After the start's content check read the database, before the follower is positioned
+        /// (to commit, and restart the WAL, in exactly that window).
+        var afterContentScan: (@Sendable () -> Void)?
+    }
+
+    /// Tests only.
+    var testHooks = TestHooks()
 
     let metrics: ReplicationMetrics
 
@@ -235,7 +245,7 @@ final class ReplicationLoop {
             switch try follower.poll(into: builder, maxBytes: settings.segmentMaxBytes, catchUp: true) {
             case .idle, .accepted(_, true):
                 let salts = (follower.cursor.salt1, follower.cursor.salt2)
-                afterCatchUpRead?()
+                testHooks.afterCatchUpRead?()
                 guard ContinuityDecision.catchUpBridges(endedWith: salts, headerAfter: follower.readWALHeader()) else {
                     return false
                 }

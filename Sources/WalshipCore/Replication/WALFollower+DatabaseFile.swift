@@ -15,6 +15,8 @@ extension WALFollower {
         var checksum: UInt64
         /// Pages read from WAL frames the file lacked.
         var pagesFromWAL: Int
+        /// Whether the file had every frame `index` publishes (nothing was read from the WAL).
+        var fileOnly: Bool
     }
 
     /// Scans the database as the current read transaction's wal-index header publishes it: each
@@ -52,6 +54,7 @@ extension WALFollower {
         defer { buffer.deallocate() }
         var checksum: UInt64 = 0
         var differing = 0
+        var fromWAL = 0
         var first: UInt32 = 1
         while first <= pages {
             let count = Int(min(UInt32(perRead), pages - first + 1))
@@ -68,7 +71,11 @@ extension WALFollower {
                 let page = UnsafeMutableRawBufferPointer(
                     rebasing: buffer[(index * pageSize)..<((index + 1) * pageSize)])
                 // A page the file does not have yet must come from the WAL.
-                guard try source.overlay(page: number, into: page) || index < fromFile else { return nil }
+                if try source.overlay(page: number, into: page) {
+                    fromWAL += 1
+                } else if index >= fromFile {
+                    return nil
+                }
                 let hash = PageChecksum.hash(page: UnsafeRawBufferPointer(page), number: number)
                 checksum ^= hash
                 let differs = try number > table.pageCount || table.hash(ofPage: number) != hash
@@ -92,7 +99,7 @@ extension WALFollower {
         guard source.stillCurrent() else { return nil }
         return DatabaseFileScan(
             index: index, pages: pages, differingPages: differing, checksum: checksum,
-            pagesFromWAL: source.frames.count)
+            pagesFromWAL: fromWAL, fileOnly: source.frames.isEmpty)
     }
 
     /// Where `scanDatabaseFile` reads pages the file lacks: each page's newest published frame

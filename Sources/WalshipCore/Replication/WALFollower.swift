@@ -316,6 +316,23 @@ final class WALFollower {
         return false
     }
 
+    /// After `scanDatabaseFile` read only the file (it had every frame `index` published): when
+    /// a writer restarted the WAL since, positions at the restarted WAL's first frame and returns
+    /// true. The read transaction sat on slot 0 (the file had everything when it began; on a
+    /// higher slot it would have kept the WAL from restarting), which does not stop a restart but
+    /// stops every checkpoint: the file is exactly what the restarted WAL starts from, and no
+    /// second restart can follow while the transaction holds (nothing can be copied).
+    func positionAtRestart(after index: WALIndexHeader) -> Bool {
+        guard let header = readWALHeader(), header.salt1 != index.salt1 || header.salt2 != index.salt2,
+            header.pageSize == index.pageSize
+        else { return false }
+        lastMaxFrame = 0
+        walPageFrames = [:]
+        walPageFramesComplete = true
+        cursor = WALCursor(header: header)
+        return true
+    }
+
     /// After a break (start, crash, `--once`): whether the WAL still holds the recorded position,
     /// same salts and the recorded checksum at the recorded frame.
     /// A WAL that is missing or empty, or a position recorded when there was none, proves nothing:

@@ -121,6 +121,29 @@ struct DatabaseReplicatorTests {
         #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == Int64(50 + commits))
     }
 
+    /// Opens `database` in another process and keeps the connection (no transaction) until the
+    /// returned function is called: no connection closing checkpoints and deletes the WAL.
+    static func holdOpen(_ database: String) throws -> () -> Void {
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: CommandRunner.which("python3") ?? "/usr/bin/python3")
+        holder.arguments = [
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                + "db.execute('SELECT n FROM counter').fetchall(); print('open', flush=True); sys.stdin.read()",
+            database,
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        _ = output.fileHandleForReading.availableData  // "open"
+        return {
+            try? input.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+    }
+
     /// Runs `commits` ledger commits and then `checkpoint` (a `PRAGMA wal_checkpoint` mode, if
     /// any) from a separate Python process: its locks are not this process's.
     static func appCommits(_ database: String, _ commits: Int, checkpoint: String? = nil) throws {
@@ -152,24 +175,8 @@ struct DatabaseReplicatorTests {
         try LedgerDatabase.create(at: database, rows: 10)
         // Another process keeps a connection open throughout, so that no connection closing
         // checkpoints and deletes the WAL between the agent's runs.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: CommandRunner.which("python3") ?? "/usr/bin/python3")
-        holder.arguments = [
-            "-c",
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
-                + "db.execute('SELECT n FROM counter').fetchall(); print('open', flush=True); sys.stdin.read()",
-            database,
-        ]
-        let holderInput = Pipe()
-        let holderOutput = Pipe()
-        holder.standardInput = holderInput
-        holder.standardOutput = holderOutput
-        try holder.run()
-        defer {
-            try? holderInput.fileHandleForWriting.close()
-            holder.waitUntilExit()
-        }
-        _ = holderOutput.fileHandleForReading.availableData  // "open"
+        let release = try Self.holdOpen(database)
+        defer { release() }
 
         let replica = Replica(
             store: try FileObjectStore(root: directory.file("replica"), create: true), layout: ReplicaLayout(prefix: "")
@@ -178,7 +185,7 @@ struct DatabaseReplicatorTests {
             try await DatabaseReplicator(
                 databasePath: database, replica: replica, stateDirectory: directory.file("state"),
                 settings: ReplicationSettings(), logger: Logger(label: "test"),
-                afterCatchUpRead: afterCatchUpRead
+                testHooks: .init(afterCatchUpRead: afterCatchUpRead)
             ).run(once: true, stop: StopSignal())
         }
         try Self.appCommits(database, 2)
@@ -221,6 +228,54 @@ struct DatabaseReplicatorTests {
             #expect(audit.generations[1].reason == .continuityLost)
         }
         #expect(audit.generations[0].transactions.allSatisfy { !$0.isLate || $0.isFromDatabaseFile })
+        let output = directory.file("latest.db")
+        let plan = try RestorePlanner(
+            inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        ).plan(.latest)
+        _ = try await Restorer(replica: replica, options: .init(), logger: Logger(label: "test")).restore(
+            plan, to: output)
+        #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == 18)
+    }
+
+    @Test(
+        "a commit that restarts a WAL the file had all of, while the start's content check reads the file, continues the generation from the restarted WAL (found by review)"
+    )
+    func commitDuringContentScanRestartingTheWAL() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("app.db")
+        try LedgerDatabase.create(at: database, rows: 10)
+        try Self.appCommits(database, 2)
+        let replica = Replica(
+            store: try FileObjectStore(root: directory.file("replica"), create: true), layout: ReplicaLayout(prefix: "")
+        )
+        func replicateOnce(afterContentScan: (@Sendable () -> Void)? = nil) async throws -> DatabaseReplicator.Report {
+            try await DatabaseReplicator(
+                databasePath: database, replica: replica, stateDirectory: directory.file("state"),
+                settings: ReplicationSettings(), logger: Logger(label: "test"),
+                testHooks: .init(afterContentScan: afterContentScan)
+            ).run(once: true, stop: StopSignal())
+        }
+        let first = try await replicateOnce()
+        // While the agent is down, the application (its connection kept open) commits into a
+        // new WAL and copies all of it into the file: the agent's read transaction then sits on
+        // slot 0, which does not keep a writer from restarting the WAL.
+        let release = try Self.holdOpen(database)
+        defer { release() }
+        try Self.appCommits(database, 5, checkpoint: "PASSIVE")
+        let second = try await replicateOnce(afterContentScan: {
+            do { try Self.appCommits(database, 1) } catch { Issue.record("\(error)") }
+        })
+        #expect(second.generation == first.generation, "continued by content")
+        // The run exits once its start has read the database; the next one continues from the
+        // restarted WAL's first frame, which the run recorded, and ships that commit from the WAL.
+        let third = try await replicateOnce()
+        #expect(third.generation == first.generation, "continued from the restarted WAL")
+        let audit = try await ReplicaAudit.run(replica: replica)
+        #expect(audit.problems.isEmpty, "\(audit.problems)")
+        try #require(audit.generations.count == 1, "\(audit.generations)")
+        let after = audit.generations[0].transactions.filter { $0.txid > first.lastTxid }
+        #expect(after.map(\.isFromDatabaseFile) == [true, false], "\(after)")
         let output = directory.file("latest.db")
         let plan = try RestorePlanner(
             inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
