@@ -124,38 +124,25 @@ extension CLIIntegration {
         }
 
         @Test(
-            "a TRUNCATE checkpoint while the agent was down continues the generation by content: the unwatched commits ship as one transaction read from the database file"
+            "a TRUNCATE checkpoint while the agent was down continues the generation by content: the unwatched commits, and those the application made after it before the agent started (WAL frames the file lacks, read from the WAL), ship as one transaction read from the database",
+            arguments: [0, 3]
         )
-        func truncateDuringDowntimeContinuesByContent() async throws {
+        func truncateDuringDowntimeContinuesByContent(afterTruncate: Int) async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7)
+            let log = try await Self.truncateDuringDowntime(
+                directory, watched: 5, unwatched: 7, afterTruncate: afterTruncate)
             #expect(!log.contains("new generation"), "\(log.suffix(2000))")
             #expect(log.contains("shipped as one transaction read from the database file"), "\(log.suffix(2000))")
+            #expect(log.contains("db.pages_from_wal=0") == (afterTruncate == 0), "\(log.suffix(2000))")
             let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
             #expect(list.stdout.components(separatedBy: "\"id\"").count == 2, "one generation: \(list.stdout)")
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
             #expect(
                 latest.stderr.contains("restore.checksum=") && !latest.stderr.contains("without the database checksum"))
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22)
-        }
-
-        @Test(
-            "commits the application makes before the agent starts (frames the file lacks) are checkpointed at start, and the generation continues by content"
-        )
-        func commitsBeforeTheAgentStartsContinueByContent() async throws {
-            let directory = try TemporaryDirectory()
-            defer { directory.remove() }
-            let log = try await Self.truncateDuringDowntime(directory, watched: 5, unwatched: 7, afterTruncate: 3)
-            #expect(!log.contains("new generation"), "\(log.suffix(2000))")
-            #expect(log.contains("shipped as one transaction read from the database file"), "\(log.suffix(2000))")
-            let list = try WalshipBinary.run(["list", ReplicateCommandTests.replicaURL(directory), "--json"])
-            #expect(list.stdout.components(separatedBy: "\"id\"").count == 2, "one generation: \(list.stdout)")
-            let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
-            #expect(latest.status == 0, "\(latest.stderr)")
-            #expect(!latest.stderr.contains("without the database checksum"), "\(latest.stderr)")
-            #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 25)
+            #expect(
+                try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 22 + afterTruncate)
         }
 
         @Test(

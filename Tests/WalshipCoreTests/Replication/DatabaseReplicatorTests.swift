@@ -121,6 +121,17 @@ struct DatabaseReplicatorTests {
         #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == Int64(50 + commits))
     }
 
+    /// The ledger's transaction count in the replica's latest restore point.
+    static func latestCount(_ replica: Replica, _ directory: TemporaryDirectory) async throws -> Int64 {
+        let output = directory.file("latest.db")
+        let plan = try RestorePlanner(
+            inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
+        ).plan(.latest)
+        _ = try await Restorer(replica: replica, options: .init(), logger: Logger(label: "test")).restore(
+            plan, to: output)
+        return try LedgerDatabase.verifiedTransactionCount(at: output)
+    }
+
     /// Opens `database` in another process and keeps the connection (no transaction) until the
     /// returned function is called: no connection closing checkpoints and deletes the WAL.
     static func holdOpen(_ database: String) throws -> () -> Void {
@@ -228,13 +239,7 @@ struct DatabaseReplicatorTests {
             #expect(audit.generations[1].reason == .continuityLost)
         }
         #expect(audit.generations[0].transactions.allSatisfy { !$0.isLate || $0.isFromDatabaseFile })
-        let output = directory.file("latest.db")
-        let plan = try RestorePlanner(
-            inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        ).plan(.latest)
-        _ = try await Restorer(replica: replica, options: .init(), logger: Logger(label: "test")).restore(
-            plan, to: output)
-        #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == 18)
+        #expect(try await Self.latestCount(replica, directory) == 18)
     }
 
     @Test(
@@ -276,13 +281,7 @@ struct DatabaseReplicatorTests {
         try #require(audit.generations.count == 1, "\(audit.generations)")
         let after = audit.generations[0].transactions.filter { $0.txid > first.lastTxid }
         #expect(after.map(\.isFromDatabaseFile) == [true, false], "\(after)")
-        let output = directory.file("latest.db")
-        let plan = try RestorePlanner(
-            inventory: try await ReplicaInventory.load(store: replica.store, layout: replica.layout)
-        ).plan(.latest)
-        _ = try await Restorer(replica: replica, options: .init(), logger: Logger(label: "test")).restore(
-            plan, to: output)
-        #expect(try LedgerDatabase.verifiedTransactionCount(at: output) == 18)
+        #expect(try await Self.latestCount(replica, directory) == 18)
     }
 }
 
