@@ -15,7 +15,13 @@ extension CLIIntegration {
         static let writerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Scripts/ledger_writer.py").path
 
-        @Test("under 60 s of sustained writes from another process the WAL stays under 8 MB, and nothing is lost")
+        /// The bound on the WAL's size under the sustained writers below. Without the agent's
+        /// checkpoints it grows with every commit (about 300 MB in these 60 s); with them it peaked
+        /// at 5.4 to 7.2 MB in CI runs, and at 8.4 MB on a machine running two other agents' loads
+        /// beside the tests. A bound about 3x the usual peak tells a bounded WAL from one that grows.
+        static let walBound: Int64 = 20_000_000
+
+        @Test("under 60 s of sustained writes from another process the WAL stays bounded (20 MB), and nothing is lost")
         func walStaysBounded() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -35,7 +41,7 @@ extension CLIIntegration {
             #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
             print("wal bound: \(commits) commits in 60 s, largest WAL \(largest) bytes")
             #expect(commits > 6000)
-            #expect(largest < 8_000_000)
+            #expect(largest < Self.walBound)
             let latest = try ReplicateCommandTests.restore(directory, [], to: "latest.db")
             #expect(latest.status == 0, "\(latest.stderr)")
             #expect(
@@ -97,7 +103,7 @@ extension CLIIntegration {
                 "two buckets: \(commits) commits, largest WAL \(largest) bytes, app TRUNCATE \(truncates) ok \(busy) busy, agent RESTART \(restarts) ok \(restartsBusy) busy"
             )
             #expect(commits > 2000)
-            #expect(largest < 8_000_000)
+            #expect(largest < Self.walBound)
             // Busy only when overlapping an agent RESTART (which holds the writer lock for a few ms).
             #expect(truncates >= 10, "\(truncates) TRUNCATE checkpoints succeeded, \(busy) busy")
             for bucket in ["near", "far"] {
