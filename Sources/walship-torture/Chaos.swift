@@ -32,12 +32,15 @@ final class AgentController {
     /// through a symlinked directory or `..` is the same database.
     var databasePaths: [String] = []
 
-    /// Starts the agent; each start logs to its own file (`agent.log.N`).
-    func start() throws {
+    /// Starts the agent (with `extraEnvironment` for this start only); each start logs to its own
+    /// file (`agent.log.N`).
+    func start(extraEnvironment: [String: String] = [:]) throws {
         starts.append(Workload.nowMs())
         var arguments = arguments
         if !databasePaths.isEmpty { arguments[1] = databasePaths[starts.count % databasePaths.count] }
-        process = try AgentProcess(arguments, logPath: "\(logPath).\(starts.count)", environment: environment)
+        process = try AgentProcess(
+            arguments, logPath: "\(logPath).\(starts.count)",
+            environment: environment.merging(extraEnvironment) { $1 })
     }
 
     /// The current start's log so far.

@@ -42,6 +42,7 @@ final class TortureRun {
     /// during a verify (each waits, within its stretch of the period, for a settled agent).
     private var headerBrokenInPeriod: Int?
     private var verifyStoppedInPeriod: Int?
+    private var startCheckCommitInPeriod: Int?
     private var hangingStopInPeriod: Int?
     /// The fault proxy between the agent and its S3 store (nil for file replicas).
     let proxy: FaultProxy?
@@ -135,6 +136,11 @@ final class TortureRun {
             restartAt = op + 1
         case period * 3 / 4:
             try workload.saveCopy(to: cronCopy)
+        case let point
+        where point > period * 3 / 4 && point < period * 4 / 5 && startCheckCommitInPeriod != op / period
+            && agent.isRunning && agent.hasSettled && secondAgent == nil:
+            startCheckCommitInPeriod = op / period
+            try commitDuringStartCheck()
         case period * 4 / 5 where clock != nil && !clockStepped:
             try clock?.set(milliseconds: -3_600_000)
             clockStepped = true
@@ -341,6 +347,41 @@ final class TortureRun {
                     ? "wal-index header damaged after a kill in COMMIT: the recovery published the commit"
                     : "wal-index header damaged after a kill in COMMIT: the commit stayed unpublished")
         }
+    }
+
+    /// A commit while the agent's start reads the database (found by review): the agent stops,
+    /// the application truncates the WAL, commits and copies the whole new WAL into the file
+    /// (PASSIVE, its connections kept, so the WAL stays), and the agent starts with its content check paused after its read
+    /// (`WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK`). A commit in that pause restarts the WAL (the
+    /// agent's read transaction sits on slot 0, which does not stop a restart): the agent must go
+    /// on from the restarted WAL in the same generation, not start a new one.
+    private func commitDuringStartCheck() throws {
+        if let status = agent.stop(.term), status != 0 && status != 4 {
+            problems.append("agent stop before a start's content check exited \(status)")
+        }
+        // A new WAL, so that the WAL cannot prove where the agent stands: the content check runs.
+        try workload.truncateWAL()
+        for _ in 0..<3 { try workload.commit(using: &random) }
+        let backfilled = try workload.backfillWAL()
+        try agent.start(extraEnvironment: ["WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK": "1500ms"])
+        count("agent starts")
+        guard backfilled, agent.waitForLog("test hook: pausing after the content check's read", timeout: 30) else {
+            count("commit during a start's content check: skipped (no content check, or the WAL not all copied)")
+            return
+        }
+        try workload.commit(using: &random)
+        // Read once the pause ends: late by the event, like a commit read after a restart.
+        pauses.starts.append(Workload.nowMs())
+        guard agent.waitUntilSettled(seconds: 60) else {
+            problems.append("the agent did not settle after a commit during its start's content check")
+            return
+        }
+        let log = agent.currentLog
+        let after = log.range(of: "test hook: pausing").map { log[$0.upperBound...] } ?? Substring(log)
+        if after.contains("new generation") {
+            problems.append("the agent started a new generation over a WAL restarted during its start's content check")
+        }
+        count("commit during a start's content check (the WAL restarted under it)")
     }
 
     /// The agent stopped (SIGTERM) while its S3 store hangs (the proxy stopped with SIGSTOP:

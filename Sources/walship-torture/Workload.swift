@@ -155,6 +155,15 @@ final class Workload {
         }
     }
 
+    /// A PASSIVE checkpoint with the connections kept (the WAL stays, all of it copied into the
+    /// file); returns whether it copied every frame of a WAL that has some.
+    func backfillWAL() throws -> Bool {
+        releaseRead(force: true)
+        let result = try connections[0].checkpoint(.passive)
+        count("app checkpoints passive")
+        return result.walFrames > 0 && result.checkpointedFrames == result.walFrames
+    }
+
     /// A read transaction held open for a while (a report, a backup, a slow request): no
     /// checkpoint can restart the WAL past it meanwhile, the agent's neither.
     func holdRead(milliseconds: UInt64) throws {

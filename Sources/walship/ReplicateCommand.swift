@@ -307,8 +307,13 @@ struct ReplicateCommand: AsyncParsableCommand {
 
     /// Flags override the configuration file.
     func apply(to settings: inout ReplicationSettings) throws {
-        if ProcessInfo.processInfo.environment["WALSHIP_TEST_WITHOUT_REPLICA_LOCK"] == "1" {
+        let environment = ProcessInfo.processInfo.environment
+        if environment["WALSHIP_TEST_WITHOUT_REPLICA_LOCK"] == "1" {
             settings.replicaLock = false
+        }
+        if let pause = environment["WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK"] {
+            settings.pauseAfterContentCheck = try ValueParsing.duration(
+                pause, name: "WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK")
         }
         if let retention {
             settings.retention = retention == "none" ? nil : try ValueParsing.duration(retention, name: "--retention")

@@ -76,6 +76,10 @@ extension ReplicationLoop {
         let elapsed = clock.now - started
         var cursor = follower.cursor
         testHooks.afterContentScan?()
+        if let pause = settings.pauseAfterContentCheck {
+            logger.info("test hook: pausing after the content check's read", metadata: ["db.path": "\(databasePath)"])
+            OnlineBackup.sleep(pause)
+        }
         guard follower.position(at: scan.index) || (scan.fileOnly && follower.positionAtRestart(after: scan.index))
         else {
             fileBuilder.close()

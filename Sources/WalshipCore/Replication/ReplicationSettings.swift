@@ -23,6 +23,10 @@ public struct ReplicationSettings: Sendable, Equatable {
     /// database to the same replica). Only tests turn it off, to stand for two machines that
     /// share a replica (`WALSHIP_TEST_WITHOUT_REPLICA_LOCK=1`, docs/testing.md).
     public var replicaLock = true
+    /// Tests only (`WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK=<duration>`, docs/testing.md): how long
+    /// the start's content check waits after reading the database, saying so in the log, so that
+    /// the torture test can commit in exactly that window.
+    public var pauseAfterContentCheck: Duration?
     /// Wait for the database to exist and be in WAL mode instead of exiting 3 (`--exec`: the
     /// application creates it).
     public var waitForDatabase = false
