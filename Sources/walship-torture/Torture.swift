@@ -182,13 +182,12 @@ struct Torture: AsyncParsableCommand {
                     let rest = line[reason.upperBound...]
                     counts["new generation: \(rest.prefix { $0 != "\"" })", default: 0] += 1
                 } else if line.contains("continuing generation: "), let pages = line.range(of: "db.pages_from_wal=") {
-                    let exact = line.contains("exactly the last shipped state")
-                    counts[
-                        "start continued by content (\(exact ? "unchanged" : "changes as one transaction"))", default: 0
-                    ] += 1
+                    let how =
+                        line.contains("exactly the last shipped state") ? "unchanged" : "changes as one transaction"
+                    counts["start continued by content (\(how))", default: 0] += 1
                     if line[pages.upperBound...].prefix(while: \.isNumber) != "0" {
-                        counts["start continued by content, with pages from WAL frames the file lacked", default: 0] +=
-                            1
+                        let key = "start continued by content, with pages from WAL frames the file lacked"
+                        counts[key, default: 0] += 1
                     }
                 }
             }

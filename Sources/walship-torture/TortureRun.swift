@@ -72,7 +72,6 @@ final class TortureRun {
     func step(_ op: Int) async throws {
         agent.checkAlive()
         workload.releaseRead()
-        try workload.settleLateLanding()
         if !agent.isRunning && op >= restartAt {
             try agent.start()
             count("agent starts")
@@ -351,8 +350,8 @@ final class TortureRun {
 
     /// A commit while the agent's start reads the database (found by review): the agent stops,
     /// the application truncates the WAL, commits and copies the whole new WAL into the file
-    /// (PASSIVE, its connections kept, so the WAL stays), and the agent starts with its content check paused after its read
-    /// (`WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK`). A commit in that pause restarts the WAL (the
+    /// (PASSIVE, its connections kept, so the WAL stays), and the agent starts with its content
+    /// check paused after its read (`WALSHIP_TEST_PAUSE_AFTER_CONTENT_CHECK`). A commit in that pause restarts the WAL (the
     /// agent's read transaction sits on slot 0, which does not stop a restart): the agent must go
     /// on from the restarted WAL in the same generation, not start a new one.
     private func commitDuringStartCheck() throws {

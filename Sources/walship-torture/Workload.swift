@@ -192,7 +192,6 @@ final class Workload {
         count("app restarts")
     }
 
-    /// Records the state after a commit made by this process.
     /// Records a state; every caller wrote it over the WAL's tail, or reset the WAL, so a commit
     /// in doubt can no longer land.
     func record(k: Int64, connection: Connection, startMs: UInt64, endMs: UInt64) throws {
