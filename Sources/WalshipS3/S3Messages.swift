@@ -4,20 +4,7 @@ import WalshipCore
 /// The XML documents walship sends to and reads from S3 (pure: bytes in, values out).
 enum S3Messages {
     /// Escapes text for an XML element.
-    static func escape(_ text: String) -> String {
-        var result = ""
-        for character in text {
-            switch character {
-            case "&": result += "&amp;"
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            case "\"": result += "&quot;"
-            case "'": result += "&apos;"
-            default: result.append(character)
-            }
-        }
-        return result
-    }
+    static func escape(_ text: String) -> String { Markup.escape(text) }
 
     /// A quiet `DeleteObjects` request: only failures come back.
     static func deleteObjectsBody(_ keys: [String]) -> String {

@@ -11,14 +11,11 @@ import CZstd
 /// Invariants: after `finish`, or after any call threw (the stream may then have consumed part of
 /// the input), every call throws `.internal`. Not thread-safe: one caller at a time.
 public final class Compressor {
-    /// Where the stream stands; anything but `open` refuses further calls.
-    private enum State { case open, finished, failed }
-
     public let codec: CompressionCodec
     private let buffer: UnsafeMutableRawBufferPointer
     private var zstdContext: OpaquePointer?
     private var zlibStream: UnsafeMutablePointer<z_stream>?
-    private var state = State.open
+    private var state: CodecStreamState
 
     /// Creates a compressor at `level` (default `codec.defaultLevel`); a level outside
     /// `codec.levels` is a `.usage` error.
@@ -29,6 +26,7 @@ public final class Compressor {
                 .usage, "compression level \(level) is not valid for \(codec.name): use \(codec.levels)")
         }
         self.codec = codec
+        state = CodecStreamState(operation: "compress \(codec.name) data")
         // From here on every stored property is set, so a throw runs deinit, which frees what
         // exists: no manual cleanup before throwing.
         buffer = .allocate(byteCount: Compression.outputChunkSize, alignment: 16)
@@ -44,11 +42,7 @@ public final class Compressor {
 
     deinit {
         if let zstdContext { ZSTD_freeCCtx(zstdContext) }
-        if let zlibStream {
-            deflateEnd(zlibStream)
-            zlibStream.deinitialize(count: 1)
-            zlibStream.deallocate()
-        }
+        if let zlibStream { Compression.freeZlibStream(zlibStream, end: deflateEnd) }
         buffer.deallocate()
     }
 
@@ -73,18 +67,11 @@ public final class Compressor {
     }
 
     private func startGzip(level: Int32) throws {
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
         // windowBits 15 + 16 asks for a gzip wrapper instead of zlib's; memLevel 8 is zlib's
         // default (zlib.h, deflateInit2).
-        let code = walship_deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        guard code == Z_OK else {
-            let error = Compression.zlibError(code, stream, "create gzip compressor", dataError: .internal)
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw error
+        zlibStream = try Compression.makeZlibStream("create gzip compressor") {
+            walship_deflateInit2($0, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
         }
-        zlibStream = stream
     }
 
     /// Compresses `input`, passing whatever compressed bytes are ready to `output` (zero or more
@@ -103,12 +90,7 @@ public final class Compressor {
     )
         throws
     {
-        switch state {
-        case .open: break
-        case .finished: throw WalshipError(.internal, "compress \(codec.name) data: the stream is already finished")
-        case .failed: throw WalshipError(.internal, "compress \(codec.name) data: the stream failed earlier")
-        }
-        state = .failed
+        try state.begin()
         switch codec {
         case .none:
             if input.count > 0 { try output(input) }
@@ -119,7 +101,7 @@ public final class Compressor {
                 try compressGzip(piece, end: end && isLast, output: output)
             }
         }
-        state = end ? .finished : .open
+        state.end(finished: end)
     }
 
     private func compressZstd(

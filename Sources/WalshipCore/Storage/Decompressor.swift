@@ -13,14 +13,11 @@ import CZstd
 /// Invariants: after `finish`, or after any call threw, every call throws `.internal`. Not
 /// thread-safe: one caller at a time.
 public final class Decompressor {
-    /// Where the stream stands; anything but `open` refuses further calls.
-    private enum State { case open, finished, failed }
-
     public let codec: CompressionCodec
     private let buffer: UnsafeMutableRawBufferPointer
     private var zstdContext: OpaquePointer?
     private var zlibStream: UnsafeMutablePointer<z_stream>?
-    private var state = State.open
+    private var state: CodecStreamState
     /// Whether the decoder holds part of a frame or member: input ending here is truncated.
     private var insideFrame = false
     /// Whether at least one frame or member ended.
@@ -30,6 +27,7 @@ public final class Decompressor {
 
     public init(codec: CompressionCodec) throws {
         self.codec = codec
+        state = CodecStreamState(operation: "decompress \(codec.name) data")
         // From here on every stored property is set, so a throw runs deinit, which frees what
         // exists: no manual cleanup before throwing.
         buffer = .allocate(byteCount: Compression.outputChunkSize, alignment: 16)
@@ -45,36 +43,25 @@ public final class Decompressor {
                 ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Compression.zstdWindowLogMax),
                 "limit zstd window", dataError: .internal)
         case .gzip:
-            let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-            stream.initialize(to: z_stream())
             // windowBits 15 + 16 accepts only the gzip wrapper (zlib.h, inflateInit2).
-            let code = walship_inflateInit2(stream, 15 + 16)
-            guard code == Z_OK else {
-                let error = Compression.zlibError(code, stream, "create gzip decompressor", dataError: .internal)
-                stream.deinitialize(count: 1)
-                stream.deallocate()
-                throw error
+            zlibStream = try Compression.makeZlibStream("create gzip decompressor") {
+                walship_inflateInit2($0, 15 + 16)
             }
-            zlibStream = stream
         }
     }
 
     deinit {
         if let zstdContext { ZSTD_freeDCtx(zstdContext) }
-        if let zlibStream {
-            inflateEnd(zlibStream)
-            zlibStream.deinitialize(count: 1)
-            zlibStream.deallocate()
-        }
+        if let zlibStream { Compression.freeZlibStream(zlibStream, end: inflateEnd) }
         buffer.deallocate()
     }
 
     /// Decompresses `input`, passing whatever bytes are ready to `output` (zero or more calls;
     /// each buffer is valid only during its call).
     public func update(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try checkOpen()
+        try state.checkOpen()
         guard input.count > 0 else { return }
-        state = .failed
+        try state.begin()
         switch codec {
         case .none:
             try output(input)
@@ -83,14 +70,14 @@ public final class Decompressor {
         case .gzip:
             try Compression.forEachZlibPiece(of: input) { piece, _ in try decompressGzip(piece, output: output) }
         }
-        state = .open
+        state.end()
     }
 
     /// Checks that the input ended right after a complete frame or member. The decompressor
     /// cannot be used afterwards.
     public func finish() throws {
-        try checkOpen()
-        state = .finished
+        try state.checkOpen()
+        state.end(finished: true)
         guard codec != .none else { return }
         let unit = codec == .zstd ? "frame" : "member"
         if insideFrame {
@@ -99,14 +86,6 @@ public final class Decompressor {
         }
         if !sawCompleteFrame {
             throw WalshipError(.objectCorrupt, "decompress \(codec.name) data: the input holds no complete \(unit)")
-        }
-    }
-
-    private func checkOpen() throws {
-        switch state {
-        case .open: return
-        case .finished: throw WalshipError(.internal, "decompress \(codec.name) data: the stream is already finished")
-        case .failed: throw WalshipError(.internal, "decompress \(codec.name) data: the stream failed earlier")
         }
     }
 

@@ -43,17 +43,9 @@ public final class LocalFile: @unchecked Sendable {  // The descriptor is only a
 
     /// Reads up to `buffer.count` bytes at `offset`; returns the number read (0 at end of file).
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        var total = 0
-        while total < buffer.count {
-            let n = pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(offset) + off_t(total))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LocalFile.error("read", path, errno)
-            }
-            if n == 0 { break }
-            total += n
+        try transfer("read", count: buffer.count, untilEndOfFile: true) { done in
+            pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
         }
-        return total
     }
 
     /// Reads up to `count` bytes at `offset`.
@@ -78,14 +70,8 @@ public final class LocalFile: @unchecked Sendable {  // The descriptor is only a
 
     /// Writes all of `bytes` at the current position.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LocalFile.error("write", path, errno)
-            }
-            done += n
+        try transfer("write", count: bytes.count) { done in
+            Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
         }
     }
 
@@ -95,15 +81,29 @@ public final class LocalFile: @unchecked Sendable {  // The descriptor is only a
 
     /// Writes all of `bytes` at `offset`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        try transfer("write", count: bytes.count) { done in
+            pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+        }
+    }
+
+    /// Repeats `call` (given the bytes moved so far, one `read`/`write` system call's result) until
+    /// `count` bytes are moved, or with `untilEndOfFile` until a call moves none; retries EINTR,
+    /// throws other errors as `operation`. Returns the bytes moved.
+    @discardableResult
+    private func transfer(
+        _ operation: String, count: Int, untilEndOfFile: Bool = false, _ call: (Int) -> Int
+    ) throws -> Int {
         var done = 0
-        while done < bytes.count {
-            let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+        while done < count {
+            let n = call(done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw LocalFile.error("write", path, errno)
+                throw LocalFile.error(operation, path, errno)
             }
+            if n == 0 && untilEndOfFile { break }
             done += n
         }
+        return done
     }
 
     /// Appends everything from `source`'s current position to its end at this file's current
