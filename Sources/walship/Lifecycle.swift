@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import Synchronization
 import WalshipCore
 
@@ -12,7 +11,7 @@ import WalshipCore
 /// server, `--exec`'s application) in one `ServiceGroup`. A graceful shutdown walks the services
 /// from the last listed to the first, so they are listed in start order: the metrics server
 /// answers until replication has stopped, and the application stops before replication's final
-/// sync.
+/// sync. When a service returns on its own (or throws), the rest shut down gracefully.
 enum Lifecycle {
     /// Runs `services` until they end. With `trappingSignals`, the first SIGINT or SIGTERM
     /// (including one that came while walship started, see `EarlySignal`) shuts the group down
@@ -20,26 +19,18 @@ enum Lifecycle {
     /// while the cooperative pool is busy) and a second exits at once with status 130; without
     /// (`--exec`), the signals belong to the application, whose exit ends the group.
     static func run(
-        _ services: [ServiceGroupConfiguration.ServiceConfiguration], trappingSignals: Bool,
+        _ services: [(name: String, service: any Service)], trappingSignals: Bool,
         onSignal: @escaping @Sendable () -> Void = {}, logger: Logger
     ) async throws {
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
+        let group = ServiceGroup(services, logger: logger)
         if trappingSignals {
             SignalTrap.install {
                 logger.info("stopping: shipping what is committed (a second signal exits at once)")
                 onSignal()
-                Task { await group.triggerGracefulShutdown() }
+                group.triggerGracefulShutdown()
             }
         }
         try await group.run()
-    }
-
-    /// A service of the group: when it returns on its own (or throws), the rest shut down
-    /// gracefully.
-    static func service(_ service: any Service, named name: String) -> ServiceGroupConfiguration.ServiceConfiguration {
-        ServiceGroupConfiguration.ServiceConfiguration(
-            service: service, successTerminationBehavior: .gracefullyShutdownGroup,
-            failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)
     }
 }
 

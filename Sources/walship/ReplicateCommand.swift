@@ -161,9 +161,9 @@ struct ReplicateCommand: AsyncParsableCommand {
         // Replication that ends on its own (an error, or --once) stops the application: walship
         // is its parent. The application's exit stops replication.
         let replication = ReplicationService(prepared.replicators, once: once, logger: logger)
-        var services = [Lifecycle.service(replication, named: "replication")]
-        if let server = prepared.server { services.insert(Lifecycle.service(server, named: "metrics server"), at: 0) }
-        if let application { services.append(Lifecycle.service(application, named: "application")) }
+        var services: [(name: String, service: any Service)] = [("replication", replication)]
+        if let server = prepared.server { services.insert(("metrics server", server), at: 0) }
+        if let application { services.append(("application", application)) }
         try await Lifecycle.run(
             services, trappingSignals: application == nil, onSignal: { replication.stop.stop() }, logger: logger)
         let results = replication.results

@@ -89,7 +89,7 @@ struct SnapshotCommand: AsyncParsableCommand {
                     databaseDirectory: databaseDirectory, settings: settings, logger: logger)
             ], once: true, snapshotNow: true, logger: logger)
         try await Lifecycle.run(
-            [Lifecycle.service(replication, named: "replication")], trappingSignals: true,
+            [("replication", replication)], trappingSignals: true,
             onSignal: { replication.stop.stop() }, logger: logger)
         guard let outcome = replication.results.first else {
             throw WalshipError(.internal, "the snapshot run did not end")

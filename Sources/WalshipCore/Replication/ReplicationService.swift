@@ -1,5 +1,4 @@
 import Logging
-import ServiceLifecycle
 import Synchronization
 
 /// An agent's replicators as one service of its `ServiceGroup` (with the metrics server and
@@ -77,7 +76,7 @@ extension MetricsServer: Service {
     /// Serves until the group shuts down (the server is already listening: it starts before the
     /// group, so that a taken address fails the start).
     public func run() async {
-        try? await gracefulShutdown()
+        await gracefulShutdown()
         close()
     }
 }
