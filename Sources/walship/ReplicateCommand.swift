@@ -161,8 +161,11 @@ struct ReplicateCommand: AsyncParsableCommand {
         // Replication that ends on its own (an error, or --once) stops the application: walship
         // is its parent. The application's exit stops replication.
         let replication = ReplicationService(prepared.replicators, once: once, logger: logger)
-        var services: [(name: String, service: any Service)] = [("replication", replication)]
-        if let server = prepared.server { services.insert(("metrics server", server), at: 0) }
+        // In start order: a graceful shutdown stops the last first.
+        var services: [(name: String, service: any Service)] = []
+        if let server = prepared.server { services.append(("metrics server", server)) }
+        if !once { services.append(("control sockets", ControlService(prepared.replicators, logger: logger))) }
+        services.append(("replication", replication))
         if let application { services.append(("application", application)) }
         try await Lifecycle.run(
             services, trappingSignals: application == nil, onSignal: { replication.stop.stop() }, logger: logger)

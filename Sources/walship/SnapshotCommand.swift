@@ -66,6 +66,11 @@ struct SnapshotCommand: AsyncParsableCommand {
         databaseDirectory: String, logger: Logger
     ) async throws {
         if let reply = try ControlSocket.request("snapshot", at: stateDirectory + "/control.sock") {
+            if reply.hasPrefix("unavailable ") {
+                throw WalshipError(
+                    .databaseUnusable,
+                    "the running agent cannot take a snapshot now: \(reply.dropFirst("unavailable ".count))")
+            }
             guard reply.hasPrefix("ok") else {
                 throw WalshipError(
                     .internal, "the running agent could not take the snapshot: \(reply.dropFirst("error ".count))")

@@ -54,6 +54,45 @@ extension CLIIntegration {
             #expect(try LedgerDatabase.verifiedTransactionCount(at: directory.file("latest.db")) == 58)
         }
 
+        @Test(
+            "the control socket listens from the agent's start: a snapshot asked while the agent waits for its database exits 3, saying it is starting; once it replicates, the agent takes it"
+        )
+        func snapshotWhileTheAgentStarts() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(
+                atPath: directory.file("replica"), withIntermediateDirectories: true)
+            let agent = try ReplicateCommandTests.agent(directory)
+            defer { _ = agent.stop() }
+            #expect(agent.waitForLog("waiting for the application to create the database"), "\(agent.log)")
+            // The socket is in the database's own state directory, `state/app.db-<hash>`.
+            func socket() -> String? {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.file("state"))) ?? []
+                return names.map { directory.file("state/\($0)/control.sock") }
+                    .first { FileManager.default.fileExists(atPath: $0) }
+            }
+            let deadline = Date().addingTimeInterval(30)
+            while socket() == nil && Date() < deadline {
+                usleep(20_000)  // Polls for the socket, with a deadline.
+            }
+            let path = try #require(socket(), "no control socket while the agent starts")
+            let early = try WalshipBinary.run([
+                "snapshot", directory.file("app.db"), "--state-dir", directory.file("state"),
+            ])
+            #expect(early.status == 3, "\(early.stderr)")
+            #expect(early.stderr.contains("still starting"), "\(early.stderr)")
+            try LedgerDatabase.create(at: directory.file("app.db"), rows: 7)
+            #expect(agent.waitUntilReplicating(), "\(agent.log)")
+            let asked = try WalshipBinary.run([
+                "snapshot", directory.file("app.db"), "--state-dir", directory.file("state"),
+            ])
+            #expect(asked.status == 0, "\(asked.stderr)")
+            #expect(asked.stdout.contains("by the running agent"), "\(asked.stdout)")
+            #expect(try Self.snapshotCount(directory) == 2)
+            #expect(agent.stop() == 0, "\(agent.log.suffix(2000))")
+            #expect(!FileManager.default.fileExists(atPath: path), "the socket is removed when the agent stops")
+        }
+
         @Test("walship snapshot --config snapshots every bucket of a database, or the one --bucket names")
         func snapshotEveryBucket() async throws {
             let directory = try TemporaryDirectory()

@@ -9,7 +9,8 @@ import Synchronization
 /// The agent's control socket, `<state-dir>/<db>/control.sock` (DESIGN.md section 3): a Unix
 /// stream socket, readable and writable by the agent's user only, where `walship snapshot` asks
 /// a running agent for a snapshot. One request line per connection ("snapshot"), one reply line
-/// ("ok ..." or "error ..."). The agent holds the state lock, so a socket file left by a killed
+/// ("ok ...", "error ...", or "unavailable ..." while the agent does not replicate the database:
+/// see `ControlEndpoint`). The agent holds the state lock, so a socket file left by a killed
 /// agent is stale and replaced.
 public final class ControlSocket: Sendable {
     public let path: String

@@ -53,6 +53,8 @@ public final class DatabaseReplicator: Sendable {
     public let databaseDirectory: String
     /// What this replicator exports at `/metrics`.
     public let metrics = ReplicationMetrics()
+    /// Where `walship snapshot` reaches this replicator's run (through `ControlService`'s socket).
+    public let control = ControlEndpoint()
 
     public convenience init(
         databasePath: String, replica: Replica, stateDirectory: String, databaseDirectory: String? = nil,
@@ -84,6 +86,8 @@ public final class DatabaseReplicator: Sendable {
     /// Runs until `stop` (or, with `once`, until everything is shipped). `snapshotNow` asks for
     /// a snapshot at once, whatever the interval says (`walship snapshot` with no agent running).
     public func run(once: Bool, snapshotNow: Bool = false, stop: StopSignal) async throws -> Report {
+        control.begin()
+        defer { control.end() }
         try FileSystem.createDirectories(stateDirectory, mode: 0o700)
         let lock = try DatabaseLock.acquire(directory: databaseDirectory, databasePath: databasePath)
         defer { lock.release() }
@@ -141,9 +145,8 @@ public final class DatabaseReplicator: Sendable {
             databasePath: databasePath, progress: loop.progress, spool: spool, codec: settings.compression,
             stepPages: settings.snapshotStepPages, pollInterval: settings.walPollInterval, logger: logger, now: now)
         if snapshotNow { loop.snapshots.demand(atMs: now()) }
-        // `walship snapshot` reaches a running agent here.
-        let control = once ? nil : openControlSocket(box, spool: spool, stop: stop, now: now)
-        defer { control?.close() }
+        // `walship snapshot` reaches a running agent here, until the final drain has ended.
+        if !once { serveControlRequests(box, spool: spool, stop: stop, now: now) }
 
         try await boundingTheStop(stop) {
             try await self.runTasks(
@@ -398,21 +401,13 @@ public final class DatabaseReplicator: Sendable {
         }
     }
 
-    /// The control socket `walship snapshot` reaches a running agent through; without one the
-    /// agent still runs (warned).
-    private func openControlSocket(
+    /// Answers the control socket's requests from now on (`walship snapshot`).
+    private func serveControlRequests(
         _ box: LoopBox, spool: Spool, stop: StopSignal, now: @escaping @Sendable () -> UInt64
-    ) -> ControlSocket? {
-        do {
-            return try ControlSocket.listen(at: stateDirectory + "/control.sock", logger: logger) { request in
-                guard request == "snapshot" else { return "error unknown request '\(request)'" }
-                return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop, now: now)
-            }
-        } catch {
-            logger.warning(
-                "no control socket: walship snapshot cannot reach this agent",
-                metadata: ["db.path": "\(databasePath)", "error": "\(error)"])
-            return nil
+    ) {
+        control.serve { request in
+            guard request == "snapshot" else { return "error unknown request '\(request)'" }
+            return self.answerSnapshotRequest(book: box.loop.snapshots, spool: spool, stop: stop, now: now)
         }
     }
 
