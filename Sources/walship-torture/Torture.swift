@@ -212,6 +212,10 @@ struct Torture: AsyncParsableCommand {
             ("restores checked by time", "\(checker.timeRestores)"),
             ("restores whose recorded checksum was verified", "\(checker.checksumsVerified)"),
             (
+                "of them from a snapshot alone, shorter than its segment by zero pages",
+                "\(checker.snapshotsShorterThanTheirSegment)"
+            ),
+            (
                 "walship verify findings",
                 checker.verifyFindings.isEmpty
                     ? "none"

@@ -44,6 +44,7 @@ final class TortureRun {
     private var verifyStoppedInPeriod: Int?
     private var startCheckCommitInPeriod: Int?
     private var hangingStopInPeriod: Int?
+    private var snapshotAskedInPeriod: Int?
     /// The fault proxy between the agent and its S3 store (nil for file replicas).
     let proxy: FaultProxy?
 
@@ -88,7 +89,8 @@ final class TortureRun {
     /// The events at fixed points of each period: a start on a full state disk; a copy of the
     /// database saved, then put back over it in place; a first snapshot damaged in the store for
     /// a while; a wal-index header left inconsistent (sometimes under another process's write
-    /// lock); the agent stopped during a verify; a second agent continuing a copy of the first
+    /// lock); the agent stopped during a verify; `walship snapshot` asked of the running agent
+    /// (at random, the agent killed under it); a second agent continuing a copy of the first
     /// one's state for a while (a rolling
     /// deploy); (file replicas) the agent's wall clock stepped one hour back; cron mode; and the
     /// spool's file system filled while the agent runs.
@@ -112,6 +114,20 @@ final class TortureRun {
                 copy: savedCopy, workload: workload, agent: agent, directory: directory, events: &events,
                 excused: &excused, using: &random)
             try? FileManager.default.removeItem(atPath: savedCopy)
+            problems += found.map { "op \(op): \($0)" }
+        case let point
+        where point >= period / 2 && point < period * 11 / 20 && snapshotAskedInPeriod != op / period
+            && agent.isRunning && agent.hasSettled && secondAgent == nil:
+            snapshotAskedInPeriod = op / period
+            let killing = Bool.random(using: &random)
+            let (event, found) = try SnapshotRequest.run(
+                agent: agent, database: workload.path, directory: directory, replicaURL: replicaURL,
+                checkEnvironment: checkEnvironment, killing: killing, using: &random)
+            if killing {
+                count("agent kill -9")
+                restartAt = op + 1
+            }
+            if !event.isEmpty { count(event) }
             problems += found.map { "op \(op): \($0)" }
         case let point
         where point >= period * 7 / 20 && point < period * 2 / 5 && headerBrokenInPeriod != op / period

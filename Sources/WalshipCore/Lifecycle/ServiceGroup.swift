@@ -37,6 +37,7 @@ public final class ServiceGroup: Sendable {
 
     /// Runs every service until all have ended; then throws the first error one threw.
     public func run() async throws {
+        guard !services.isEmpty else { return }
         let firstError = await withTaskGroup(of: Ended.self) { group -> (any Error)? in
             for (index, entry) in services.enumerated() {
                 group.addTask { [trigger = triggers[index]] in
