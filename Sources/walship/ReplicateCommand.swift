@@ -144,7 +144,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         }
         let prepared: Prepared
         do {
-            prepared = try prepare(jobs, address: httpAddr ?? configuration?.httpAddress, logger: logger)
+            prepared = try prepare(jobs, address: httpAddr ?? configuration?.httpAddress, once: once, logger: logger)
         } catch {
             // The application starts first (it may create its database); a start that fails
             // after it stops it again: walship is its parent.
@@ -155,6 +155,7 @@ struct ReplicateCommand: AsyncParsableCommand {
             throw error
         }
         defer {
+            prepared.control?.close()
             prepared.locks.forEach { $0.release() }
             prepared.server?.close()
         }
@@ -164,7 +165,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         // In start order: a graceful shutdown stops the last first.
         var services: [(name: String, service: any Service)] = []
         if let server = prepared.server { services.append(("metrics server", server)) }
-        if !once { services.append(("control sockets", ControlService(prepared.replicators, logger: logger))) }
+        if let control = prepared.control { services.append(("control sockets", control)) }
         services.append(("replication", replication))
         if let application { services.append(("application", application)) }
         try await Lifecycle.run(
@@ -188,10 +189,14 @@ struct ReplicateCommand: AsyncParsableCommand {
     private struct Prepared {
         var replicators: [DatabaseReplicator]
         var server: MetricsServer?
+        var control: ControlService?
         var locks: [DatabaseLock] = []
     }
 
-    private func prepare(_ jobs: [Job], address: String?, logger: Logger) throws -> Prepared {
+    /// The replicators, and for a running agent (or one serving HTTP) each database's lock, the
+    /// control sockets and the metrics server, all taken before replication starts: a second
+    /// agent exits 3 at once, and a socket is never opened without its database's lock.
+    private func prepare(_ jobs: [Job], address: String?, once: Bool, logger: Logger) throws -> Prepared {
         var prepared = Prepared(
             replicators: jobs.map { job in
                 DatabaseReplicator(
@@ -201,7 +206,7 @@ struct ReplicateCommand: AsyncParsableCommand {
         for replicator in prepared.replicators {
             if let error = replicator.missingReplicaDirectory() { throw error }
         }
-        guard let address else { return prepared }
+        guard address != nil || !once else { return prepared }
         do {
             // Each database's lock first: a second agent exits 3 ("another agent"), not 2 for
             // the address its twin already listens on. The replicators share these locks.
@@ -209,9 +214,13 @@ struct ReplicateCommand: AsyncParsableCommand {
                 prepared.locks.append(
                     try DatabaseLock.acquire(directory: job.databaseDirectory, databasePath: job.path))
             }
-            prepared.server = try Self.startMetricsServer(
-                address: address, replicators: prepared.replicators, logger: logger)
+            if !once { prepared.control = ControlService(prepared.replicators, logger: logger) }
+            if let address {
+                prepared.server = try Self.startMetricsServer(
+                    address: address, replicators: prepared.replicators, logger: logger)
+            }
         } catch {
+            prepared.control?.close()
             prepared.locks.forEach { $0.release() }
             throw error
         }

@@ -479,13 +479,15 @@ public final class DatabaseReplicator: Sendable {
     private func answerSnapshotRequest(
         book: SnapshotBook, spool: Spool, stop: StopSignal, now: @Sendable () -> UInt64
     ) -> String {
+        // A stopping agent takes no snapshot on request (it would only lengthen the stop).
+        if stop.isStopped { return "unavailable the agent is stopping" }
         let since = now()
         let failuresBefore = book.demandOutcome.failures
         book.demand(atMs: since)
         logger.info("snapshot requested through the control socket", metadata: ["db.path": "\(databasePath)"])
         var header: ObjectHeader
         while true {
-            if stop.isStopped { return "error the agent is stopping" }
+            if stop.isStopped { return "unavailable the agent is stopping" }
             let outcome = book.demandOutcome
             if let taken = outcome.header, taken.firstMs >= since {
                 header = taken
