@@ -15,8 +15,6 @@ final class ShutdownTrigger: Sendable {
 
     private let state = Mutex(State())
 
-    var isTriggered: Bool { state.withLock { $0.triggered } }
-
     /// Triggers it (again is a no-op) and runs the handlers registered so far, in order.
     func trigger() {
         let handlers = state.withLock { state -> [@Sendable () -> Void] in

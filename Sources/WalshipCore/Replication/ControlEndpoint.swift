@@ -26,17 +26,14 @@ public final class ControlEndpoint: Sendable {
 
     /// The reply line to one request line (on the socket's connection thread: a handler may wait).
     public func answer(_ request: String) -> String {
-        let handler = phase.withLock { phase -> (@Sendable (String) -> String)? in
-            if case .serving(let handler) = phase { return handler }
-            return nil
-        }
-        if let handler { return handler(request) }
-        return phase.withLock { phase in
-            if case .ended = phase {
-                return "unavailable this agent no longer replicates the database (it stopped or failed; see its log)"
-            }
+        switch phase.withLock({ $0 }) {
+        case .serving(let handler):
+            return handler(request)
+        case .starting:
             return
                 "unavailable this agent is still starting (waiting for the database, or checking it and the replica); try again once it replicates"
+        case .ended:
+            return "unavailable this agent no longer replicates the database (it stopped or failed; see its log)"
         }
     }
 }
