@@ -123,6 +123,29 @@ final class AgentController {
         return (status, Date().timeIntervalSince(second))
     }
 
+    /// SIGTERM, and a new start at once, before the old process has exited (a supervisor that
+    /// restarts without waiting). The new one exits 3 when the old one still held the database
+    /// lock; it is then started again, as the supervisor would. Returns the old one's exit status
+    /// and whether the new one was refused once.
+    func restartOverlapping() throws -> (stopped: Int32, refused: Bool) {
+        guard let old = process else { return (0, false) }
+        stops.append((Workload.nowMs(), .term))
+        kill(old.pid, SIGTERM)
+        process = nil
+        try start()
+        let stopped = old.wait(timeout: 60)
+        guard let new = process else { return (stopped, false) }
+        // The new one decides on the lock at once; give it a moment to exit if it was refused.
+        _ = new.waitForLog("replicating", timeout: 5)
+        guard !new.isRunning || new.log.contains("another walship agent") else { return (stopped, false) }
+        let status = new.wait(timeout: 10)
+        stops.append((Workload.nowMs(), .term))
+        process = nil
+        if status != 3 { unexpectedExits.append("an agent started while another stopped exited \(status)") }
+        try start()
+        return (stopped, true)
+    }
+
     /// Stops the agent; returns the exit status of a SIGTERM stop.
     @discardableResult
     func stop(_ how: Stop) -> Int32? {

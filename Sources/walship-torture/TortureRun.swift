@@ -90,7 +90,8 @@ final class TortureRun {
     /// database saved, then put back over it in place; a first snapshot damaged in the store for
     /// a while; a wal-index header left inconsistent (sometimes under another process's write
     /// lock); the agent stopped during a verify; `walship snapshot` asked of the running agent
-    /// (at random, the agent killed under it); a second agent continuing a copy of the first
+    /// (at random with the agent killed, stopped or restarted under it); a second agent
+    /// continuing a copy of the first
     /// one's state for a while (a rolling
     /// deploy); (file replicas) the agent's wall clock stepped one hour back; cron mode; and the
     /// spool's file system filled while the agent runs.
@@ -119,14 +120,12 @@ final class TortureRun {
         where point >= period / 2 && point < period * 11 / 20 && snapshotAskedInPeriod != op / period
             && agent.isRunning && agent.hasSettled && secondAgent == nil:
             snapshotAskedInPeriod = op / period
-            let killing = Bool.random(using: &random)
+            let interruption = SnapshotRequest.Interruption.allCases.randomElement(using: &random)!
             let (event, found) = try SnapshotRequest.run(
                 agent: agent, database: workload.path, directory: directory, replicaURL: replicaURL,
-                checkEnvironment: checkEnvironment, killing: killing, using: &random)
-            if killing {
-                count("agent kill -9")
-                restartAt = op + 1
-            }
+                checkEnvironment: checkEnvironment, interruption: interruption, using: &random)
+            if interruption == .kill { count("agent kill -9") }
+            if interruption == .kill || interruption == .stop { restartAt = op + 1 }
             if !event.isEmpty { count(event) }
             problems += found.map { "op \(op): \($0)" }
         case let point
