@@ -33,10 +33,6 @@ struct Checker {
     private(set) var timeRestores = 0
     private(set) var maxObserveLag: UInt64 = 0
 
-    /// The database checksum and size recorded for each restore point (from the segment
-    /// indexes), by generation and txid: every restore of one must report having verified exactly
-    /// that checksum (a restore from a snapshot alone: see `matchesBeyondItsEnd`).
-    private var recordedChecksums: [String: [UInt64: (checksum: UInt64, pages: UInt32)]] = [:]
     /// Restores from a snapshot alone whose copy ended before the segment's database size.
     private(set) var snapshotsShorterThanTheirSegment = 0
     private(set) var checksumsVerified = 0
@@ -112,9 +108,13 @@ struct Checker {
             restored.checksum = (object?["restore.checksum"] as? String).flatMap { UInt64($0, radix: 16) }
             snapshotAlone = object?["restore.commit_time"] as? String == "snapshot"
         }
+        // Every restore of a point whose segment records a checksum must report having verified
+        // exactly it (a restore from a snapshot alone: see `matchesBeyondItsEnd`).
         if let generation = restored.generation, let txid = restored.txid,
-            let recorded = recordedChecksums[generation]?[txid]
+            let transaction = GenerationID(hex: generation).flatMap({ observedBy[$0]?[txid] }),
+            let checksum = transaction.checksum
         {
+            let recorded = (checksum: checksum, pages: transaction.databasePages)
             if restored.checksum == recorded.checksum {
                 checksumsVerified += 1
             } else if snapshotAlone, let checksum = restored.checksum,
@@ -321,11 +321,6 @@ struct Checker {
         for generation in audit.generations {
             for transaction in generation.transactions {
                 observedBy[generation.generation, default: [:]][transaction.txid] = transaction
-                if let checksum = transaction.checksum {
-                    recordedChecksums["\(generation.generation)", default: [:]][transaction.txid] = (
-                        checksum, transaction.databasePages
-                    )
-                }
             }
         }
         return true
