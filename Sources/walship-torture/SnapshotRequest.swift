@@ -14,7 +14,8 @@ enum SnapshotRequest {
     enum Interruption: CaseIterable {
         /// Nothing: the snapshot must be uploaded before the command returns (exit 0) and listed.
         case none
-        /// kill -9: the command must end within 10 s, 0 (uploaded first) or 1 (connection closed).
+        /// kill -9: the command must end within 10 s, 0 (uploaded first), 1 (connection closed) or
+        /// 2 (no agent listened any more when it connected: a killed agent's socket refuses).
         case kill
         /// SIGTERM: the command must end by the time the agent has stopped, 0 or 3 ("stopping").
         case stop
@@ -52,7 +53,8 @@ enum SnapshotRequest {
         case .kill:
             agent.stop(.kill)
             let (status, output) = wait(for: asked, seconds: 10)
-            guard let status, status == 0 || status == 1 else {
+            guard let status, status == 0 || status == 1 || (status == 2 && output.contains("no agent is running"))
+            else {
                 return ("", ["walship snapshot with the agent killed under it: \(describe(status, output))"])
             }
             return ("snapshot asked, agent killed under the request (exit \(status))", [])
